@@ -1,0 +1,327 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Action, EventId, OrgSlug, Timestamp};
+
+/// Who acted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    /// A person with an account (a management user of the platform, or a user of a service
+    /// that records through the API).
+    User,
+    /// Someone not (yet) known, e.g. the identifier typed at a failed sign-in.
+    Anonymous,
+    /// A machine: another service of the platform.
+    Service,
+    /// An API token acting on its own behalf.
+    ApiToken,
+    /// Logbook or the platform itself (expiry jobs, set-up).
+    System,
+}
+
+impl ActorKind {
+    pub const fn code(self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::Anonymous => "anonymous",
+            ActorKind::Service => "service",
+            ActorKind::ApiToken => "api_token",
+            ActorKind::System => "system",
+        }
+    }
+
+    pub fn from_code(s: &str) -> Option<Self> {
+        Some(match s {
+            "user" => ActorKind::User,
+            "anonymous" => ActorKind::Anonymous,
+            "service" => ActorKind::Service,
+            "api_token" => ActorKind::ApiToken,
+            "system" => ActorKind::System,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    #[serde(rename = "type")]
+    pub kind: ActorKind,
+    pub id: String,
+    /// The email at the time of the event (a snapshot: later changes do not rewrite history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl Actor {
+    /// What the User column shows: the email, or else the identifier.
+    pub fn display(&self) -> &str {
+        self.email.as_deref().unwrap_or(&self.id)
+    }
+
+    pub fn system() -> Self {
+        Actor {
+            kind: ActorKind::System,
+            id: "system".into(),
+            email: None,
+        }
+    }
+}
+
+/// What was acted on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    #[serde(default)]
+    pub display: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    #[default]
+    Success,
+    Failure,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Source {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+/// An event as submitted for appending: everything but the fields the log assigns
+/// (`org`, `seq`, `id`, `time`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    pub action: Action,
+    pub actor: Actor,
+    pub target: Option<Target>,
+    /// A short sentence a person can read, e.g. "Role changed from Auditor to Admin".
+    pub details: String,
+    /// Structured details: old/new values, method, reason.
+    pub fields: BTreeMap<String, String>,
+    pub outcome: Outcome,
+    pub source: Source,
+    /// How the event reached Logbook, set by Logbook itself and never by the submitter:
+    /// `console`, `cli`, or `api-token:<name>`.
+    pub recorded_by: String,
+}
+
+/// An event in a log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub org: OrgSlug,
+    /// Position in the organization's log: gapless from 0, and the leaf index in its Merkle tree.
+    pub seq: u64,
+    pub id: EventId,
+    /// Assigned by the server; non-decreasing along `seq`.
+    pub time: Timestamp,
+    pub body: NewEvent,
+}
+
+/// Size limits on what an event may carry. Generous for real use, small enough that a hostile
+/// submitter cannot bloat the log.
+#[derive(Debug)]
+pub struct Limits {
+    pub identifier: usize,
+    pub details: usize,
+    pub fields: usize,
+    pub field_key: usize,
+    pub field_value: usize,
+    pub user_agent: usize,
+}
+
+pub const LIMITS: Limits = Limits {
+    identifier: 320,
+    details: 2000,
+    fields: 32,
+    field_key: 64,
+    field_value: 1000,
+    user_agent: 512,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("{field} is required")]
+    Missing { field: &'static str },
+    #[error("{field} is longer than {max} characters")]
+    TooLong { field: String, max: usize },
+    #[error("{field} contains a control character")]
+    ControlCharacter { field: String },
+    #[error("at most {max} fields are allowed")]
+    TooManyFields { max: usize },
+    #[error("field name {0:?} must be 1-64 characters of a-z, 0-9, '_' and '.'")]
+    BadFieldName(String),
+    #[error("target type {0:?} must be 1-64 characters of a-z, 0-9 and '_'")]
+    BadTargetType(String),
+}
+
+fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<(), EventError> {
+    if required && value.trim().is_empty() {
+        return Err(EventError::Missing {
+            field: static_name(field),
+        });
+    }
+    if value.chars().count() > max {
+        return Err(EventError::TooLong {
+            field: field.to_owned(),
+            max,
+        });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(EventError::ControlCharacter {
+            field: field.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn static_name(field: &str) -> &'static str {
+    match field {
+        "actor.id" => "actor.id",
+        "details" => "details",
+        "target.id" => "target.id",
+        _ => "a field",
+    }
+}
+
+impl NewEvent {
+    /// Checks everything a submitter controls. Called before anything is appended.
+    pub fn validate(&self) -> Result<(), EventError> {
+        let l = &LIMITS;
+        check_text("actor.id", &self.actor.id, l.identifier, true)?;
+        if let Some(email) = &self.actor.email {
+            check_text("actor.email", email, l.identifier, false)?;
+        }
+        if let Some(t) = &self.target {
+            let type_ok = !t.kind.is_empty()
+                && t.kind.len() <= 64
+                && t.kind
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !type_ok {
+                return Err(EventError::BadTargetType(t.kind.chars().take(64).collect()));
+            }
+            check_text("target.id", &t.id, l.identifier, true)?;
+            check_text("target.display", &t.display, l.identifier, false)?;
+        }
+        check_text("details", &self.details, l.details, false)?;
+        if self.fields.len() > l.fields {
+            return Err(EventError::TooManyFields { max: l.fields });
+        }
+        for (k, v) in &self.fields {
+            let key_ok = !k.is_empty()
+                && k.len() <= l.field_key
+                && k.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.'
+                });
+            if !key_ok {
+                return Err(EventError::BadFieldName(k.chars().take(64).collect()));
+            }
+            check_text(&format!("fields.{k}"), v, l.field_value, false)?;
+        }
+        if let Some(ua) = &self.source.user_agent {
+            check_text("source.user_agent", ua, l.user_agent, false)?;
+        }
+        check_text("recorded_by", &self.recorded_by, l.identifier, true)?;
+        Ok(())
+    }
+}
+
+impl Event {
+    /// What the User column shows.
+    pub fn user(&self) -> &str {
+        self.body.actor.display()
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "#{} {} {} {}",
+            self.seq,
+            self.time,
+            self.user(),
+            self.body.action.label()
+        )
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn sample() -> NewEvent {
+        NewEvent {
+            action: Action::UserRoleUpdated,
+            actor: Actor {
+                kind: ActorKind::User,
+                id: "u-1".into(),
+                email: Some("ada@example.com".into()),
+            },
+            target: Some(Target {
+                kind: "management_user".into(),
+                id: "u-2".into(),
+                display: "bob@example.com".into(),
+            }),
+            details: "Role changed from Auditor to Admin".into(),
+            fields: [
+                ("old_role".to_string(), "auditor".to_string()),
+                ("new_role".into(), "admin".into()),
+            ]
+            .into(),
+            outcome: Outcome::Success,
+            source: Source {
+                ip: Some("203.0.113.7".parse().unwrap()),
+                user_agent: Some("Mozilla/5.0".into()),
+            },
+            recorded_by: "console".into(),
+        }
+    }
+
+    #[test]
+    fn valid_event_passes() {
+        sample().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_a_reason() {
+        let mut e = sample();
+        e.actor.id = " ".into();
+        assert_eq!(e.validate(), Err(EventError::Missing { field: "actor.id" }));
+
+        let mut e = sample();
+        e.details = "x".repeat(2001);
+        assert!(matches!(e.validate(), Err(EventError::TooLong { .. })));
+
+        let mut e = sample();
+        e.details = "line\nbreak".into();
+        assert!(matches!(
+            e.validate(),
+            Err(EventError::ControlCharacter { .. })
+        ));
+
+        let mut e = sample();
+        e.fields.insert("Bad Key".into(), "v".into());
+        assert!(matches!(e.validate(), Err(EventError::BadFieldName(_))));
+
+        let mut e = sample();
+        e.fields = (0..33)
+            .map(|i| (format!("k{i}"), "v".to_string()))
+            .collect();
+        assert_eq!(e.validate(), Err(EventError::TooManyFields { max: 32 }));
+
+        let mut e = sample();
+        e.target.as_mut().unwrap().kind = "Drop Table".into();
+        assert!(matches!(e.validate(), Err(EventError::BadTargetType(_))));
+    }
+}

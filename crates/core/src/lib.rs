@@ -1,0 +1,18 @@
+//! Logbook's domain model.
+//!
+//! Everything here is pure: no I/O, no global clock, no global randomness. The clock and the
+//! random source are traits ([`Clock`], [`Random`]) handed in by the caller, so tests control
+//! time and identifiers.
+
+mod action;
+mod event;
+mod ids;
+pub mod leaf;
+mod random;
+mod time;
+
+pub use action::{Action, UnknownAction};
+pub use event::{Actor, ActorKind, Event, EventError, NewEvent, Outcome, Source, Target, LIMITS};
+pub use ids::{ApiTokenId, EventId, InvalidOrgSlug, OrgId, OrgSlug};
+pub use random::{OsRandom, Random, SeededRandom};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
