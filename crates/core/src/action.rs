@@ -104,10 +104,7 @@ mod tests {
 
     #[test]
     fn seed_catalogue_codes_and_labels() {
-        let seed: Vec<_> = Action::ALL[..9]
-            .iter()
-            .map(|a| (a.code(), a.label()))
-            .collect();
+        let seed: Vec<_> = Action::ALL[..9].iter().map(|a| (a.code(), a.label())).collect();
         assert_eq!(
             seed,
             [
@@ -131,9 +128,6 @@ mod tests {
             assert_eq!(Action::from_code(a.code()), Ok(*a));
             assert!(seen.insert(a.code()), "duplicate code {}", a.code());
         }
-        assert_eq!(
-            Action::from_code("user.hacked"),
-            Err(UnknownAction("user.hacked".into()))
-        );
+        assert_eq!(Action::from_code("user.hacked"), Err(UnknownAction("user.hacked".into())));
     }
 }

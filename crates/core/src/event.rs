@@ -63,11 +63,7 @@ impl Actor {
     }
 
     pub fn system() -> Self {
-        Actor {
-            kind: ActorKind::System,
-            id: "system".into(),
-            email: None,
-        }
+        Actor { kind: ActorKind::System, id: "system".into(), email: None }
     }
 }
 
@@ -139,14 +135,8 @@ pub struct Limits {
     pub user_agent: usize,
 }
 
-pub const LIMITS: Limits = Limits {
-    identifier: 320,
-    details: 2000,
-    fields: 32,
-    field_key: 64,
-    field_value: 1000,
-    user_agent: 512,
-};
+pub const LIMITS: Limits =
+    Limits { identifier: 320, details: 2000, fields: 32, field_key: 64, field_value: 1000, user_agent: 512 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
@@ -166,20 +156,13 @@ pub enum EventError {
 
 fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<(), EventError> {
     if required && value.trim().is_empty() {
-        return Err(EventError::Missing {
-            field: static_name(field),
-        });
+        return Err(EventError::Missing { field: static_name(field) });
     }
     if value.chars().count() > max {
-        return Err(EventError::TooLong {
-            field: field.to_owned(),
-            max,
-        });
+        return Err(EventError::TooLong { field: field.to_owned(), max });
     }
     if value.chars().any(char::is_control) {
-        return Err(EventError::ControlCharacter {
-            field: field.to_owned(),
-        });
+        return Err(EventError::ControlCharacter { field: field.to_owned() });
     }
     Ok(())
 }
@@ -204,9 +187,7 @@ impl NewEvent {
         if let Some(t) = &self.target {
             let type_ok = !t.kind.is_empty()
                 && t.kind.len() <= 64
-                && t.kind
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                && t.kind.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
             if !type_ok {
                 return Err(EventError::BadTargetType(t.kind.chars().take(64).collect()));
             }
@@ -220,9 +201,7 @@ impl NewEvent {
         for (k, v) in &self.fields {
             let key_ok = !k.is_empty()
                 && k.len() <= l.field_key
-                && k.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.'
-                });
+                && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
             if !key_ok {
                 return Err(EventError::BadFieldName(k.chars().take(64).collect()));
             }
@@ -245,14 +224,7 @@ impl Event {
 
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "#{} {} {} {}",
-            self.seq,
-            self.time,
-            self.user(),
-            self.body.action.label()
-        )
+        write!(f, "#{} {} {} {}", self.seq, self.time, self.user(), self.body.action.label())
     }
 }
 
@@ -263,27 +235,16 @@ pub(crate) mod tests {
     pub fn sample() -> NewEvent {
         NewEvent {
             action: Action::UserRoleUpdated,
-            actor: Actor {
-                kind: ActorKind::User,
-                id: "u-1".into(),
-                email: Some("ada@example.com".into()),
-            },
+            actor: Actor { kind: ActorKind::User, id: "u-1".into(), email: Some("ada@example.com".into()) },
             target: Some(Target {
                 kind: "management_user".into(),
                 id: "u-2".into(),
                 display: "bob@example.com".into(),
             }),
             details: "Role changed from Auditor to Admin".into(),
-            fields: [
-                ("old_role".to_string(), "auditor".to_string()),
-                ("new_role".into(), "admin".into()),
-            ]
-            .into(),
+            fields: [("old_role".to_string(), "auditor".to_string()), ("new_role".into(), "admin".into())].into(),
             outcome: Outcome::Success,
-            source: Source {
-                ip: Some("203.0.113.7".parse().unwrap()),
-                user_agent: Some("Mozilla/5.0".into()),
-            },
+            source: Source { ip: Some("203.0.113.7".parse().unwrap()), user_agent: Some("Mozilla/5.0".into()) },
             recorded_by: "console".into(),
         }
     }
@@ -305,19 +266,14 @@ pub(crate) mod tests {
 
         let mut e = sample();
         e.details = "line\nbreak".into();
-        assert!(matches!(
-            e.validate(),
-            Err(EventError::ControlCharacter { .. })
-        ));
+        assert!(matches!(e.validate(), Err(EventError::ControlCharacter { .. })));
 
         let mut e = sample();
         e.fields.insert("Bad Key".into(), "v".into());
         assert!(matches!(e.validate(), Err(EventError::BadFieldName(_))));
 
         let mut e = sample();
-        e.fields = (0..33)
-            .map(|i| (format!("k{i}"), "v".to_string()))
-            .collect();
+        e.fields = (0..33).map(|i| (format!("k{i}"), "v".to_string())).collect();
         assert_eq!(e.validate(), Err(EventError::TooManyFields { max: 32 }));
 
         let mut e = sample();

@@ -21,9 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{
-    Action, Actor, ActorKind, Event, EventId, NewEvent, OrgSlug, Outcome, Source, Target, Timestamp,
-};
+use crate::{Action, Actor, ActorKind, Event, EventId, NewEvent, OrgSlug, Outcome, Source, Target, Timestamp};
 
 pub const VERSION: u8 = 1;
 
@@ -115,18 +113,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn err(&self, what: &'static str) -> LeafError {
-        LeafError {
-            offset: self.pos,
-            what,
-        }
+        LeafError { offset: self.pos, what }
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], LeafError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| self.err("truncated"))?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| self.err("truncated"))?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -150,20 +141,14 @@ impl<'a> Reader<'a> {
     fn str(&mut self) -> Result<&'a str, LeafError> {
         let n = self.u32()?;
         let at = self.pos;
-        std::str::from_utf8(self.take(n)?).map_err(|_| LeafError {
-            offset: at,
-            what: "invalid UTF-8",
-        })
+        std::str::from_utf8(self.take(n)?).map_err(|_| LeafError { offset: at, what: "invalid UTF-8" })
     }
 
     fn flag(&mut self) -> Result<bool, LeafError> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
-            _ => Err(LeafError {
-                offset: self.pos - 1,
-                what: "bad presence flag",
-            }),
+            _ => Err(LeafError { offset: self.pos - 1, what: "bad presence flag" }),
         }
     }
 
@@ -180,40 +165,20 @@ impl<'a> Reader<'a> {
 pub fn decode(buf: &[u8]) -> Result<Event, LeafError> {
     let mut r = Reader { buf, pos: 0 };
     if r.u8()? != VERSION {
-        return Err(LeafError {
-            offset: 0,
-            what: "unknown version",
-        });
+        return Err(LeafError { offset: 0, what: "unknown version" });
     }
     let org_at = r.pos;
-    let org = OrgSlug::parse(r.str()?).map_err(|_| LeafError {
-        offset: org_at,
-        what: "bad organization",
-    })?;
+    let org = OrgSlug::parse(r.str()?).map_err(|_| LeafError { offset: org_at, what: "bad organization" })?;
     let seq = u64::from_be_bytes(r.array()?);
     let id = EventId(uuid::Uuid::from_bytes(r.array()?));
     let time = Timestamp::from_micros(i64::from_be_bytes(r.array()?));
     let at = r.pos;
-    let action = Action::from_code(r.str()?).map_err(|_| LeafError {
-        offset: at,
-        what: "unknown action",
-    })?;
+    let action = Action::from_code(r.str()?).map_err(|_| LeafError { offset: at, what: "unknown action" })?;
     let at = r.pos;
-    let kind = ActorKind::from_code(r.str()?).ok_or(LeafError {
-        offset: at,
-        what: "unknown actor type",
-    })?;
-    let actor = Actor {
-        kind,
-        id: r.str()?.to_owned(),
-        email: r.opt_str()?.map(str::to_owned),
-    };
+    let kind = ActorKind::from_code(r.str()?).ok_or(LeafError { offset: at, what: "unknown actor type" })?;
+    let actor = Actor { kind, id: r.str()?.to_owned(), email: r.opt_str()?.map(str::to_owned) };
     let target = if r.flag()? {
-        Some(Target {
-            kind: r.str()?.to_owned(),
-            id: r.str()?.to_owned(),
-            display: r.str()?.to_owned(),
-        })
+        Some(Target { kind: r.str()?.to_owned(), id: r.str()?.to_owned(), display: r.str()?.to_owned() })
     } else {
         None
     };
@@ -225,10 +190,7 @@ pub fn decode(buf: &[u8]) -> Result<Event, LeafError> {
         let at = r.pos;
         let k = r.str()?;
         if last.is_some_and(|l| l >= k) {
-            return Err(LeafError {
-                offset: at,
-                what: "field keys not strictly increasing",
-            });
+            return Err(LeafError { offset: at, what: "field keys not strictly increasing" });
         }
         last = Some(k);
         fields.insert(k.to_owned(), r.str()?.to_owned());
@@ -236,26 +198,15 @@ pub fn decode(buf: &[u8]) -> Result<Event, LeafError> {
     let outcome = match r.u8()? {
         0 => Outcome::Success,
         1 => Outcome::Failure,
-        _ => {
-            return Err(LeafError {
-                offset: r.pos - 1,
-                what: "bad outcome",
-            })
-        }
+        _ => return Err(LeafError { offset: r.pos - 1, what: "bad outcome" }),
     };
     let at = r.pos;
     let ip = match r.opt_str()? {
         None => None,
         Some(s) => {
-            let ip: std::net::IpAddr = s.parse().map_err(|_| LeafError {
-                offset: at,
-                what: "bad ip",
-            })?;
+            let ip: std::net::IpAddr = s.parse().map_err(|_| LeafError { offset: at, what: "bad ip" })?;
             if ip.to_string() != s {
-                return Err(LeafError {
-                    offset: at,
-                    what: "ip not in canonical form",
-                });
+                return Err(LeafError { offset: at, what: "ip not in canonical form" });
             }
             Some(ip)
         }
@@ -288,10 +239,7 @@ pub fn decode(buf: &[u8]) -> Result<Event, LeafError> {
 pub fn keys(buf: &[u8]) -> Result<LeafKeys<'_>, LeafError> {
     let mut r = Reader { buf, pos: 0 };
     if r.u8()? != VERSION {
-        return Err(LeafError {
-            offset: 0,
-            what: "unknown version",
-        });
+        return Err(LeafError { offset: 0, what: "unknown version" });
     }
     let org = r.str()?;
     let seq = u64::from_be_bytes(r.array()?);
@@ -301,13 +249,7 @@ pub fn keys(buf: &[u8]) -> Result<LeafKeys<'_>, LeafError> {
     r.str()?;
     let id = r.str()?;
     let user = r.opt_str()?.unwrap_or(id);
-    Ok(LeafKeys {
-        org,
-        seq,
-        time,
-        action,
-        user,
-    })
+    Ok(LeafKeys { org, seq, time, action, user })
 }
 
 #[cfg(test)]
@@ -404,10 +346,7 @@ mod tests {
             s2[j + 4] = b'a';
             s2
         };
-        assert_eq!(
-            decode(&swapped).unwrap_err().what,
-            "field keys not strictly increasing"
-        );
+        assert_eq!(decode(&swapped).unwrap_err().what, "field keys not strictly increasing");
         let mut bad_version = b.clone();
         bad_version[0] = 2;
         assert_eq!(decode(&bad_version).unwrap_err().what, "unknown version");

@@ -44,10 +44,7 @@ impl fmt::Debug for SeededRandom {
 
 impl Random for SeededRandom {
     fn fill(&self, dest: &mut [u8]) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .fill_bytes(dest);
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).fill_bytes(dest);
     }
 }
 

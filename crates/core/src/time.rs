@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use serde::{Deserialize, Serialize};
 
 /// An instant in UTC with microsecond precision, as stored in every event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Timestamp(i64);
 
@@ -83,9 +83,6 @@ mod tests {
 
     #[test]
     fn formats_rfc3339_with_microseconds() {
-        assert_eq!(
-            Timestamp::from_micros(1_500_000).to_rfc3339(),
-            "1970-01-01T00:00:01.500000Z"
-        );
+        assert_eq!(Timestamp::from_micros(1_500_000).to_rfc3339(), "1970-01-01T00:00:01.500000Z");
     }
 }

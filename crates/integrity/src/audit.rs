@@ -111,22 +111,14 @@ impl Auditor {
 
     fn find(&mut self, seq: Option<u64>, problem: impl Into<String>) {
         if self.findings.len() < MAX_FINDINGS {
-            self.findings.push(Finding {
-                seq,
-                problem: problem.into(),
-            });
+            self.findings.push(Finding { seq, problem: problem.into() });
         }
     }
 
     /// A problem somewhere in a range of seqs (a subtree, or between two checkpoints). A precise
     /// finding already inside the range names the first bad seq; this one is its consequence.
     fn find_in_range(&mut self, range: std::ops::Range<u64>, problem: String) {
-        let first = self
-            .findings
-            .iter()
-            .filter_map(|f| f.seq)
-            .filter(|s| range.contains(s))
-            .min();
+        let first = self.findings.iter().filter_map(|f| f.seq).filter(|s| range.contains(s)).min();
         self.find(Some(first.unwrap_or(range.start)), problem);
     }
 
@@ -143,10 +135,7 @@ impl Auditor {
         let seq = row.seq;
         if seq > self.next_seq {
             let first = self.next_seq;
-            self.find(
-                Some(first),
-                format!("events {first}..={} are missing", seq - 1),
-            );
+            self.find(Some(first), format!("events {first}..={} are missing", seq - 1));
         } else if seq < self.next_seq {
             self.find(Some(seq), "stored out of order or twice");
         }
@@ -156,16 +145,10 @@ impl Auditor {
             Err(e) => self.find(Some(seq), format!("the leaf is malformed ({e})")),
             Ok(k) => {
                 if k.org != self.org {
-                    self.find(
-                        Some(seq),
-                        format!("the leaf belongs to organization {:?}", k.org),
-                    );
+                    self.find(Some(seq), format!("the leaf belongs to organization {:?}", k.org));
                 }
                 if k.seq != seq {
-                    self.find(
-                        Some(seq),
-                        format!("the leaf records seq {} (moved or reordered)", k.seq),
-                    );
+                    self.find(Some(seq), format!("the leaf records seq {} (moved or reordered)", k.seq));
                 }
                 if k.time != row.time {
                     self.find(Some(seq), "the stored time differs from the leaf");
@@ -185,10 +168,7 @@ impl Auditor {
 
         let h = record_hash(row.leaf);
         if row.leaf_hash != h.0.as_slice() {
-            self.find(
-                Some(seq),
-                "the leaf hash does not match the leaf: the event was altered",
-            );
+            self.find(Some(seq), "the leaf hash does not match the leaf: the event was altered");
         }
         let mut full = Vec::new();
         self.edge.push(h, &mut full);
@@ -227,19 +207,13 @@ impl Auditor {
     pub fn compare_tiles(&mut self, computed: &[TileRow], stored: &[TileRow]) {
         for c in computed {
             let mut has_full = false;
-            for s in stored
-                .iter()
-                .filter(|s| s.id.level == c.id.level && s.id.index == c.id.index)
-            {
+            for s in stored.iter().filter(|s| s.id.level == c.id.level && s.id.index == c.id.index) {
                 has_full |= s.id.is_full();
                 self.compare_row(s, &hashes_of(&c.hashes));
             }
             if !has_full {
                 let seq = c.id.first_seq_of_entry(0);
-                self.find(
-                    Some(seq),
-                    format!("stored tree tile {}/{} is missing", c.id.level, c.id.index),
-                );
+                self.find(Some(seq), format!("stored tree tile {}/{} is missing", c.id.level, c.id.index));
             }
         }
     }
@@ -250,10 +224,7 @@ impl Auditor {
             let seq = stored.id.first_seq_of_entry(0);
             self.find(
                 Some(seq),
-                format!(
-                    "stored tree tile {}/{} has the wrong size",
-                    stored.id.level, stored.id.index
-                ),
+                format!("stored tree tile {}/{} has the wrong size", stored.id.level, stored.id.index),
             );
             return;
         }
@@ -279,10 +250,14 @@ impl Auditor {
         for row in edge_rows {
             let entries = self.edge.edge_entries(row.id.level).to_vec();
             let beyond = row.id.index > edge_index(row.id.level)
-                || (row.id.index == edge_index(row.id.level)
-                    && row.id.width as usize > entries.len());
+                || (row.id.index == edge_index(row.id.level) && row.id.width as usize > entries.len());
             if beyond {
-                self.find(Some(size), format!("stored tree data reaches beyond the {size} stored events: events were removed from the end"));
+                self.find(
+                    Some(size),
+                    format!(
+                        "stored tree data reaches beyond the {size} stored events: events were removed from the end"
+                    ),
+                );
             } else if row.id.index == edge_index(row.id.level) {
                 self.compare_row(row, &entries);
             }
@@ -290,18 +265,12 @@ impl Auditor {
         for c in self.claims[self.next_claim..].to_vec() {
             self.find(
                 Some(size),
-                format!(
-                    "{} commits to {} events but only {size} are stored: the log was truncated",
-                    c.source, c.size
-                ),
+                format!("{} commits to {} events but only {size} are stored: the log was truncated", c.source, c.size),
             );
         }
         let covered = self.claims.iter().map(|c| c.size).max().unwrap_or(0);
         if covered < size {
-            self.find(
-                Some(covered),
-                format!("events from seq {covered} on are not covered by any signed checkpoint"),
-            );
+            self.find(Some(covered), format!("events from seq {covered} on are not covered by any signed checkpoint"));
         }
         self.findings.sort_by_key(|f| (f.seq.is_none(), f.seq));
         Report {
@@ -317,9 +286,7 @@ impl Auditor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use logbook_core::{
-        Action, Actor, ActorKind, Event, EventId, NewEvent, OrgSlug, Outcome, Source,
-    };
+    use logbook_core::{Action, Actor, ActorKind, Event, EventId, NewEvent, OrgSlug, Outcome, Source};
 
     struct Row {
         seq: u64,
@@ -342,11 +309,7 @@ mod tests {
                 time: Timestamp::from_micros(1_000_000 + seq as i64),
                 body: NewEvent {
                     action: Action::LoginSuccess,
-                    actor: Actor {
-                        kind: ActorKind::User,
-                        id: format!("u{seq}"),
-                        email: None,
-                    },
+                    actor: Actor { kind: ActorKind::User, id: format!("u{seq}"), email: None },
                     target: None,
                     details: "Method: password".into(),
                     fields: Default::default(),
@@ -384,29 +347,19 @@ mod tests {
             let done = a.take_completed();
             let stored: Vec<_> = tiles
                 .iter()
-                .filter(|t| {
-                    done.iter()
-                        .any(|d| d.id.level == t.id.level && d.id.index == t.id.index)
-                })
+                .filter(|t| done.iter().any(|d| d.id.level == t.id.level && d.id.index == t.id.index))
                 .cloned()
                 .collect();
             a.compare_tiles(&done, &stored);
         }
         let size = a.size();
-        let edge: Vec<_> = tiles
-            .iter()
-            .filter(|t| t.id.index >= size >> (8 * (u32::from(t.id.level) + 1)))
-            .cloned()
-            .collect();
+        let edge: Vec<_> =
+            tiles.iter().filter(|t| t.id.index >= size >> (8 * (u32::from(t.id.level) + 1))).cloned().collect();
         a.finish(&edge)
     }
 
     fn claim(size: u64, root: Hash) -> CheckpointClaim {
-        CheckpointClaim {
-            size,
-            root,
-            source: "checkpoint".into(),
-        }
+        CheckpointClaim { size, root, source: "checkpoint".into() }
     }
 
     #[test]
@@ -425,59 +378,30 @@ mod tests {
 
         let mut r = make(700).0;
         r[300].leaf[40] ^= 1;
-        assert_eq!(
-            audit(&r, &tiles, claims()).first_bad_seq(),
-            Some(300),
-            "altered leaf"
-        );
+        assert_eq!(audit(&r, &tiles, claims()).first_bad_seq(), Some(300), "altered leaf");
 
         let mut r = make(700).0;
         r[10].user = "mallory".into();
-        assert_eq!(
-            audit(&r, &tiles, claims()).first_bad_seq(),
-            Some(10),
-            "altered column"
-        );
+        assert_eq!(audit(&r, &tiles, claims()).first_bad_seq(), Some(10), "altered column");
 
         let mut r = make(700).0;
         r.remove(500);
-        assert_eq!(
-            audit(&r, &tiles, claims()).first_bad_seq(),
-            Some(500),
-            "deleted event"
-        );
+        assert_eq!(audit(&r, &tiles, claims()).first_bad_seq(), Some(500), "deleted event");
 
         let mut r = make(700).0;
         r.swap(5, 6);
         let (a, b) = r.split_at_mut(6);
         std::mem::swap(&mut a[5].seq, &mut b[0].seq);
-        assert_eq!(
-            audit(&r, &tiles, claims()).first_bad_seq(),
-            Some(5),
-            "reordered events"
-        );
+        assert_eq!(audit(&r, &tiles, claims()).first_bad_seq(), Some(5), "reordered events");
 
         let mut t = tiles.clone();
-        let i = t
-            .iter()
-            .position(|t| t.id.level == 0 && t.id.index == 1)
-            .unwrap();
+        let i = t.iter().position(|t| t.id.level == 0 && t.id.index == 1).unwrap();
         t[i].hashes[32 * 7] ^= 0x80;
         let rep = audit(&rows, &t, claims());
-        assert_eq!(
-            rep.first_bad_seq(),
-            Some(256 + 7),
-            "altered tile: {:?}",
-            rep.findings
-        );
+        assert_eq!(rep.first_bad_seq(), Some(256 + 7), "altered tile: {:?}", rep.findings);
 
         let truncated = audit(&rows[..600], &tiles, claims());
-        assert_eq!(
-            truncated.first_bad_seq(),
-            Some(600),
-            "{:?}",
-            truncated.findings
-        );
+        assert_eq!(truncated.first_bad_seq(), Some(600), "{:?}", truncated.findings);
 
         // A consistent rewrite of the whole store from seq 400 on: only checkpoints catch it.
         let (mut r2, _, _) = make(700);

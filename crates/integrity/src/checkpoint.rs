@@ -87,20 +87,12 @@ impl CheckpointSigner {
         let secret = secret.trim();
         let signer = StandardSigner::new(secret).map_err(|_| CheckpointError::BadSigningKey)?;
         let (_, _, _, _, key64) = split5(secret).ok_or(CheckpointError::BadSigningKey)?;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(key64)
-            .map_err(|_| CheckpointError::BadSigningKey)?;
-        let seed: [u8; 32] = raw
-            .get(1..)
-            .and_then(|s| s.try_into().ok())
-            .ok_or(CheckpointError::BadSigningKey)?;
+        let raw =
+            base64::engine::general_purpose::STANDARD.decode(key64).map_err(|_| CheckpointError::BadSigningKey)?;
+        let seed: [u8; 32] = raw.get(1..).and_then(|s| s.try_into().ok()).ok_or(CheckpointError::BadSigningKey)?;
         let vk = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
         let verifier_key = signed_note::new_ed25519_verifier_key(signer.name(), &vk);
-        Ok(Self {
-            signer,
-            secret: secret.to_owned(),
-            verifier_key,
-        })
+        Ok(Self { signer, secret: secret.to_owned(), verifier_key })
     }
 
     /// The secret in signed-note form, for writing the key file. Handle with care.
@@ -119,18 +111,14 @@ impl CheckpointSigner {
 
     pub fn verifier(&self) -> CheckpointVerifier {
         // The key was derived just above, so it parses.
-        CheckpointVerifier::new(&self.verifier_key)
-            .unwrap_or_else(|_| unreachable!("own verifier key parses"))
+        CheckpointVerifier::new(&self.verifier_key).unwrap_or_else(|_| unreachable!("own verifier key parses"))
     }
 
     /// The signed note for a tree of `size` leaves with `root`, for the log named `origin`.
     pub fn sign(&self, origin: &str, size: u64, root: &Hash) -> Result<String, CheckpointError> {
-        let body = Checkpoint::new(origin, size, *root, "")
-            .map_err(|_| CheckpointError::MalformedCheckpoint)?;
-        let mut note =
-            Note::new(&body.to_bytes(), &[]).map_err(|_| CheckpointError::MalformedCheckpoint)?;
-        note.add_sigs(&[&self.signer])
-            .map_err(|_| CheckpointError::BadSigningKey)?;
+        let body = Checkpoint::new(origin, size, *root, "").map_err(|_| CheckpointError::MalformedCheckpoint)?;
+        let mut note = Note::new(&body.to_bytes(), &[]).map_err(|_| CheckpointError::MalformedCheckpoint)?;
+        note.add_sigs(&[&self.signer]).map_err(|_| CheckpointError::BadSigningKey)?;
         String::from_utf8(note.to_bytes()).map_err(|_| CheckpointError::MalformedNote)
     }
 }
@@ -148,9 +136,7 @@ pub struct CheckpointVerifier {
 
 impl fmt::Debug for CheckpointVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("CheckpointVerifier")
-            .field(&self.key)
-            .finish()
+        f.debug_tuple("CheckpointVerifier").field(&self.key).finish()
     }
 }
 
@@ -158,10 +144,7 @@ impl CheckpointVerifier {
     pub fn new(verifier_key: &str) -> Result<Self, CheckpointError> {
         let key = verifier_key.trim();
         let v = StandardVerifier::new(key).map_err(|_| CheckpointError::BadVerifierKey)?;
-        Ok(Self {
-            key: key.to_owned(),
-            list: VerifierList::new(vec![Box::new(v)]),
-        })
+        Ok(Self { key: key.to_owned(), list: VerifierList::new(vec![Box::new(v)]) })
     }
 
     pub fn key(&self) -> &str {
@@ -171,15 +154,9 @@ impl CheckpointVerifier {
     /// Parses a signed checkpoint and checks its signature.
     pub fn verify(&self, note: &str) -> Result<VerifiedCheckpoint, CheckpointError> {
         let note = Note::from_bytes(note.as_bytes()).map_err(|_| CheckpointError::MalformedNote)?;
-        note.verify(&self.list)
-            .map_err(|_| CheckpointError::BadSignature(self.key.clone()))?;
-        let cp = Checkpoint::from_bytes(note.text())
-            .map_err(|_| CheckpointError::MalformedCheckpoint)?;
-        Ok(VerifiedCheckpoint {
-            origin: cp.origin().to_owned(),
-            size: cp.size(),
-            root: *cp.hash(),
-        })
+        note.verify(&self.list).map_err(|_| CheckpointError::BadSignature(self.key.clone()))?;
+        let cp = Checkpoint::from_bytes(note.text()).map_err(|_| CheckpointError::MalformedCheckpoint)?;
+        Ok(VerifiedCheckpoint { origin: cp.origin().to_owned(), size: cp.size(), root: *cp.hash() })
     }
 }
 
@@ -202,18 +179,11 @@ mod tests {
         let v = signer.verifier();
         assert_eq!(
             v.verify(&note).unwrap(),
-            VerifiedCheckpoint {
-                origin: "logbook.example/default".into(),
-                size: 42,
-                root
-            }
+            VerifiedCheckpoint { origin: "logbook.example/default".into(), size: 42, root }
         );
 
         let forged = note.replacen("\n42\n", "\n43\n", 1);
-        assert!(matches!(
-            v.verify(&forged),
-            Err(CheckpointError::BadSignature(_))
-        ));
+        assert!(matches!(v.verify(&forged), Err(CheckpointError::BadSignature(_))));
 
         let other = CheckpointSigner::generate(&SeededRandom::new(2), "logbook.example").unwrap();
         assert!(other.verifier().verify(&note).is_err());
@@ -229,13 +199,7 @@ mod tests {
         let dbg = format!("{signer:?}");
         assert!(!dbg.contains(signer.secret()), "{dbg}");
         assert!(!dbg.contains("PRIVATE"), "{dbg}");
-        assert_eq!(
-            CheckpointSigner::from_secret("PRIVATE+KEY+x+00+AAAA").unwrap_err(),
-            CheckpointError::BadSigningKey
-        );
-        assert_eq!(
-            CheckpointSigner::generate(&SeededRandom::new(3), "a b").unwrap_err(),
-            CheckpointError::BadKeyName
-        );
+        assert_eq!(CheckpointSigner::from_secret("PRIVATE+KEY+x+00+AAAA").unwrap_err(), CheckpointError::BadSigningKey);
+        assert_eq!(CheckpointSigner::generate(&SeededRandom::new(3), "a b").unwrap_err(), CheckpointError::BadKeyName);
     }
 }

@@ -78,31 +78,18 @@ impl InclusionProof {
 
 impl ConsistencyProof {
     pub fn verify(&self) -> Result<(), ProofError> {
-        check_consistency(
-            self.from,
-            self.to,
-            self.old_root,
-            &self.hashes,
-            self.new_root,
-        )
+        check_consistency(self.from, self.to, self.old_root, &self.hashes, self.new_root)
     }
 }
 
-pub fn check_inclusion(
-    seq: u64,
-    size: u64,
-    leaf_hash: Hash,
-    hashes: &[Hash],
-    root: Hash,
-) -> Result<(), ProofError> {
+pub fn check_inclusion(seq: u64, size: u64, leaf_hash: Hash, hashes: &[Hash], root: Hash) -> Result<(), ProofError> {
     if seq >= size {
         return Err(ProofError::SeqOutOfRange { seq, size });
     }
     if hashes.len() > MAX_PROOF_HASHES {
         return Err(ProofError::Invalid);
     }
-    tlog_tiles::check_record(&hashes.to_vec(), size, root, seq, leaf_hash)
-        .map_err(|_| ProofError::Invalid)
+    tlog_tiles::check_record(&hashes.to_vec(), size, root, seq, leaf_hash).map_err(|_| ProofError::Invalid)
 }
 
 pub fn check_consistency(
@@ -118,8 +105,7 @@ pub fn check_consistency(
     if hashes.len() > MAX_PROOF_HASHES {
         return Err(ProofError::Invalid);
     }
-    tlog_tiles::check_tree(&hashes.to_vec(), to, new_root, from, old_root)
-        .map_err(|_| ProofError::Invalid)
+    tlog_tiles::check_tree(&hashes.to_vec(), to, new_root, from, old_root).map_err(|_| ProofError::Invalid)
 }
 
 /// Hash data of tiles read from a store, keyed by (level, index). A tile's data may be wider
@@ -143,16 +129,12 @@ impl HashReader for TileSet {
             .iter()
             .map(|&x| {
                 let t = Tile::from_index(TILE_HEIGHT, x);
-                let data = self
-                    .0
-                    .get(&(t.level(), t.level_index()))
-                    .ok_or(tlog_tiles::Error::IndexesNotInTree)?;
+                let data = self.0.get(&(t.level(), t.level_index())).ok_or(tlog_tiles::Error::IndexesNotInTree)?;
                 let have = (data.len() / HASH_SIZE) as u32;
                 if have < t.width() {
                     return Err(tlog_tiles::Error::InvalidTile);
                 }
-                Tile::new(TILE_HEIGHT, t.level(), t.level_index(), have, false)
-                    .hash_at_index(data, x)
+                Tile::new(TILE_HEIGHT, t.level(), t.level_index(), have, false).hash_at_index(data, x)
             })
             .collect()
     }
@@ -175,14 +157,7 @@ fn tiles_of(indexes: impl IntoIterator<Item = u64>) -> Vec<TileId> {
         let w = widest.entry((t.level(), t.level_index())).or_default();
         *w = (*w).max(t.width());
     }
-    let mut out: Vec<_> = widest
-        .into_iter()
-        .map(|((level, index), width)| TileId {
-            level,
-            index,
-            width,
-        })
-        .collect();
+    let mut out: Vec<_> = widest.into_iter().map(|((level, index), width)| TileId { level, index, width }).collect();
     out.sort();
     out
 }
@@ -224,38 +199,20 @@ pub fn prove_inclusion(seq: u64, size: u64, tiles: &TileSet) -> Result<Inclusion
         return Err(ProofError::SeqOutOfRange { seq, size });
     }
     let hashes = tlog_tiles::prove_record(size, seq, tiles).map_err(|_| ProofError::Tiles)?;
-    let leaf_hash = tiles
-        .read_hashes(&[tlog_tiles::stored_hash_index(0, seq)])
-        .map_err(|_| ProofError::Tiles)?[0];
+    let leaf_hash = tiles.read_hashes(&[tlog_tiles::stored_hash_index(0, seq)]).map_err(|_| ProofError::Tiles)?[0];
     let root = root_at(size, tiles)?;
-    let proof = InclusionProof {
-        seq,
-        size,
-        leaf_hash,
-        hashes,
-        root,
-    };
+    let proof = InclusionProof { seq, size, leaf_hash, hashes, root };
     // Never hand out a proof that does not check: it would mean the stored tiles are bad.
     proof.verify().map_err(|_| ProofError::Tiles)?;
     Ok(proof)
 }
 
-pub fn prove_consistency(
-    from: u64,
-    to: u64,
-    tiles: &TileSet,
-) -> Result<ConsistencyProof, ProofError> {
+pub fn prove_consistency(from: u64, to: u64, tiles: &TileSet) -> Result<ConsistencyProof, ProofError> {
     if from == 0 || from > to {
         return Err(ProofError::BadRange { from, to });
     }
     let hashes = tlog_tiles::prove_tree(to, from, tiles).map_err(|_| ProofError::Tiles)?;
-    let proof = ConsistencyProof {
-        from,
-        to,
-        hashes,
-        old_root: root_at(from, tiles)?,
-        new_root: root_at(to, tiles)?,
-    };
+    let proof = ConsistencyProof { from, to, hashes, old_root: root_at(from, tiles)?, new_root: root_at(to, tiles)? };
     proof.verify().map_err(|_| ProofError::Tiles)?;
     Ok(proof)
 }
@@ -286,11 +243,7 @@ mod hex_hashes {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Hash>, D::Error> {
         let v = Vec::<String>::deserialize(d)?;
-        v.iter()
-            .map(|s| {
-                crate::from_hex(s).ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
-            })
-            .collect()
+        v.iter().map(|s| crate::from_hex(s).ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))).collect()
     }
 }
 
@@ -302,16 +255,8 @@ mod tests {
 
     /// The eight leaves of the RFC 6962 reference tests (Certificate Transparency's
     /// merkle_tree_test, reproduced by transparency-dev/merkle and others).
-    const LEAVES: [&str; 8] = [
-        "",
-        "00",
-        "10",
-        "2021",
-        "3031",
-        "40414243",
-        "5051525354555657",
-        "606162636465666768696a6b6c6d6e6f",
-    ];
+    const LEAVES: [&str; 8] =
+        ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"];
 
     /// Published roots of the trees of the first 1..=8 of those leaves.
     const ROOTS: [&str; 8] = [
@@ -347,11 +292,7 @@ mod tests {
                     "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
                 ],
             ),
-            (
-                2,
-                3,
-                vec!["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
-            ),
+            (2, 3, vec!["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"]),
             (
                 1,
                 5,
@@ -402,10 +343,7 @@ mod tests {
     }
 
     fn leaf_hashes(n: usize) -> Vec<Hash> {
-        LEAVES[..n]
-            .iter()
-            .map(|l| record_hash(&hex::decode(l).unwrap()))
-            .collect()
+        LEAVES[..n].iter().map(|l| record_hash(&hex::decode(l).unwrap())).collect()
     }
 
     /// A store of tiles, answering like the real ones: stored rows by (level, index), widest
@@ -431,9 +369,7 @@ mod tests {
                 let stored = self
                     .rows
                     .iter()
-                    .filter(|r| {
-                        r.id.level == id.level && r.id.index == id.index && r.id.width >= id.width
-                    })
+                    .filter(|r| r.id.level == id.level && r.id.index == id.index && r.id.width >= id.width)
                     .min_by_key(|r| r.id.width);
                 let data = match stored {
                     Some(r) => r.hashes.clone(),
@@ -449,21 +385,11 @@ mod tests {
         }
 
         fn inclusion(&self, seq: u64, size: u64) -> InclusionProof {
-            prove_inclusion(
-                seq,
-                size,
-                &self.read(&tiles_for_inclusion(seq, size).unwrap()),
-            )
-            .unwrap()
+            prove_inclusion(seq, size, &self.read(&tiles_for_inclusion(seq, size).unwrap())).unwrap()
         }
 
         fn consistency(&self, from: u64, to: u64) -> ConsistencyProof {
-            prove_consistency(
-                from,
-                to,
-                &self.read(&tiles_for_consistency(from, to).unwrap()),
-            )
-            .unwrap()
+            prove_consistency(from, to, &self.read(&tiles_for_consistency(from, to).unwrap())).unwrap()
         }
     }
 
@@ -474,10 +400,7 @@ mod tests {
             edge.append_all(leaf_hashes(n));
             assert_eq!(edge.root(), h(ROOTS[n - 1]), "size {n}");
         }
-        assert_eq!(
-            TreeEdge::new().root(),
-            h("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        );
+        assert_eq!(TreeEdge::new().root(), h("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
     }
 
     #[test]
@@ -489,14 +412,7 @@ mod tests {
             assert_eq!(p.hashes, want, "seq {seq} size {size}");
             assert_eq!(p.root, h(ROOTS[size as usize - 1]));
             // And the published path verifies on its own.
-            check_inclusion(
-                seq,
-                size,
-                leaf_hashes(8)[seq as usize],
-                &want,
-                h(ROOTS[size as usize - 1]),
-            )
-            .unwrap();
+            check_inclusion(seq, size, leaf_hashes(8)[seq as usize], &want, h(ROOTS[size as usize - 1])).unwrap();
         }
     }
 
@@ -507,31 +423,15 @@ mod tests {
             let p = tiles.consistency(from, to);
             let want: Vec<Hash> = path.iter().map(|s| h(s)).collect();
             assert_eq!(p.hashes, want, "{from} -> {to}");
-            check_consistency(
-                from,
-                to,
-                h(ROOTS[from as usize - 1]),
-                &want,
-                h(ROOTS[to as usize - 1]),
-            )
-            .unwrap();
+            check_consistency(from, to, h(ROOTS[from as usize - 1]), &want, h(ROOTS[to as usize - 1])).unwrap();
         }
     }
 
     #[test]
     fn every_mutation_of_a_valid_inclusion_proof_is_rejected() {
-        let leaves: Vec<Hash> = (0..1000u32)
-            .map(|i| record_hash(&i.to_be_bytes()))
-            .collect();
+        let leaves: Vec<Hash> = (0..1000u32).map(|i| record_hash(&i.to_be_bytes())).collect();
         let tiles = MemTiles::build(leaves, 97);
-        for (seq, size) in [
-            (0, 1000),
-            (513, 1000),
-            (999, 1000),
-            (300, 777),
-            (255, 256),
-            (256, 257),
-        ] {
+        for (seq, size) in [(0, 1000), (513, 1000), (999, 1000), (300, 777), (255, 256), (256, 257)] {
             let p = tiles.inclusion(seq, size);
             p.verify().unwrap();
             for i in 0..p.hashes.len() {
@@ -549,38 +449,21 @@ mod tests {
             assert!(q.verify().is_err(), "flipped root");
             for wrong_seq in [seq.wrapping_sub(1), seq + 1, seq ^ 2] {
                 if wrong_seq != seq {
-                    let q = InclusionProof {
-                        seq: wrong_seq,
-                        ..p.clone()
-                    };
+                    let q = InclusionProof { seq: wrong_seq, ..p.clone() };
                     assert!(q.verify().is_err(), "wrong seq {wrong_seq}");
                 }
             }
             // A size that changes the tree's shape along the path fails on its own; any other
             // size fails against the signed checkpoint the proof is checked with.
             for wrong_size in [seq, size * 2, size * 8 + 3] {
-                let q = InclusionProof {
-                    size: wrong_size,
-                    ..p.clone()
-                };
+                let q = InclusionProof { size: wrong_size, ..p.clone() };
                 assert!(q.verify().is_err(), "wrong size {wrong_size}");
             }
-            let cp = VerifiedCheckpoint {
-                origin: "o".into(),
-                size,
-                root: p.root,
-            };
+            let cp = VerifiedCheckpoint { origin: "o".into(), size, root: p.root };
             p.verify_against(&cp).unwrap();
             for wrong_size in [size - 1, size + 1] {
-                let q = InclusionProof {
-                    size: wrong_size,
-                    ..p.clone()
-                };
-                assert_eq!(
-                    q.verify_against(&cp),
-                    Err(ProofError::Invalid),
-                    "wrong size {wrong_size}"
-                );
+                let q = InclusionProof { size: wrong_size, ..p.clone() };
+                assert_eq!(q.verify_against(&cp), Err(ProofError::Invalid), "wrong size {wrong_size}");
             }
             let mut q = p.clone();
             q.hashes.push(q.hashes.last().copied().unwrap_or(p.root));
@@ -595,9 +478,7 @@ mod tests {
 
     #[test]
     fn every_mutation_of_a_valid_consistency_proof_is_rejected() {
-        let leaves: Vec<Hash> = (0..1000u32)
-            .map(|i| record_hash(&i.to_be_bytes()))
-            .collect();
+        let leaves: Vec<Hash> = (0..1000u32).map(|i| record_hash(&i.to_be_bytes())).collect();
         let tiles = MemTiles::build(leaves, 256);
         for (from, to) in [(1, 1000), (256, 1000), (300, 777), (999, 1000), (512, 768)] {
             let p = tiles.consistency(from, to);
@@ -613,24 +494,9 @@ mod tests {
             let mut q = p.clone();
             q.new_root.0[0] ^= 1;
             assert!(q.verify().is_err());
-            assert!(ConsistencyProof {
-                from: from + 1,
-                ..p.clone()
-            }
-            .verify()
-            .is_err());
-            assert!(ConsistencyProof {
-                to: to * 2,
-                ..p.clone()
-            }
-            .verify()
-            .is_err());
-            assert!(ConsistencyProof {
-                from: 0,
-                ..p.clone()
-            }
-            .verify()
-            .is_err());
+            assert!(ConsistencyProof { from: from + 1, ..p.clone() }.verify().is_err());
+            assert!(ConsistencyProof { to: to * 2, ..p.clone() }.verify().is_err());
+            assert!(ConsistencyProof { from: 0, ..p.clone() }.verify().is_err());
             let mut q = p.clone();
             q.hashes.push(p.new_root);
             assert!(q.verify().is_err(), "extra hash");
@@ -638,14 +504,8 @@ mod tests {
             q.hashes.pop();
             assert!(q.verify().is_err(), "missing hash");
         }
-        assert_eq!(
-            check_consistency(0, 5, EMPTY, &[], EMPTY),
-            Err(ProofError::BadRange { from: 0, to: 5 })
-        );
-        assert_eq!(
-            check_consistency(6, 5, EMPTY, &[], EMPTY),
-            Err(ProofError::BadRange { from: 6, to: 5 })
-        );
+        assert_eq!(check_consistency(0, 5, EMPTY, &[], EMPTY), Err(ProofError::BadRange { from: 0, to: 5 }));
+        assert_eq!(check_consistency(6, 5, EMPTY, &[], EMPTY), Err(ProofError::BadRange { from: 6, to: 5 }));
     }
 
     const EMPTY: Hash = crate::EMPTY_HASH;
@@ -655,14 +515,7 @@ mod tests {
         let n = 70_000u64;
         let leaves: Vec<Hash> = (0..n).map(|i| record_hash(&i.to_be_bytes())).collect();
         let tiles = MemTiles::build(leaves.clone(), 1000);
-        for (seq, size) in [
-            (0, n),
-            (65_535, 65_536),
-            (65_536, n),
-            (12_345, 65_537),
-            (69_999, n),
-            (256, 513),
-        ] {
+        for (seq, size) in [(0, n), (65_535, 65_536), (65_536, n), (12_345, 65_537), (69_999, n), (256, 513)] {
             let p = tiles.inclusion(seq, size);
             assert_eq!(p.leaf_hash, leaves[seq as usize]);
             let mut edge = TreeEdge::new();
@@ -680,10 +533,7 @@ mod tests {
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["seq"], 5);
         assert_eq!(json["size"], 8);
-        assert_eq!(
-            json["hashes"][0],
-            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"
-        );
+        assert_eq!(json["hashes"][0], "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b");
         assert_eq!(json["root"], ROOTS[7]);
         let back: InclusionProof = serde_json::from_value(json).unwrap();
         assert_eq!(back, p);

@@ -79,11 +79,7 @@ impl TreeEdge {
         while level < 8 && (size >> shift(level)) > 0 {
             let width = ((size >> shift(level)) & u64::from(TILE_WIDTH - 1)) as u32;
             if width > 0 {
-                out.push(TileId {
-                    level: level as u8,
-                    index: size >> shift(level + 1),
-                    width,
-                });
+                out.push(TileId { level: level as u8, index: size >> shift(level + 1), width });
             }
             level += 1;
         }
@@ -94,17 +90,10 @@ impl TreeEdge {
     pub fn restore(size: u64, tiles: &[(TileId, Vec<u8>)]) -> Result<Self, TreeError> {
         let mut levels = Vec::new();
         for id in Self::tiles_for(size) {
-            let (_, data) = tiles
-                .iter()
-                .find(|(t, _)| t.level == id.level)
-                .ok_or(TreeError::MissingTile(id.level))?;
+            let (_, data) = tiles.iter().find(|(t, _)| t.level == id.level).ok_or(TreeError::MissingTile(id.level))?;
             let want = id.width as usize * HASH_SIZE;
             if data.len() < want {
-                return Err(TreeError::BadTileData {
-                    level: id.level,
-                    got: data.len(),
-                    want,
-                });
+                return Err(TreeError::BadTileData { level: id.level, got: data.len(), want });
             }
             while levels.len() < usize::from(id.level) {
                 levels.push(Vec::new());
@@ -156,11 +145,7 @@ impl TreeEdge {
             }
             h = subtree_root(entries);
             full.push(TileRow {
-                id: TileId {
-                    level: level as u8,
-                    index: (self.size >> shift(level + 1)) - 1,
-                    width: TILE_WIDTH,
-                },
+                id: TileId { level: level as u8, index: (self.size >> shift(level + 1)) - 1, width: TILE_WIDTH },
                 hashes: bytes_of(entries),
             });
             entries.clear();
@@ -184,19 +169,13 @@ impl TreeEdge {
         }
         match parts.pop() {
             None => EMPTY_HASH,
-            Some(last) => parts
-                .into_iter()
-                .rev()
-                .fold(last, |acc, h| node_hash(h, acc)),
+            Some(last) => parts.into_iter().rev().fold(last, |acc, h| node_hash(h, acc)),
         }
     }
 
     /// The entries of the rightmost tile of `level` (empty if none).
     pub fn edge_entries(&self, level: u8) -> &[Hash] {
-        self.levels
-            .get(usize::from(level))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.levels.get(usize::from(level)).map(Vec::as_slice).unwrap_or(&[])
     }
 }
 
@@ -275,9 +254,7 @@ mod tests {
         let mut store: HashMap<(u8, u64), Vec<u8>> = HashMap::new();
         let mut leaves = Vec::new();
         for batch in 0..300u64 {
-            let hs: Vec<_> = (0..(batch * 37 % 1000 + 1))
-                .map(|i| leaf(batch * 1000 + i))
-                .collect();
+            let hs: Vec<_> = (0..(batch * 37 % 1000 + 1)).map(|i| leaf(batch * 1000 + i)).collect();
             leaves.extend(hs.iter().copied());
             for row in edge.append_all(hs) {
                 store.insert((row.id.level, row.id.index), row.hashes);
@@ -304,49 +281,12 @@ mod tests {
     fn full_tiles_are_emitted_once_with_their_coordinates() {
         let mut edge = TreeEdge::new();
         let rows = edge.append_all((0..65_536 + 256).map(leaf));
-        let full: Vec<_> = rows
-            .iter()
-            .filter(|r| r.id.is_full())
-            .map(|r| r.id)
-            .collect();
+        let full: Vec<_> = rows.iter().filter(|r| r.id.is_full()).map(|r| r.id).collect();
         assert_eq!(full.len(), 256 + 1 + 1);
-        assert_eq!(
-            full[0],
-            TileId {
-                level: 0,
-                index: 0,
-                width: 256
-            }
-        );
-        assert!(full.contains(&TileId {
-            level: 1,
-            index: 0,
-            width: 256
-        }));
-        assert!(full.contains(&TileId {
-            level: 0,
-            index: 256,
-            width: 256
-        }));
-        let partial: Vec<_> = rows
-            .iter()
-            .filter(|r| !r.id.is_full())
-            .map(|r| r.id)
-            .collect();
-        assert_eq!(
-            partial,
-            [
-                TileId {
-                    level: 1,
-                    index: 1,
-                    width: 1
-                },
-                TileId {
-                    level: 2,
-                    index: 0,
-                    width: 1
-                }
-            ]
-        );
+        assert_eq!(full[0], TileId { level: 0, index: 0, width: 256 });
+        assert!(full.contains(&TileId { level: 1, index: 0, width: 256 }));
+        assert!(full.contains(&TileId { level: 0, index: 256, width: 256 }));
+        let partial: Vec<_> = rows.iter().filter(|r| !r.id.is_full()).map(|r| r.id).collect();
+        assert_eq!(partial, [TileId { level: 1, index: 1, width: 1 }, TileId { level: 2, index: 0, width: 1 }]);
     }
 }

@@ -1,0 +1,71 @@
+//! The storage contract on SQLite, plus what only SQLite can show: its own refusal to change
+//! or delete audit data.
+
+use std::sync::Arc;
+
+use logbook_store::contract::{LogWriter, SharedStore};
+use logbook_store::{contract_tests, Store};
+use logbook_store_sqlite::SqliteStore;
+
+async fn fresh() -> Option<SharedStore> {
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    Some(Arc::new(SqliteStore::open(&dir).await.expect("open")))
+}
+
+contract_tests!(fresh);
+
+#[tokio::test]
+async fn the_database_itself_refuses_update_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let org =
+        store.ensure_org(&logbook_core::OrgSlug::default_org(), logbook_core::Timestamp::from_micros(1)).await.unwrap();
+    let mut w = LogWriter::new(org.id, &org.slug);
+    store.commit(org.id, &w.batch(300)).await.unwrap();
+    store
+        .add_checkpoint(
+            org.id,
+            &logbook_store::StoredCheckpoint {
+                size: 300,
+                root: [0; 32],
+                note: "n\n".into(),
+                signed_at: logbook_core::Timestamp::from_micros(1),
+            },
+        )
+        .await
+        .unwrap();
+
+    // Straight through SQLite, as someone with the file would try.
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    for sql in [
+        "UPDATE events SET user = 'mallory' WHERE seq = 3",
+        "DELETE FROM events WHERE seq = 299",
+        "DELETE FROM events",
+        "UPDATE tiles SET hashes = x'00'",
+        "DELETE FROM tiles",
+        "UPDATE checkpoints SET size = 1",
+        "DELETE FROM checkpoints",
+    ] {
+        let err = conn.execute(sql, []).expect_err(sql).to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 300);
+}
+
+#[tokio::test]
+async fn reopening_keeps_everything_and_does_not_migrate_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let slug = logbook_core::OrgSlug::default_org();
+    {
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let org = store.ensure_org(&slug, logbook_core::Timestamp::from_micros(1)).await.unwrap();
+        store.commit(org.id, &LogWriter::new(org.id, &slug).batch(10)).await.unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let org = store.org(&slug).await.unwrap().unwrap();
+    assert_eq!(store.log_head(org.id).await.unwrap().size, 10);
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+}

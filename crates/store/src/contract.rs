@@ -1,0 +1,339 @@
+//! The storage contract: one suite, run against every backend.
+//!
+//! A backend's test crate calls [`contract_tests!`] with an async function that returns a fresh,
+//! empty store (or `None`, with a reason printed, when its database is not available here).
+
+use std::sync::Arc;
+
+use logbook_core::{
+    leaf, Action, Actor, ActorKind, Event, EventId, NewEvent, OrgId, OrgSlug, Outcome, Source, Timestamp,
+};
+use logbook_integrity::proof::{prove_inclusion, tiles_for_inclusion, TileSet};
+use logbook_integrity::record_hash;
+use logbook_integrity::tree::TreeEdge;
+
+use crate::{
+    CommitBatch, CommitError, EventRow, LogHead, Mutation, MutationEntry, MutationError, MutationOutput, Store,
+    StoredCheckpoint,
+};
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Generates one `#[tokio::test]` per contract case.
+#[macro_export]
+macro_rules! contract_tests {
+    ($make:path) => {
+        $crate::contract_tests!(@cases $make;
+            orgs_are_created_once,
+            commit_appends_and_reads_back,
+            commit_refuses_a_stale_head,
+            tiles_serve_proofs_at_every_size,
+            tile_rows_list_every_width,
+            checkpoints_only_grow,
+            mutations_commit_with_their_events,
+            idempotency_keys_are_remembered_once,
+            organizations_never_mix,
+        );
+    };
+    (@cases $make:path; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                match $make().await {
+                    Some(store) => $crate::contract::$case(store).await,
+                    None => eprintln!("SKIPPED {}: backend not available (see message above)", stringify!($case)),
+                }
+            }
+        )*
+    };
+}
+
+/// Builds valid batches for a log, as the sequencer would.
+#[derive(Debug)]
+pub struct LogWriter {
+    pub org: OrgId,
+    pub slug: OrgSlug,
+    pub edge: TreeEdge,
+    pub time: i64,
+}
+
+impl LogWriter {
+    pub fn new(org: OrgId, slug: &OrgSlug) -> Self {
+        Self { org, slug: slug.clone(), edge: TreeEdge::new(), time: 1_764_000_000_000_000 }
+    }
+
+    pub fn event(&mut self, seq: u64, user: &str) -> EventRow {
+        self.time += 1_000;
+        let e = Event {
+            org: self.slug.clone(),
+            seq,
+            id: EventId::from_random_bytes((seq as u128).to_be_bytes()),
+            time: Timestamp::from_micros(self.time),
+            body: NewEvent {
+                action: Action::LoginFailed,
+                actor: Actor { kind: ActorKind::Anonymous, id: user.into(), email: None },
+                target: None,
+                details: "Invalid password".into(),
+                fields: Default::default(),
+                outcome: Outcome::Failure,
+                source: Source { ip: Some([192, 0, 2, 1].into()), user_agent: None },
+                recorded_by: "contract-test".into(),
+            },
+        };
+        let leaf = leaf::encode(&e);
+        EventRow {
+            seq,
+            time: e.time,
+            action: e.body.action.code().into(),
+            user: user.into(),
+            leaf_hash: record_hash(&leaf).0,
+            leaf,
+        }
+    }
+
+    /// A batch of `n` events on top of the current edge (the edge advances).
+    pub fn batch(&mut self, n: u64) -> CommitBatch {
+        let base = self.edge.size();
+        let events: Vec<EventRow> =
+            (base..base + n).map(|s| self.event(s, &format!("user{}@example.com", s % 7))).collect();
+        let tiles = self.edge.append_all(events.iter().map(|e| logbook_integrity::Hash(e.leaf_hash)));
+        CommitBatch { base_size: base, events, tiles, mutations: Vec::new(), now: Timestamp::from_micros(self.time) }
+    }
+}
+
+async fn org(store: &SharedStore, slug: &str) -> (OrgId, LogWriter) {
+    let slug = OrgSlug::parse(slug).expect("valid slug");
+    let org = store.ensure_org(&slug, Timestamp::from_micros(1)).await.expect("ensure_org");
+    (org.id, LogWriter::new(org.id, &slug))
+}
+
+pub async fn orgs_are_created_once(store: SharedStore) {
+    let slug = OrgSlug::parse("acme").unwrap();
+    let a = store.ensure_org(&slug, Timestamp::from_micros(5)).await.unwrap();
+    let b = store.ensure_org(&slug, Timestamp::from_micros(9)).await.unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.created, Timestamp::from_micros(5));
+    assert_eq!(store.org(&slug).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.org(&OrgSlug::parse("nobody").unwrap()).await.unwrap(), None);
+    assert_eq!(store.orgs().await.unwrap(), vec![a.clone()]);
+    assert_eq!(store.log_head(a.id).await.unwrap(), LogHead::default());
+    store.ping().await.unwrap();
+}
+
+pub async fn commit_appends_and_reads_back(store: SharedStore) {
+    let (id, mut w) = org(&store, "acme").await;
+    let b1 = w.batch(3);
+    let b2 = w.batch(300);
+    assert_eq!(store.commit(id, &b1).await.unwrap(), vec![]);
+    store.commit(id, &b2).await.unwrap();
+    let head = store.log_head(id).await.unwrap();
+    assert_eq!(head, LogHead { size: 303, last_time: Some(b2.events[299].time) });
+    let all = store.events(id, 0..303).await.unwrap();
+    let want: Vec<_> = b1.events.iter().chain(&b2.events).cloned().collect();
+    assert_eq!(all, want);
+    assert_eq!(store.events(id, 300..1000).await.unwrap(), want[300..].to_vec());
+    assert!(store.events(id, 303..400).await.unwrap().is_empty());
+}
+
+pub async fn commit_refuses_a_stale_head(store: SharedStore) {
+    let (id, mut w) = org(&store, "acme").await;
+    let b1 = w.batch(5);
+    store.commit(id, &b1).await.unwrap();
+    // Another writer's batch built on the old head (size 0).
+    let mut stale = LogWriter::new(id, &w.slug).batch(2);
+    match store.commit(id, &stale).await {
+        Err(CommitError::HeadMoved { size: 5 }) => {}
+        other => panic!("expected HeadMoved {{ size: 5 }}, got {other:?}"),
+    }
+    // Also a batch that claims a base beyond the head.
+    stale.base_size = 9;
+    assert!(matches!(store.commit(id, &stale).await, Err(CommitError::HeadMoved { size: 5 })));
+    assert_eq!(store.log_head(id).await.unwrap().size, 5);
+    assert_eq!(store.events(id, 0..10).await.unwrap(), b1.events);
+}
+
+pub async fn tiles_serve_proofs_at_every_size(store: SharedStore) {
+    let (id, mut w) = org(&store, "acme").await;
+    let mut roots = vec![w.edge.root()];
+    let mut leaves = Vec::new();
+    // Batches that straddle tile boundaries in every way, up to a second level-1 entry.
+    for n in [1u64, 254, 2, 255, 256, 300, 1, 1000] {
+        let b = w.batch(n);
+        for e in &b.events {
+            leaves.push(e.leaf_hash);
+        }
+        store.commit(id, &b).await.unwrap();
+        roots.push(w.edge.root());
+    }
+    let total = w.edge.size();
+    let mut edge = TreeEdge::new();
+    let mut root_at = vec![edge.root()];
+    for l in &leaves {
+        edge.append_all([logbook_integrity::Hash(*l)]);
+        root_at.push(edge.root());
+    }
+    for (seq, size) in
+        [(0, 1), (0, total), (254, 255), (255, 256), (256, 257), (511, 768), (1000, total), (total - 1, total)]
+    {
+        let ids = tiles_for_inclusion(seq, size).unwrap();
+        let data = store.read_tiles(id, &ids).await.unwrap();
+        let mut set = TileSet::new();
+        for (t, d) in ids.iter().zip(data) {
+            set.insert(*t, d);
+        }
+        let p = prove_inclusion(seq, size, &set).unwrap_or_else(|e| panic!("proof {seq}/{size}: {e}"));
+        assert_eq!(p.root, root_at[size as usize], "root at {size}");
+        assert_eq!(p.leaf_hash.0, leaves[seq as usize]);
+    }
+    // The edge can be rebuilt from the store, as a restarting sequencer does.
+    let need = TreeEdge::tiles_for(total);
+    let data = store.read_tiles(id, &need).await.unwrap();
+    let pairs: Vec<_> = need.into_iter().zip(data).collect();
+    assert_eq!(TreeEdge::restore(total, &pairs).unwrap(), w.edge);
+}
+
+pub async fn tile_rows_list_every_width(store: SharedStore) {
+    let (id, mut w) = org(&store, "acme").await;
+    for _ in 0..3 {
+        let b = w.batch(256 * 2 + 10);
+        store.commit(id, &b).await.unwrap();
+    }
+    let level0 = store.tile_rows(id, 0, 0..u64::MAX).await.unwrap();
+    assert_eq!(level0.len(), 6, "six full level-0 tiles");
+    assert!(level0.iter().all(|r| r.id.is_full() && r.hashes.len() == 256 * 32));
+    let level1 = store.tile_rows(id, 1, 0..1).await.unwrap();
+    let widths: Vec<u32> = level1.iter().map(|r| r.id.width).collect();
+    assert_eq!(widths, vec![2, 4, 6], "one partial row per commit, narrowest first");
+    assert!(store.tile_rows(id, 1, 1..5).await.unwrap().is_empty());
+}
+
+pub async fn checkpoints_only_grow(store: SharedStore) {
+    let (id, _) = org(&store, "acme").await;
+    let cp = |size: u64| StoredCheckpoint {
+        size,
+        root: [size as u8; 32],
+        note: format!("note {size}\n"),
+        signed_at: Timestamp::from_micros(size as i64),
+    };
+    assert_eq!(store.latest_checkpoint(id).await.unwrap(), None);
+    assert!(store.add_checkpoint(id, &cp(10)).await.unwrap());
+    assert!(!store.add_checkpoint(id, &cp(10)).await.unwrap(), "same size twice");
+    assert!(!store.add_checkpoint(id, &cp(5)).await.unwrap(), "older size");
+    assert!(store.add_checkpoint(id, &cp(20)).await.unwrap());
+    assert_eq!(store.latest_checkpoint(id).await.unwrap(), Some(cp(20)));
+    assert_eq!(store.checkpoints(id).await.unwrap(), vec![cp(10), cp(20)]);
+}
+
+pub async fn mutations_commit_with_their_events(store: SharedStore) {
+    let (id, mut w) = org(&store, "acme").await;
+    let mut b = w.batch(1);
+    b.mutations.push(MutationEntry {
+        first_seq: 0,
+        count: 1,
+        mutation: Mutation::CreateApiToken { name: "billing".into(), token_hash: [1; 32] },
+    });
+    let out = store.commit(id, &b).await.unwrap();
+    let MutationOutput::ApiTokenCreated(token_id) = out[0] else { panic!("{out:?}") };
+    let t = store.api_token_by_hash(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!((t.id, t.org, t.name.as_str(), t.revoked), (token_id, id, "billing", None));
+    assert_eq!(store.api_token_by_hash(&[2; 32]).await.unwrap(), None);
+
+    // A refused mutation takes its whole batch with it: events included.
+    let mut dup = w.batch(2);
+    dup.mutations.push(MutationEntry {
+        first_seq: 1,
+        count: 1,
+        mutation: Mutation::CreateApiToken { name: "other".into(), token_hash: [3; 32] },
+    });
+    dup.mutations.push(MutationEntry {
+        first_seq: 2,
+        count: 1,
+        mutation: Mutation::CreateApiToken { name: "billing".into(), token_hash: [4; 32] },
+    });
+    match store.commit(id, &dup).await {
+        Err(CommitError::Rejected { index: 1, reason: MutationError::NameTaken }) => {}
+        other => panic!("expected NameTaken at 1, got {other:?}"),
+    }
+    assert_eq!(store.log_head(id).await.unwrap().size, 1);
+    assert_eq!(store.api_token_by_hash(&[3; 32]).await.unwrap(), None, "nothing of the batch was kept");
+
+    let mut w2 = LogWriter::new(id, &w.slug);
+    w2.edge = TreeEdge::new();
+    w2.edge.append_all([logbook_integrity::Hash(store.events(id, 0..1).await.unwrap()[0].leaf_hash)]);
+    let mut revoke = w2.batch(1);
+    revoke.mutations.push(MutationEntry {
+        first_seq: 1,
+        count: 1,
+        mutation: Mutation::RevokeApiToken { id: token_id },
+    });
+    store.commit(id, &revoke).await.unwrap();
+    assert!(store.api_token_by_hash(&[1; 32]).await.unwrap().unwrap().revoked.is_some());
+    let mut again = w2.batch(1);
+    again.mutations.push(MutationEntry { first_seq: 2, count: 1, mutation: Mutation::RevokeApiToken { id: token_id } });
+    assert!(matches!(
+        store.commit(id, &again).await,
+        Err(CommitError::Rejected { index: 0, reason: MutationError::NotFound })
+    ));
+    assert_eq!(store.api_tokens(id).await.unwrap().len(), 1);
+}
+
+pub async fn idempotency_keys_are_remembered_once(store: SharedStore) {
+    let (id, mut w) = org(&store, "acme").await;
+    let mut b = w.batch(1);
+    b.mutations.push(MutationEntry {
+        first_seq: 0,
+        count: 1,
+        mutation: Mutation::CreateApiToken { name: "svc".into(), token_hash: [9; 32] },
+    });
+    let out = store.commit(id, &b).await.unwrap();
+    let MutationOutput::ApiTokenCreated(token) = out[0] else { panic!() };
+    let mut b = w.batch(3);
+    b.mutations.push(MutationEntry {
+        first_seq: 1,
+        count: 3,
+        mutation: Mutation::RememberIdempotencyKey { token, key: "req-1".into(), request_hash: [7; 32] },
+    });
+    store.commit(id, &b).await.unwrap();
+    let rec = store.idempotency_record(token, "req-1").await.unwrap().unwrap();
+    assert_eq!((rec.first_seq, rec.count, rec.request_hash), (1, 3, [7; 32]));
+    assert_eq!(store.idempotency_record(token, "req-2").await.unwrap(), None);
+
+    let mut b = w.batch(1);
+    b.mutations.push(MutationEntry {
+        first_seq: 4,
+        count: 1,
+        mutation: Mutation::RememberIdempotencyKey { token, key: "req-1".into(), request_hash: [8; 32] },
+    });
+    assert!(matches!(
+        store.commit(id, &b).await,
+        Err(CommitError::Rejected { index: 0, reason: MutationError::IdempotencyKeyTaken })
+    ));
+}
+
+pub async fn organizations_never_mix(store: SharedStore) {
+    let (a, mut wa) = org(&store, "acme").await;
+    let (b, mut wb) = org(&store, "globex").await;
+    assert_ne!(a, b);
+    let ba = wa.batch(300);
+    let bb = wb.batch(20);
+    store.commit(a, &ba).await.unwrap();
+    store.commit(b, &bb).await.unwrap();
+    assert_eq!(store.log_head(a).await.unwrap().size, 300);
+    assert_eq!(store.log_head(b).await.unwrap().size, 20);
+    assert_eq!(store.events(b, 0..1000).await.unwrap(), bb.events);
+    assert_eq!(store.events(a, 0..20).await.unwrap(), ba.events[..20].to_vec());
+    assert_eq!(store.tile_rows(b, 0, 0..10).await.unwrap(), vec![]);
+    assert_eq!(store.tile_rows(a, 0, 0..10).await.unwrap().len(), 1);
+    store
+        .add_checkpoint(
+            a,
+            &StoredCheckpoint { size: 300, root: [1; 32], note: "a\n".into(), signed_at: Timestamp::from_micros(1) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.latest_checkpoint(b).await.unwrap(), None);
+    // A batch for one org is checked against that org's head only.
+    let next_b = wb.batch(1);
+    store.commit(b, &next_b).await.unwrap();
+    assert_eq!(store.log_head(a).await.unwrap().size, 300);
+}

@@ -1,0 +1,198 @@
+//! The storage seam of Logbook.
+//!
+//! [`Store`] is deliberately narrow: it persists what the sequencer has already computed
+//! (`seq`, time, leaf, leaf hash, tiles) in one durable transaction, and reads it back. All log
+//! logic (numbering, hashing, tiling, signing, proving, auditing) lives above it and is shared
+//! by every backend. Each backend lives in its own crate and must pass [`contract`] (feature
+//! `contract`), the one test suite that pins the behaviour this trait promises.
+//!
+//! What every backend guarantees:
+//! - `commit` is atomic and durable before it returns `Ok` (fsync'ed commit);
+//! - `commit` appends only at the head it was told (`base_size`), so two writers can never
+//!   fork a log ([`CommitError::HeadMoved`]);
+//! - the event, tile and checkpoint tables refuse UPDATE and DELETE at the database itself;
+//! - every query is scoped to one organization.
+
+use std::fmt;
+use std::ops::Range;
+
+use async_trait::async_trait;
+use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
+use logbook_integrity::tree::{TileId, TileRow};
+
+#[cfg(feature = "contract")]
+pub mod contract;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Org {
+    pub id: OrgId,
+    pub slug: OrgSlug,
+    pub created: Timestamp,
+}
+
+/// One event as stored: the canonical leaf plus the columns kept beside it for queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub seq: u64,
+    pub time: Timestamp,
+    /// Action code.
+    pub action: String,
+    /// The User column: actor email, or actor identifier.
+    pub user: String,
+    pub leaf: Vec<u8>,
+    pub leaf_hash: [u8; 32],
+}
+
+/// The head of a log as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogHead {
+    pub size: u64,
+    /// Time of the last event (`None` for an empty log).
+    pub last_time: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub root: [u8; 32],
+    /// The signed note, exactly as signed.
+    pub note: String,
+    pub signed_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: ApiTokenId,
+    pub org: OrgId,
+    pub name: String,
+    pub created: Timestamp,
+    pub revoked: Option<Timestamp>,
+}
+
+/// What a retried ingestion request with the same `Idempotency-Key` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub request_hash: [u8; 32],
+    pub first_seq: u64,
+    pub count: u64,
+}
+
+/// A domain change that must commit in the same transaction as its audit events, or not at all.
+/// Later features add variants; each backend applies each variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mutation {
+    CreateApiToken {
+        name: String,
+        token_hash: [u8; 32],
+    },
+    RevokeApiToken {
+        id: ApiTokenId,
+    },
+    /// Remembers which events an idempotent request appended (the events of its submission).
+    RememberIdempotencyKey {
+        token: ApiTokenId,
+        key: String,
+        request_hash: [u8; 32],
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MutationOutput {
+    Done,
+    ApiTokenCreated(ApiTokenId),
+}
+
+/// A mutation and the events committed with it (`first_seq .. first_seq + count`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MutationEntry {
+    pub first_seq: u64,
+    pub count: u64,
+    pub mutation: Mutation,
+}
+
+/// Everything one durable transaction appends to one log.
+#[derive(Debug, Clone, Default)]
+pub struct CommitBatch {
+    /// The log size the sequencer built on. The commit fails with `HeadMoved` otherwise.
+    pub base_size: u64,
+    /// Events `base_size ..` in order.
+    pub events: Vec<EventRow>,
+    pub tiles: Vec<TileRow>,
+    pub mutations: Vec<MutationEntry>,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MutationError {
+    #[error("the name is already taken")]
+    NameTaken,
+    #[error("not found")]
+    NotFound,
+    #[error("the idempotency key was already used")]
+    IdempotencyKeyTaken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or answered with an error. The message is for logs
+    /// only: it may name tables or paths.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    /// The stored data breaks an invariant (e.g. a tile the tree needs is missing).
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("the disk is full")]
+    DiskFull,
+    #[error("no such organization")]
+    NoSuchOrg,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("the log head moved to {size} (another writer appended)")]
+    HeadMoved { size: u64 },
+    #[error("mutation {index} was refused: {reason}")]
+    Rejected { index: usize, reason: MutationError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The storage trait. Object-safe: the backend is chosen once, at start, from the URL.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Cheap round trip to the database, for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Returns the organization, creating it (and its empty log) if needed.
+    async fn ensure_org(&self, slug: &OrgSlug, now: Timestamp) -> Result<Org, StoreError>;
+    async fn org(&self, slug: &OrgSlug) -> Result<Option<Org>, StoreError>;
+    async fn orgs(&self) -> Result<Vec<Org>, StoreError>;
+
+    async fn log_head(&self, org: OrgId) -> Result<LogHead, StoreError>;
+
+    /// Appends a batch in one durable transaction. Returns one output per mutation.
+    async fn commit(&self, org: OrgId, batch: &CommitBatch) -> Result<Vec<MutationOutput>, CommitError>;
+
+    /// Events with `seq` in `seqs`, in `seq` order.
+    async fn events(&self, org: OrgId, seqs: Range<u64>) -> Result<Vec<EventRow>, StoreError>;
+
+    /// Hash data for each tile, at least as wide as asked (wider data is a prefix-compatible
+    /// extension). Level-0 partial tiles come from the events' leaf hashes.
+    async fn read_tiles(&self, org: OrgId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// Every stored tile row (any width) of `level` with index in `indexes`, for audits.
+    async fn tile_rows(&self, org: OrgId, level: u8, indexes: Range<u64>) -> Result<Vec<TileRow>, StoreError>;
+
+    /// Stores a checkpoint unless one of the same or larger size exists; returns whether it
+    /// was stored.
+    async fn add_checkpoint(&self, org: OrgId, checkpoint: &StoredCheckpoint) -> Result<bool, StoreError>;
+    async fn checkpoints(&self, org: OrgId) -> Result<Vec<StoredCheckpoint>, StoreError>;
+    async fn latest_checkpoint(&self, org: OrgId) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    async fn api_token_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiToken>, StoreError>;
+    async fn api_tokens(&self, org: OrgId) -> Result<Vec<ApiToken>, StoreError>;
+    async fn idempotency_record(&self, token: ApiTokenId, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+}
