@@ -1,0 +1,32 @@
+use logbook_core::EventError;
+use logbook_integrity::proof::ProofError;
+use logbook_store::{MutationError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("invalid event: {0}")]
+    Invalid(#[from] EventError),
+    #[error("nothing to append")]
+    Empty,
+    #[error("refused: {0}")]
+    Rejected(MutationError),
+    #[error("the log is shutting down")]
+    ShuttingDown,
+    /// The events were not stored. Details are logged, not shown.
+    #[error("the log cannot store events right now")]
+    Unavailable,
+    #[error("the stored log is damaged: {0}")]
+    Damaged(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProofRequestError {
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    #[error("the log has no signed checkpoint yet")]
+    NoCheckpoint,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

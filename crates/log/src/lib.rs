@@ -1,0 +1,199 @@
+//! The log service: everything between "append this event" and durable, signed, provable
+//! storage, for every backend alike.
+//!
+//! - [`sequencer`]: one task per organization's log assigns `seq`, time and id, computes leaf
+//!   hashes and tiles, and batches whatever is waiting into one durable commit (group commit);
+//! - checkpoints are signed at most once a second while entries arrive, at start when the log
+//!   is ahead of its last checkpoint, and at shutdown; each one is also written to the witness
+//!   directory ([`witness`]);
+//! - [`proofs`] answers inclusion and consistency proofs from stored tiles;
+//! - [`audit`] drives [`logbook_integrity::audit::Auditor`] over a whole store;
+//! - [`tokens`]: API tokens for the platform's other services.
+
+pub mod audit;
+mod error;
+pub mod metrics;
+pub mod proofs;
+pub mod sequencer;
+pub mod tokens;
+pub mod witness;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use logbook_core::{Clock, NewEvent, OrgSlug, Random};
+use logbook_integrity::checkpoint::CheckpointSigner;
+use logbook_store::{Mutation, MutationOutput, Org, Store, StoreError, StoredCheckpoint};
+use tokio::sync::Mutex;
+
+pub use error::{AppendError, ProofRequestError};
+pub use metrics::LogMetrics;
+use sequencer::{Sequencer, SequencerHandle};
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Checkpoint origins are `<origin_prefix>/<org slug>`.
+    pub origin_prefix: String,
+    /// The least time between two checkpoints of a log while entries arrive.
+    pub checkpoint_interval: Duration,
+    /// Most events one commit takes (a single larger submission is committed alone).
+    pub max_batch_events: usize,
+    /// Where each new checkpoint is also written, outside the database.
+    pub witness_dir: Option<PathBuf>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            origin_prefix: "logbook.local".into(),
+            checkpoint_interval: Duration::from_secs(1),
+            max_batch_events: 10_000,
+            witness_dir: None,
+        }
+    }
+}
+
+/// Where an appended submission landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub first_seq: u64,
+    pub count: u64,
+    pub output: Option<MutationOutput>,
+}
+
+impl Appended {
+    pub fn seqs(&self) -> std::ops::Range<u64> {
+        self.first_seq..self.first_seq + self.count
+    }
+}
+
+/// Everything a sequencer shares with the service.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
+    pub signer: Arc<CheckpointSigner>,
+    pub config: LogConfig,
+    pub metrics: LogMetrics,
+}
+
+#[derive(Debug)]
+pub struct LogService {
+    shared: Arc<Shared>,
+    sequencers: Mutex<HashMap<i64, SequencerHandle>>,
+    closing: std::sync::atomic::AtomicBool,
+}
+
+impl LogService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+        signer: Arc<CheckpointSigner>,
+        config: LogConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            shared: Arc::new(Shared { store, clock, random, signer, config, metrics: LogMetrics::default() }),
+            sequencers: Mutex::new(HashMap::new()),
+            closing: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    pub fn metrics(&self) -> &LogMetrics {
+        &self.shared.metrics
+    }
+
+    pub fn signer(&self) -> &CheckpointSigner {
+        &self.shared.signer
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.shared.clock
+    }
+
+    pub fn random(&self) -> &Arc<dyn Random> {
+        &self.shared.random
+    }
+
+    /// The checkpoint origin of an organization's log.
+    pub fn origin(&self, org: &OrgSlug) -> String {
+        origin(&self.shared.config.origin_prefix, org)
+    }
+
+    /// The organization, created with an empty log if new.
+    pub async fn org(&self, slug: &OrgSlug) -> Result<Org, StoreError> {
+        self.shared.store.ensure_org(slug, self.shared.clock.now()).await
+    }
+
+    /// Starts the sequencer of every existing log, so that a log whose tail is not yet covered
+    /// by a checkpoint (after a crash) gets one now, and a damaged tree stops the start.
+    pub async fn start_all(&self) -> Result<(), AppendError> {
+        for org in self.shared.store.orgs().await? {
+            self.sequencer(&org).await?;
+        }
+        Ok(())
+    }
+
+    async fn sequencer(&self, org: &Org) -> Result<SequencerHandle, AppendError> {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(AppendError::ShuttingDown);
+        }
+        let mut map = self.sequencers.lock().await;
+        if let Some(h) = map.get(&org.id.0) {
+            return Ok(h.clone());
+        }
+        let h = Sequencer::start(self.shared.clone(), org.clone()).await?;
+        map.insert(org.id.0, h.clone());
+        Ok(h)
+    }
+
+    /// Appends events (and the domain change they record) durably; returns once committed.
+    pub async fn append(
+        &self,
+        org: &Org,
+        events: Vec<NewEvent>,
+        mutation: Option<Mutation>,
+    ) -> Result<Appended, AppendError> {
+        for e in &events {
+            e.validate()?;
+        }
+        if events.is_empty() {
+            return Err(AppendError::Empty);
+        }
+        self.sequencer(org).await?.append(events, mutation).await
+    }
+
+    /// The newest signed checkpoint of a log.
+    pub async fn latest_checkpoint(&self, org: &Org) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.shared.store.latest_checkpoint(org.id).await
+    }
+
+    /// Whether every sequencer can take appends (false after a failed commit until a
+    /// successful one).
+    pub async fn healthy(&self) -> Result<(), String> {
+        for h in self.sequencers.lock().await.values() {
+            h.health()?;
+        }
+        Ok(())
+    }
+
+    /// Stops taking appends, commits what is queued, signs the final checkpoints.
+    pub async fn shutdown(&self) {
+        self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+        let handles: Vec<_> = self.sequencers.lock().await.drain().map(|(_, h)| h).collect();
+        for h in handles {
+            h.close().await;
+        }
+    }
+}
+
+pub fn origin(prefix: &str, org: &OrgSlug) -> String {
+    format!("{prefix}/{org}")
+}

@@ -1,0 +1,355 @@
+//! One sequencer per log: numbering, hashing, tiling and group commit.
+//!
+//! Submissions queue on a channel. The sequencer takes the first and everything else already
+//! waiting (up to `max_batch_events`), assigns consecutive `seq`s and one non-decreasing time,
+//! encodes and hashes the leaves, extends the tree, and hands the store one batch to commit.
+//! While that commit is on its way to disk, new submissions queue up and form the next batch:
+//! the commit rate bounds the batch count, not the event count. Every submitter is answered
+//! only after the commit that holds its events returned.
+
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Instant;
+
+use logbook_core::{leaf, Event, EventId, NewEvent, Timestamp};
+use logbook_integrity::tree::TreeEdge;
+use logbook_integrity::{record_hash, Hash};
+use logbook_store::{CommitBatch, CommitError, EventRow, Mutation, MutationEntry, Org, StoredCheckpoint};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::{witness, AppendError, Appended, Shared};
+
+struct Submission {
+    events: Vec<NewEvent>,
+    mutation: Option<Mutation>,
+    reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+/// A cheap handle to a running sequencer.
+#[derive(Debug, Clone)]
+pub struct SequencerHandle {
+    tx: mpsc::Sender<Submission>,
+    task: Arc<tokio::sync::Mutex<Option<JoinHandle<()>>>>,
+    health: Arc<StdMutex<Result<(), String>>>,
+}
+
+impl std::fmt::Debug for Submission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submission").field("events", &self.events.len()).finish()
+    }
+}
+
+impl SequencerHandle {
+    pub(crate) async fn append(
+        &self,
+        events: Vec<NewEvent>,
+        mutation: Option<Mutation>,
+    ) -> Result<Appended, AppendError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Submission { events, mutation, reply }).await.map_err(|_| AppendError::ShuttingDown)?;
+        // A dropped reply means the sequencer stopped before answering: not stored.
+        rx.await.unwrap_or(Err(AppendError::Unavailable))
+    }
+
+    pub(crate) fn health(&self) -> Result<(), String> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Lets the sequencer drain its queue, sign a final checkpoint and stop.
+    pub(crate) async fn close(self) {
+        let SequencerHandle { tx, task, .. } = self;
+        drop(tx);
+        let t = task.lock().await.take();
+        if let Some(t) = t {
+            let _ = t.await;
+        }
+    }
+}
+
+pub(crate) struct Sequencer {
+    shared: Arc<Shared>,
+    org: Org,
+    origin: String,
+    edge: TreeEdge,
+    last_time: Timestamp,
+    checkpointed_size: u64,
+    last_checkpoint_at: Option<Instant>,
+    health: Arc<StdMutex<Result<(), String>>>,
+}
+
+/// How many times a batch is rebuilt after another writer moved the head before giving up.
+const MAX_HEAD_RETRIES: usize = 100;
+
+impl Sequencer {
+    /// Loads the log's edge, checks it against the latest checkpoint, signs one if the log is
+    /// ahead of it, and starts the task.
+    pub(crate) async fn start(shared: Arc<Shared>, org: Org) -> Result<SequencerHandle, AppendError> {
+        let origin = crate::origin(&shared.config.origin_prefix, &org.slug);
+        let mut s = Sequencer {
+            shared: shared.clone(),
+            org,
+            origin,
+            edge: TreeEdge::new(),
+            last_time: Timestamp::from_micros(i64::MIN),
+            checkpointed_size: 0,
+            last_checkpoint_at: None,
+            health: Arc::new(StdMutex::new(Ok(()))),
+        };
+        s.reload().await?;
+        if let Some(cp) = shared.store.latest_checkpoint(s.org.id).await? {
+            s.checkpointed_size = cp.size;
+            if cp.size == s.edge.size() && cp.root != s.edge.root().0 {
+                return Err(AppendError::Damaged(format!(
+                    "the stored tree of {} does not match its latest signed checkpoint (size {}); run `logbook verify`",
+                    s.org.slug, cp.size
+                )));
+            }
+            if cp.size > s.edge.size() {
+                return Err(AppendError::Damaged(format!(
+                    "the log of {} has {} entries but its latest checkpoint commits to {}; run `logbook verify`",
+                    s.org.slug,
+                    s.edge.size(),
+                    cp.size
+                )));
+            }
+        }
+        if s.edge.size() > s.checkpointed_size {
+            s.sign_checkpoint().await;
+        }
+        let (tx, rx) = mpsc::channel(4096);
+        let health = s.health.clone();
+        let task = tokio::spawn(s.run(rx));
+        Ok(SequencerHandle { tx, task: Arc::new(tokio::sync::Mutex::new(Some(task))), health })
+    }
+
+    /// (Re)reads the head and the tree edge from the store.
+    async fn reload(&mut self) -> Result<(), AppendError> {
+        let store = &self.shared.store;
+        let head = store.log_head(self.org.id).await?;
+        let need = TreeEdge::tiles_for(head.size);
+        let data = store.read_tiles(self.org.id, &need).await?;
+        let tiles: Vec<_> = need.into_iter().zip(data).collect();
+        self.edge = TreeEdge::restore(head.size, &tiles).map_err(|e| AppendError::Damaged(e.to_string()))?;
+        if let Some(t) = head.last_time {
+            self.last_time = t;
+        }
+        Ok(())
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Submission>) {
+        let mut carry: Option<Submission> = None;
+        loop {
+            let first = match carry.take() {
+                Some(s) => s,
+                None => {
+                    let due = self.checkpoint_due();
+                    tokio::select! {
+                        msg = rx.recv() => match msg {
+                            Some(s) => s,
+                            None => break,
+                        },
+                        _ = sleep_until(due), if due.is_some() => {
+                            self.sign_checkpoint().await;
+                            continue;
+                        }
+                    }
+                }
+            };
+            let mut batch = vec![first];
+            let mut n = batch[0].events.len();
+            while n < self.shared.config.max_batch_events {
+                match rx.try_recv() {
+                    Ok(s) if n + s.events.len() <= self.shared.config.max_batch_events => {
+                        n += s.events.len();
+                        batch.push(s);
+                    }
+                    Ok(s) => {
+                        carry = Some(s);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch).await;
+            if self.checkpoint_due().is_some_and(|d| d <= Instant::now()) {
+                self.sign_checkpoint().await;
+            }
+        }
+        if self.edge.size() > self.checkpointed_size {
+            self.sign_checkpoint().await;
+        }
+    }
+
+    /// When the next checkpoint should be signed, if the log is ahead of its last one.
+    fn checkpoint_due(&self) -> Option<Instant> {
+        if self.edge.size() <= self.checkpointed_size {
+            return None;
+        }
+        Some(match self.last_checkpoint_at {
+            Some(t) => t + self.shared.config.checkpoint_interval,
+            None => Instant::now(),
+        })
+    }
+
+    fn set_health(&self, h: Result<(), String>) {
+        *self.health.lock().unwrap_or_else(|p| p.into_inner()) = h;
+    }
+
+    /// Commits a group of submissions; answers every submitter.
+    async fn commit(&mut self, mut batch: Vec<Submission>) {
+        let mut head_retries = 0;
+        loop {
+            if batch.is_empty() {
+                return;
+            }
+            let (commit, next_edge, spans) = self.build(&batch);
+            let started = Instant::now();
+            match self.shared.store.commit(self.org.id, &commit).await {
+                Ok(mut outputs) => {
+                    let m = &self.shared.metrics;
+                    m.commits.inc();
+                    m.events_appended.inc_by(commit.events.len() as u64);
+                    m.batch_events.observe(commit.events.len() as f64);
+                    m.commit_seconds.observe(started.elapsed().as_secs_f64());
+                    self.edge = next_edge;
+                    m.log_size.set(self.edge.size() as i64);
+                    self.last_time = commit.now;
+                    self.set_health(Ok(()));
+                    outputs.reverse();
+                    for (s, (first_seq, count)) in batch.into_iter().zip(spans) {
+                        let output = if s.mutation.is_some() { outputs.pop() } else { None };
+                        let _ = s.reply.send(Ok(Appended { first_seq, count, output }));
+                    }
+                    return;
+                }
+                Err(CommitError::Rejected { index, reason }) => {
+                    // Only the submission that owns the refused mutation fails; the rest are
+                    // renumbered and committed without it.
+                    let owner =
+                        batch.iter().enumerate().filter(|(_, s)| s.mutation.is_some()).nth(index).map(|(i, _)| i);
+                    match owner {
+                        Some(i) => {
+                            let s = batch.remove(i);
+                            let _ = s.reply.send(Err(AppendError::Rejected(reason)));
+                        }
+                        None => {
+                            self.fail_all(batch, "a mutation the batch does not hold was refused".into());
+                            return;
+                        }
+                    }
+                }
+                Err(CommitError::HeadMoved { size }) => {
+                    // Another process appended to this log (PostgreSQL): rebuild on its head.
+                    head_retries += 1;
+                    tracing::debug!(org = %self.org.slug, size, "log head moved; reloading");
+                    if head_retries > MAX_HEAD_RETRIES {
+                        self.fail_all(batch, format!("log head kept moving ({head_retries} retries)"));
+                        return;
+                    }
+                    if let Err(e) = self.reload().await {
+                        self.fail_all(batch, format!("reloading after the head moved: {e}"));
+                        return;
+                    }
+                }
+                Err(CommitError::Store(e)) => {
+                    self.shared.metrics.commit_failures.inc();
+                    let msg = format!("commit failed: {e}");
+                    self.fail_all(batch, msg);
+                    // What is durable is what the store says after the failure.
+                    if let Err(e) = self.reload().await {
+                        tracing::error!(org = %self.org.slug, error = %e, "cannot reload the log after a failed commit");
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn fail_all(&self, batch: Vec<Submission>, why: String) {
+        tracing::error!(org = %self.org.slug, events = batch.iter().map(|s| s.events.len()).sum::<usize>(), error = %why, "append failed; nothing acknowledged");
+        self.set_health(Err(why));
+        for s in batch {
+            let _ = s.reply.send(Err(AppendError::Unavailable));
+        }
+    }
+
+    /// Numbers, encodes and hashes a batch on top of the current edge.
+    fn build(&self, batch: &[Submission]) -> (CommitBatch, TreeEdge, Vec<(u64, u64)>) {
+        let base = self.edge.size();
+        // One time for the whole batch: they commit together. Never earlier than the last.
+        let now = self.shared.clock.now().max(self.last_time);
+        let mut events = Vec::with_capacity(batch.iter().map(|s| s.events.len()).sum());
+        let mut mutations = Vec::new();
+        let mut spans = Vec::with_capacity(batch.len());
+        let mut seq = base;
+        let mut buf = Vec::with_capacity(512);
+        for s in batch {
+            let first = seq;
+            for body in &s.events {
+                let mut id = [0u8; 16];
+                self.shared.random.fill(&mut id);
+                let event = Event {
+                    org: self.org.slug.clone(),
+                    seq,
+                    id: EventId::from_random_bytes(id),
+                    time: now,
+                    body: body.clone(),
+                };
+                buf.clear();
+                leaf::encode_into(&event, &mut buf);
+                events.push(EventRow {
+                    seq,
+                    time: now,
+                    action: body.action.code().to_owned(),
+                    user: body.actor.display().to_owned(),
+                    leaf_hash: record_hash(&buf).0,
+                    leaf: buf.clone(),
+                });
+                seq += 1;
+            }
+            if let Some(m) = &s.mutation {
+                mutations.push(MutationEntry { first_seq: first, count: seq - first, mutation: m.clone() });
+            }
+            spans.push((first, seq - first));
+        }
+        let mut edge = self.edge.clone();
+        let tiles = edge.append_all(events.iter().map(|e| Hash(e.leaf_hash)));
+        (CommitBatch { base_size: base, events, tiles, mutations, now }, edge, spans)
+    }
+
+    async fn sign_checkpoint(&mut self) {
+        let size = self.edge.size();
+        let root = self.edge.root();
+        let note = match self.shared.signer.sign(&self.origin, size, &root) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign a checkpoint");
+                return;
+            }
+        };
+        let cp = StoredCheckpoint { size, root: root.0, note: note.clone(), signed_at: self.shared.clock.now() };
+        self.last_checkpoint_at = Some(Instant::now());
+        match self.shared.store.add_checkpoint(self.org.id, &cp).await {
+            Ok(stored) => {
+                self.checkpointed_size = size;
+                if stored {
+                    self.shared.metrics.checkpoints_signed.inc();
+                    if let Some(dir) = &self.shared.config.witness_dir {
+                        if let Err(e) = witness::publish(dir, &self.org.slug, &note).await {
+                            self.shared.metrics.witness_failures.inc();
+                            tracing::error!(dir = %dir.display(), error = %e, "cannot write the checkpoint to the witness directory");
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::error!(org = %self.org.slug, error = %e, "cannot store a checkpoint; will retry"),
+        }
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}

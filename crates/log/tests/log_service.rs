@@ -1,0 +1,201 @@
+//! The log service on a real (SQLite) store.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use logbook_core::{
+    Action, Actor, ActorKind, ManualClock, NewEvent, OrgSlug, Outcome, SeededRandom, Source, Timestamp,
+};
+use logbook_integrity::checkpoint::CheckpointSigner;
+use logbook_log::audit::audit_org;
+use logbook_log::{AppendError, LogConfig, LogService};
+use logbook_store::Store;
+use logbook_store_sqlite::SqliteStore;
+
+fn event(i: usize) -> NewEvent {
+    NewEvent {
+        action: Action::LoginSuccess,
+        actor: Actor {
+            kind: ActorKind::User,
+            id: format!("u{}", i % 5),
+            email: Some(format!("user{}@example.com", i % 5)),
+        },
+        target: None,
+        details: "Method: password".into(),
+        fields: [("method".to_string(), "password".to_string())].into(),
+        outcome: Outcome::Success,
+        source: Source { ip: Some([198, 51, 100, 7].into()), user_agent: Some("test".into()) },
+        recorded_by: "test".into(),
+    }
+}
+
+struct Fixture {
+    log: Arc<LogService>,
+    clock: Arc<ManualClock>,
+    store: Arc<SqliteStore>,
+}
+
+async fn fixture(dir: &Path, witness: Option<&Path>, interval: Duration) -> Fixture {
+    let store = Arc::new(SqliteStore::open(dir).await.unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(1_764_000_000_000_000)));
+    let signer = Arc::new(CheckpointSigner::generate(&SeededRandom::new(7), "logbook.test").unwrap());
+    let config = LogConfig {
+        origin_prefix: "logbook.test".into(),
+        checkpoint_interval: interval,
+        max_batch_events: 10_000,
+        witness_dir: witness.map(Path::to_owned),
+    };
+    let log = LogService::new(store.clone(), clock.clone(), Arc::new(SeededRandom::new(1)), signer, config);
+    Fixture { log, clock, store }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_are_gapless_and_group_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture(dir.path(), None, Duration::from_secs(1)).await;
+    let org = f.log.org(&OrgSlug::default_org()).await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..64 {
+        let log = f.log.clone();
+        let org = org.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..20 {
+                let a = log.append(&org, vec![event(t * 100 + i)], None).await.unwrap();
+                seqs.push(a.first_seq);
+            }
+            seqs
+        }));
+    }
+    let mut all: Vec<u64> = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    assert_eq!(all, (0..1280).collect::<Vec<_>>(), "every append got its own seq, none missing");
+    let commits = f.log.metrics().commits.get();
+    assert!(commits < 1280, "64 concurrent appenders should share commits, got {commits} commits for 1280 events");
+    let head = f.store.log_head(org.id).await.unwrap();
+    assert_eq!(head.size, 1280);
+}
+
+#[tokio::test]
+async fn time_never_goes_backwards_even_when_the_clock_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture(dir.path(), None, Duration::from_secs(1)).await;
+    let org = f.log.org(&OrgSlug::default_org()).await.unwrap();
+    f.log.append(&org, vec![event(0)], None).await.unwrap();
+    f.clock.advance_micros(-60_000_000);
+    f.log.append(&org, vec![event(1)], None).await.unwrap();
+    let rows = f.store.events(org.id, 0..2).await.unwrap();
+    assert!(rows[1].time >= rows[0].time, "{:?} then {:?}", rows[0].time, rows[1].time);
+}
+
+#[tokio::test]
+async fn invalid_or_empty_submissions_append_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture(dir.path(), None, Duration::from_secs(1)).await;
+    let org = f.log.org(&OrgSlug::default_org()).await.unwrap();
+    let mut bad = event(0);
+    bad.details = "x".repeat(5000);
+    assert!(matches!(f.log.append(&org, vec![event(1), bad], None).await, Err(AppendError::Invalid(_))));
+    assert!(matches!(f.log.append(&org, vec![], None).await, Err(AppendError::Empty)));
+    assert_eq!(f.store.log_head(org.id).await.unwrap().size, 0);
+}
+
+#[tokio::test]
+async fn checkpoints_witness_proofs_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let witness = tempfile::tempdir().unwrap();
+    let slug = OrgSlug::default_org();
+    let (first_cp, verifier) = {
+        let f = fixture(dir.path(), Some(witness.path()), Duration::from_millis(50)).await;
+        let org = f.log.org(&slug).await.unwrap();
+        for chunk in 0..10 {
+            let events = (0..100).map(|i| event(chunk * 100 + i)).collect();
+            f.log.append(&org, events, None).await.unwrap();
+        }
+        // A checkpoint follows within the interval, without a further append.
+        let mut cp = None;
+        for _ in 0..100 {
+            cp = f.log.latest_checkpoint(&org).await.unwrap().filter(|c| c.size == 1000);
+            if cp.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let cp = cp.expect("a checkpoint of size 1000");
+        let verifier = f.log.signer().verifier();
+        let v = verifier.verify(&cp.note).unwrap();
+        assert_eq!((v.origin.as_str(), v.size), ("logbook.test/default", 1000));
+        let witnessed = std::fs::read_to_string(witness.path().join("default.checkpoint")).unwrap();
+        assert_eq!(witnessed, cp.note, "the witness holds the newest checkpoint");
+
+        for seq in [0, 255, 256, 999] {
+            let p = f.log.inclusion_proof(&org, seq, None).await.unwrap();
+            p.verify_against(&v).unwrap();
+        }
+        // Appends after the last checkpoint are covered by the one signed at shutdown.
+        f.log.append(&org, vec![event(5000)], None).await.unwrap();
+        f.log.shutdown().await;
+        assert!(matches!(f.log.append(&org, vec![event(1)], None).await, Err(AppendError::ShuttingDown)));
+        assert_eq!(f.log.latest_checkpoint(&org).await.unwrap().unwrap().size, 1001);
+        (v, verifier)
+    };
+
+    // A new process on the same store carries on from the stored edge.
+    let f = fixture(dir.path(), Some(witness.path()), Duration::from_millis(50)).await;
+    f.log.start_all().await.unwrap();
+    let org = f.log.org(&slug).await.unwrap();
+    let a = f.log.append(&org, (0..300).map(event).collect(), None).await.unwrap();
+    assert_eq!(a.seqs(), 1001..1301);
+    f.log.shutdown().await;
+    let latest = verifier.verify(&f.log.latest_checkpoint(&org).await.unwrap().unwrap().note).unwrap();
+    assert_eq!(latest.size, 1301);
+    let c = f.log.consistency_proof(&org, first_cp.size, Some(latest.size)).await.unwrap();
+    assert_eq!((c.old_root, c.new_root), (first_cp.root, latest.root));
+    c.verify().unwrap();
+
+    let report = audit_org(f.store.clone(), &org, &f.log.origin(&slug), &verifier, &[]).await.unwrap();
+    assert!(report.is_intact(), "{:?}", report.findings);
+    assert_eq!(report.size, 1301);
+}
+
+#[tokio::test]
+async fn a_refused_domain_change_takes_only_its_own_events_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture(dir.path(), None, Duration::from_secs(1)).await;
+    let org = f.log.org(&OrgSlug::default_org()).await.unwrap();
+    let admin = Actor { kind: ActorKind::User, id: "admin".into(), email: None };
+    f.log.create_api_token(&org, "billing", admin.clone(), Source::default(), "test").await.unwrap();
+    let dup = f.log.create_api_token(&org, "billing", admin.clone(), Source::default(), "test");
+    let other = f.log.append(&org, vec![event(1)], None);
+    let (dup, other) = tokio::join!(dup, other);
+    assert!(matches!(dup, Err(logbook_log::tokens::TokenError::NameTaken)), "{dup:?}");
+    other.unwrap();
+    let rows = f.store.events(org.id, 0..10).await.unwrap();
+    let actions: Vec<_> = rows.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["api_token.created", "login.success"], "no event for the refused token");
+}
+
+#[tokio::test]
+async fn api_tokens_authenticate_until_revoked_and_are_stored_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture(dir.path(), None, Duration::from_secs(1)).await;
+    let org = f.log.org(&OrgSlug::default_org()).await.unwrap();
+    let admin = Actor::system();
+    let (token, secret) = f.log.create_api_token(&org, "svc", admin.clone(), Source::default(), "cli").await.unwrap();
+    assert!(secret.expose().starts_with("lbk_"));
+    assert!(!format!("{secret:?}").contains(secret.expose()));
+    assert_eq!(f.log.authenticate(secret.expose()).await.unwrap().unwrap().id, token.id);
+    assert!(f.log.authenticate("lbk_wrong").await.unwrap().is_none());
+    f.log.revoke_api_token(&org, "svc", admin, Source::default(), "cli").await.unwrap();
+    assert!(f.log.authenticate(secret.expose()).await.unwrap().is_none());
+    f.log.shutdown().await;
+    let needle = secret.expose().as_bytes();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let raw = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!raw.windows(needle.len()).any(|w| w == needle), "the token itself is never stored");
+    }
+}
