@@ -84,6 +84,7 @@ pub(crate) struct Shared {
 pub struct LogService {
     shared: Arc<Shared>,
     sequencers: Mutex<HashMap<i64, SequencerHandle>>,
+    orgs: std::sync::RwLock<HashMap<i64, Org>>,
     closing: std::sync::atomic::AtomicBool,
 }
 
@@ -98,6 +99,7 @@ impl LogService {
         Arc::new(Self {
             shared: Arc::new(Shared { store, clock, random, signer, config, metrics: LogMetrics::default() }),
             sequencers: Mutex::new(HashMap::new()),
+            orgs: std::sync::RwLock::new(HashMap::new()),
             closing: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -129,7 +131,34 @@ impl LogService {
 
     /// The organization, created with an empty log if new.
     pub async fn org(&self, slug: &OrgSlug) -> Result<Org, StoreError> {
-        self.shared.store.ensure_org(slug, self.shared.clock.now()).await
+        let org = self.shared.store.ensure_org(slug, self.shared.clock.now()).await?;
+        self.orgs.write().unwrap_or_else(|p| p.into_inner()).insert(org.id.0, org.clone());
+        Ok(org)
+    }
+
+    /// An existing organization by its key (cached: organizations never change).
+    pub async fn org_by_id(&self, id: logbook_core::OrgId) -> Result<Option<Org>, StoreError> {
+        if let Some(o) = self.orgs.read().unwrap_or_else(|p| p.into_inner()).get(&id.0) {
+            return Ok(Some(o.clone()));
+        }
+        let all = self.shared.store.orgs().await?;
+        let mut cache = self.orgs.write().unwrap_or_else(|p| p.into_inner());
+        for o in &all {
+            cache.insert(o.id.0, o.clone());
+        }
+        Ok(all.into_iter().find(|o| o.id == id))
+    }
+
+    /// An existing organization by its name; `None` if there is no such organization.
+    pub async fn existing_org(&self, slug: &OrgSlug) -> Result<Option<Org>, StoreError> {
+        if let Some(o) = self.orgs.read().unwrap_or_else(|p| p.into_inner()).values().find(|o| &o.slug == slug) {
+            return Ok(Some(o.clone()));
+        }
+        let org = self.shared.store.org(slug).await?;
+        if let Some(o) = &org {
+            self.orgs.write().unwrap_or_else(|p| p.into_inner()).insert(o.id.0, o.clone());
+        }
+        Ok(org)
     }
 
     /// Starts the sequencer of every existing log, so that a log whose tail is not yet covered

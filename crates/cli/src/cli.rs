@@ -1,0 +1,111 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "logbook", version, about = "A tamper-evident audit log: a signed Merkle log anyone can verify.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the store is. Every command that opens one takes these.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory for the embedded store, the signing key and (by default) nothing else.
+    /// [default: ./logbook-data]
+    #[arg(long, env = "LOGBOOK_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Use this database instead of the embedded one: sqlite://PATH (or postgres://… once
+    /// available).
+    #[arg(long, env = "LOGBOOK_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// TOML file with any of: data_dir, database_url, listen, witness_dir, signing_key_file,
+    /// origin_prefix. Flags and environment variables win over it.
+    #[arg(long, env = "LOGBOOK_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Recompute every log from its stored events and check every tile and checkpoint.
+    /// Exit 0: intact; 1: damaged (the first bad seq is named); 2: usage or I/O error.
+    Verify(VerifyArgs),
+    /// Administration from the command line.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Measure append, verify and proof speed against the raw engine, in one run.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on. [default: 127.0.0.1:8080]
+    #[arg(long, env = "LOGBOOK_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Also write every new checkpoint here, outside the database.
+    #[arg(long, env = "LOGBOOK_WITNESS_DIR")]
+    pub witness_dir: Option<PathBuf>,
+    /// Checkpoint signing key (signed-note form). [default: <data-dir>/checkpoint-signing.key,
+    /// generated at first start]
+    #[arg(long, env = "LOGBOOK_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+    /// Checkpoint origins are <origin-prefix>/<organization>. [default: logbook.local]
+    #[arg(long, env = "LOGBOOK_ORIGIN_PREFIX")]
+    pub origin_prefix: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// A checkpoint saved earlier (e.g. from the witness directory); repeatable. Catches
+    /// truncation and wholesale rewrites of the store.
+    #[arg(long = "checkpoint", value_name = "FILE")]
+    pub checkpoints: Vec<PathBuf>,
+    /// The verifier key (`name+id+base64`, or a file holding it). [default: derived from the
+    /// signing key in the data directory]
+    #[arg(long, env = "LOGBOOK_PUBLIC_KEY")]
+    pub public_key: Option<String>,
+    /// Checkpoint origins are <origin-prefix>/<organization>. [default: logbook.local]
+    #[arg(long, env = "LOGBOOK_ORIGIN_PREFIX")]
+    pub origin_prefix: Option<String>,
+    /// Only this organization.
+    #[arg(long)]
+    pub org: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an API token for a service; the token is printed once, on stdout.
+    CreateToken(TokenArgs),
+    /// Revoke an API token: it stops working at once.
+    RevokeToken(TokenArgs),
+    /// List API tokens (names and state, never secrets).
+    ListTokens(OrgArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The token's name, e.g. the service that will use it.
+    #[arg(long)]
+    pub name: String,
+    /// Organization. [default: default]
+    #[arg(long, default_value = "default")]
+    pub org: String,
+}
+
+#[derive(Debug, Args)]
+pub struct OrgArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, default_value = "default")]
+    pub org: String,
+}

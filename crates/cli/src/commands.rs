@@ -1,0 +1,221 @@
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use logbook_core::{Actor, OrgSlug, OsRandom, Source, SystemClock};
+use logbook_integrity::checkpoint::CheckpointVerifier;
+use logbook_log::audit::{audit_org, SuppliedCheckpoint};
+use logbook_log::{LogConfig, LogService};
+use logbook_server::{keys, Application, Settings};
+
+use crate::cli::{AdminCommand, Cli, Command, ServeArgs, StoreArgs, VerifyArgs};
+use crate::config::{self, FileConfig, StoreLocation, DEFAULT_ORIGIN_PREFIX};
+use crate::store_url;
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(a) => serve(a).await,
+        Command::Verify(a) => verify(a).await,
+        Command::Admin(a) => admin(a).await,
+        Command::Bench(a) => crate::bench::run(a).await,
+    }
+}
+
+fn location(args: &StoreArgs) -> anyhow::Result<(StoreLocation, FileConfig)> {
+    let file = config::load_file(args.config.as_deref())?;
+    Ok((config::store_location(args, &file), file))
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let (loc, file) = location(&a.store)?;
+    let mut settings = Settings::new(loc.data_dir.clone());
+    if let Some(l) = a.listen.or(file.listen) {
+        settings.listen = l;
+    }
+    settings.witness_dir = a.witness_dir.or(file.witness_dir);
+    settings.signing_key_file = a.signing_key_file.or(file.signing_key_file);
+    settings.origin_prefix = a.origin_prefix.or(file.origin_prefix).unwrap_or_else(|| DEFAULT_ORIGIN_PREFIX.into());
+
+    let store = store_url::open(&loc).await?;
+    let app = Application::build(&settings, store, Arc::new(SystemClock), Arc::new(OsRandom)).await?;
+    let addr = app.local_addr();
+    println!("Logbook is listening on http://{addr}");
+    println!("  store: {}", describe(&loc));
+    println!("  public key: {}", app.log().signer().verifier_key());
+    println!("  record events from a service: create a token with");
+    println!("    logbook admin create-token --data-dir {} --name <service>", loc.data_dir.display());
+    println!("  stop with Ctrl-C: queued events are committed and a final checkpoint is signed.");
+    app.run_until(shutdown_signal()).await.context("serving")?;
+    eprintln!("Logbook stopped cleanly.");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(loc: &StoreLocation) -> String {
+    match &loc.database_url {
+        None => format!("{} (embedded SQLite)", loc.data_dir.join(logbook_store_sqlite::FILE_NAME).display()),
+        Some(_) => "database URL (from --database-url)".into(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    eprintln!("Shutting down: finishing requests, committing queued events, signing the final checkpoint…");
+}
+
+fn read_public_key(arg: &str) -> anyhow::Result<String> {
+    let p = Path::new(arg);
+    if p.is_file() {
+        return Ok(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?.trim().to_owned());
+    }
+    Ok(arg.trim().to_owned())
+}
+
+async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let (loc, file) = location(&a.store)?;
+    let prefix = a.origin_prefix.or(file.origin_prefix).unwrap_or_else(|| DEFAULT_ORIGIN_PREFIX.into());
+    let verifier = match &a.public_key {
+        Some(k) => {
+            CheckpointVerifier::new(&read_public_key(k)?).context("the public key is not a note verifier key")?
+        }
+        None => {
+            let path = file.signing_key_file.clone().unwrap_or_else(|| keys::default_path(&loc.data_dir));
+            if !path.exists() {
+                bail!("no public key: pass --public-key, or --data-dir of a store with its signing key");
+            }
+            keys::load(&path)?.verifier()
+        }
+    };
+    let mut supplied = Vec::new();
+    for path in &a.checkpoints {
+        let note = std::fs::read_to_string(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+        supplied.push(SuppliedCheckpoint { source: format!("checkpoint {}", path.display()), note });
+    }
+    if loc.database_url.is_none() && !loc.data_dir.join(logbook_store_sqlite::FILE_NAME).exists() {
+        bail!("no store in {}", loc.data_dir.display());
+    }
+    let store = store_url::open(&loc).await?;
+    let mut orgs = store.orgs().await?;
+    if let Some(only) = &a.org {
+        orgs.retain(|o| o.slug.as_str() == only);
+        if orgs.is_empty() {
+            bail!("no organization {only:?} in the store");
+        }
+    }
+
+    let started = std::time::Instant::now();
+    let mut damaged = false;
+    let mut total = 0u64;
+    for org in &orgs {
+        let origin = logbook_log::origin(&prefix, &org.slug);
+        let report = audit_org(store.clone(), org, &origin, &verifier, &supplied).await?;
+        total += report.size;
+        if report.is_intact() {
+            println!(
+                "{}: intact — {} events, {} checkpoint(s) checked, root {}",
+                org.slug,
+                report.size,
+                report.checkpoints_checked,
+                logbook_log::audit::root_hex(&report)
+            );
+        } else {
+            damaged = true;
+            match report.first_bad_seq() {
+                Some(seq) => println!("{}: DAMAGED — first bad seq {seq}", org.slug),
+                None => println!("{}: DAMAGED", org.slug),
+            }
+            for f in report.findings.iter().take(20) {
+                println!("  {f}");
+            }
+            if report.findings.len() > 20 {
+                println!("  … and {} more", report.findings.len() - 20);
+            }
+        }
+    }
+    // A supplied checkpoint for a log the store does not have: the whole log is gone.
+    for s in &supplied {
+        if let Ok(v) = verifier.verify(&s.note) {
+            let known = orgs.iter().any(|o| logbook_log::origin(&prefix, &o.slug) == v.origin);
+            if !known && a.org.is_none() {
+                damaged = true;
+                println!(
+                    "{}: DAMAGED — {} commits to {} events of a log the store does not have",
+                    v.origin, s.source, v.size
+                );
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("verified {total} events in {secs:.2} s ({:.0} events/s)", total as f64 / secs.max(1e-9));
+    Ok(if damaged { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The log service for a one-shot command (signs a checkpoint when done).
+async fn one_shot(loc: &StoreLocation, file: &FileConfig) -> anyhow::Result<Arc<LogService>> {
+    let store = store_url::open(loc).await?;
+    let mut settings = Settings::new(loc.data_dir.clone());
+    settings.signing_key_file = file.signing_key_file.clone();
+    settings.origin_prefix = file.origin_prefix.clone().unwrap_or_else(|| DEFAULT_ORIGIN_PREFIX.into());
+    let signer = keys::load_or_create(&settings, &OsRandom)?;
+    let config = LogConfig { origin_prefix: settings.origin_prefix.clone(), ..LogConfig::default() };
+    Ok(LogService::new(store, Arc::new(SystemClock), Arc::new(OsRandom), Arc::new(signer), config))
+}
+
+fn cli_actor() -> Actor {
+    let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "cli".into());
+    Actor { kind: logbook_core::ActorKind::System, id: format!("cli:{user}"), email: None }
+}
+
+async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AdminCommand::CreateToken(a) => {
+            let (loc, file) = location(&a.store)?;
+            let log = one_shot(&loc, &file).await?;
+            let org = log.org(&OrgSlug::parse(&a.org)?).await?;
+            let result = log.create_api_token(&org, &a.name, cli_actor(), Source::default(), "cli").await;
+            log.shutdown().await;
+            let (_, secret) = result?;
+            eprintln!("Created API token {:?} for {}. It is shown only now; store it as a secret.", a.name, org.slug);
+            println!("{}", secret.expose());
+        }
+        AdminCommand::RevokeToken(a) => {
+            let (loc, file) = location(&a.store)?;
+            let log = one_shot(&loc, &file).await?;
+            let org = log.org(&OrgSlug::parse(&a.org)?).await?;
+            let result = log.revoke_api_token(&org, &a.name, cli_actor(), Source::default(), "cli").await;
+            log.shutdown().await;
+            result?;
+            println!("Revoked API token {:?}.", a.name);
+        }
+        AdminCommand::ListTokens(a) => {
+            let (loc, _) = location(&a.store)?;
+            let store = store_url::open(&loc).await?;
+            let Some(org) = store.org(&OrgSlug::parse(&a.org)?).await? else { bail!("no organization {:?}", a.org) };
+            for t in store.api_tokens(org.id).await? {
+                let state = match t.revoked {
+                    Some(r) => format!("revoked {r}"),
+                    None => "active".into(),
+                };
+                println!("{}\tcreated {}\t{state}", t.name, t.created);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,131 @@
+//! The one error type of the web layer.
+//!
+//! Policy:
+//! - Domain and storage errors stay typed (`thiserror`) in their crates; handlers convert them
+//!   into [`ApiError`] with `?`.
+//! - Every [`ApiError`] variant maps to exactly one status and one stable `code`, in the
+//!   exhaustive `match` of `into_response`: a new variant does not compile until it is mapped.
+//! - What the client sees is `{"error": {"code", "message"}}` with a message written for it.
+//!   Internal details (SQL, paths, backend messages) are logged with `tracing::error!` and never
+//!   sent: an internal error answers only "internal error".
+//! - Secrets never reach an error message: inputs are echoed only when they are not secret and
+//!   only truncated.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use logbook_log::{AppendError, ProofRequestError};
+use logbook_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed or invalid input; nothing was changed.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// Missing, unknown or revoked credentials.
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with an earlier one (e.g. an idempotency key reused for another body).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// The log cannot take or serve data right now; the client may retry.
+    #[error("{0}")]
+    Unavailable(&'static str),
+    /// A bug or a backend failure: logged in full, answered generically.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `bad_request`, `invalid_event`, `unknown_action`, …
+    pub code: &'static str,
+    /// For people.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid API token is required (Authorization: Bearer …)".into(),
+            ),
+            ApiError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", what),
+            ApiError::Unprocessable { code, message } => (StatusCode::UNPROCESSABLE_ENTITY, code, message),
+            ApiError::PayloadTooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large".into())
+            }
+            ApiError::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", why.into()),
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into())
+            }
+        };
+        let mut resp = (status, Json(ErrorBody { error: ErrorDetail { code, message } })).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::DiskFull => {
+                tracing::error!("the disk is full");
+                ApiError::Unavailable("the log cannot store data right now (disk full)")
+            }
+            e => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<AppendError> for ApiError {
+    fn from(e: AppendError) -> Self {
+        match e {
+            AppendError::Invalid(e) => ApiError::bad_request("invalid_event", e.to_string()),
+            AppendError::Empty => ApiError::bad_request("invalid_event", "at least one event is required"),
+            AppendError::Rejected(r) => ApiError::Unprocessable { code: "refused", message: r.to_string() },
+            AppendError::ShuttingDown => ApiError::Unavailable("the server is shutting down; retry"),
+            AppendError::Unavailable => {
+                ApiError::Unavailable("the log cannot store events right now; nothing was stored, retry")
+            }
+            AppendError::Damaged(d) => ApiError::Internal(d),
+            AppendError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ProofRequestError> for ApiError {
+    fn from(e: ProofRequestError) -> Self {
+        match e {
+            ProofRequestError::Proof(logbook_integrity::proof::ProofError::Tiles) => {
+                ApiError::Internal("stored tiles do not produce a valid proof".into())
+            }
+            ProofRequestError::Proof(p) => ApiError::bad_request("bad_proof_request", p.to_string()),
+            ProofRequestError::NoCheckpoint => ApiError::NotFound("the log has no signed checkpoint yet".into()),
+            ProofRequestError::Store(s) => s.into(),
+        }
+    }
+}

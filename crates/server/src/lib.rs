@@ -1,0 +1,132 @@
+//! Logbook's application.
+//!
+//! [`Application::build`] wires the log service to a store and binds the HTTP listener (any
+//! port: tests use port 0 and drive the real server like a client). `main` only parses the
+//! configuration, chooses the store from the URL, and calls it.
+
+pub mod error;
+mod extract;
+pub mod keys;
+mod metrics;
+pub mod openapi;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use logbook_core::{Clock, OrgSlug, Random};
+use logbook_log::{LogConfig, LogService};
+use logbook_store::{Org, Store};
+
+pub use error::ApiError;
+
+/// What the server needs to start. Parsed from flags, `LOGBOOK_*` variables and the optional
+/// TOML file by the binary.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub witness_dir: Option<PathBuf>,
+    /// The checkpoint signing key; default `<data_dir>/checkpoint-signing.key`, made at first start.
+    pub signing_key_file: Option<PathBuf>,
+    /// Checkpoint origins are `<origin_prefix>/<org>`; the key is named `<origin_prefix>`.
+    pub origin_prefix: String,
+    pub checkpoint_interval: Duration,
+    /// The organization of the platform itself (single-tenant installations have only this one).
+    pub default_org: OrgSlug,
+}
+
+impl Settings {
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir,
+            witness_dir: None,
+            signing_key_file: None,
+            origin_prefix: "logbook.local".into(),
+            checkpoint_interval: Duration::from_secs(1),
+            default_org: OrgSlug::default_org(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("checkpoint signing key: {0}")]
+    Key(String),
+    #[error("the log cannot start: {0}")]
+    Log(#[from] logbook_log::AppendError),
+    #[error("storage: {0}")]
+    Store(#[from] logbook_store::StoreError),
+}
+
+/// Shared by every handler.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    pub log: Arc<LogService>,
+    pub default_org: Org,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+#[derive(Debug)]
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    log: Arc<LogService>,
+}
+
+impl Application {
+    pub async fn build(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+    ) -> Result<Self, StartError> {
+        let signer = keys::load_or_create(settings, &*random)?;
+        let config = LogConfig {
+            origin_prefix: settings.origin_prefix.clone(),
+            checkpoint_interval: settings.checkpoint_interval,
+            witness_dir: settings.witness_dir.clone(),
+            ..LogConfig::default()
+        };
+        let log = LogService::new(store, clock, random, Arc::new(signer), config);
+        let default_org = log.org(&settings.default_org).await?;
+        log.start_all().await?;
+        let metrics = Arc::new(metrics::Metrics::new(log.metrics()));
+        let state = AppState { log: log.clone(), default_org, metrics };
+        let router = routes::router(state);
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Listen { addr: settings.listen, source })?;
+        Ok(Self { listener, router, log })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn log(&self) -> &Arc<LogService> {
+        &self.log
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests, commits what is
+    /// queued, and signs the final checkpoints.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let Self { listener, router, log } = self;
+        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        log.shutdown().await;
+        served
+    }
+}

@@ -1,0 +1,38 @@
+//! `/metrics`: Prometheus text format.
+
+use std::sync::Mutex;
+
+use logbook_log::LogMetrics;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: u16,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub http_responses: Family<StatusLabel, Counter>,
+}
+
+impl Metrics {
+    pub fn new(log: &LogMetrics) -> Self {
+        let mut registry = Registry::default();
+        log.register(&mut registry);
+        let http_responses = Family::<StatusLabel, Counter>::default();
+        registry.register("logbook_http_responses", "HTTP responses by status", http_responses.clone());
+        Self { registry: Mutex::new(registry), http_responses }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
+        out
+    }
+}
