@@ -196,7 +196,22 @@ impl Sequencer {
     }
 
     /// Commits a group of submissions; answers every submitter.
-    async fn commit(&mut self, mut batch: Vec<Submission>) {
+    async fn commit(&mut self, batch: Vec<Submission>) {
+        let mut refused = Vec::new();
+        self.commit_inner(batch, &mut refused).await;
+        // Answered only now, after the rest of the batch committed: a submission refused because
+        // another one in the batch took its idempotency key must be able to read what that one
+        // stored.
+        for (s, reason) in refused {
+            let _ = s.reply.send(Err(AppendError::Rejected(reason)));
+        }
+    }
+
+    async fn commit_inner(
+        &mut self,
+        mut batch: Vec<Submission>,
+        refused: &mut Vec<(Submission, logbook_store::MutationError)>,
+    ) {
         let mut head_retries = 0;
         loop {
             if batch.is_empty() {
@@ -228,10 +243,7 @@ impl Sequencer {
                     let owner =
                         batch.iter().enumerate().filter(|(_, s)| s.mutation.is_some()).nth(index).map(|(i, _)| i);
                     match owner {
-                        Some(i) => {
-                            let s = batch.remove(i);
-                            let _ = s.reply.send(Err(AppendError::Rejected(reason)));
-                        }
+                        Some(i) => refused.push((batch.remove(i), reason)),
                         None => {
                             self.fail_all(batch, "a mutation the batch does not hold was refused".into());
                             return;
