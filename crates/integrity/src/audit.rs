@@ -73,7 +73,8 @@ impl Report {
     }
 }
 
-/// At most this many findings are kept: the first ones matter, the rest are consequences.
+/// At most this many findings are kept, those with the lowest seqs: the first ones matter, the
+/// rest are mostly consequences.
 const MAX_FINDINGS: usize = 1000;
 
 #[derive(Debug)]
@@ -110,9 +111,15 @@ impl Auditor {
     }
 
     fn find(&mut self, seq: Option<u64>, problem: impl Into<String>) {
-        if self.findings.len() < MAX_FINDINGS {
-            self.findings.push(Finding { seq, problem: problem.into() });
+        self.findings.push(Finding { seq, problem: problem.into() });
+        if self.findings.len() >= 2 * MAX_FINDINGS {
+            self.trim_findings();
         }
+    }
+
+    fn trim_findings(&mut self) {
+        self.findings.sort_by_key(|f| (f.seq.is_none(), f.seq));
+        self.findings.truncate(MAX_FINDINGS);
     }
 
     /// A problem somewhere in a range of seqs (a subtree, or between two checkpoints). A precise
@@ -272,7 +279,7 @@ impl Auditor {
         if covered < size {
             self.find(Some(covered), format!("events from seq {covered} on are not covered by any signed checkpoint"));
         }
-        self.findings.sort_by_key(|f| (f.seq.is_none(), f.seq));
+        self.trim_findings();
         Report {
             org: self.org,
             size,
@@ -422,6 +429,30 @@ mod tests {
         let (_, _, root_at_300) = make(300);
         let rep = audit(&r2, &t2, vec![claim(300, root_at_300), claim(700, root)]);
         assert_eq!(rep.first_bad_seq(), Some(300), "{:?}", rep.findings);
+    }
+
+    #[test]
+    fn the_first_bad_seq_survives_a_flood_of_later_findings() {
+        let (rows, tiles, root) = make(3000);
+        let mut r = make(3000).0;
+        // A forged, self-consistent event at 100 shifts every later one: thousands of findings
+        // after it, and only the stored tile still knows the one at 100.
+        let forged = {
+            let mut e = leaf::decode(&r[100].leaf).unwrap();
+            e.body.details = "forged".into();
+            let l = leaf::encode(&e);
+            (record_hash(&l).0.to_vec(), l)
+        };
+        for i in (100..2999).rev() {
+            r[i + 1].leaf = r[i].leaf.clone();
+            r[i + 1].leaf_hash = r[i].leaf_hash.clone();
+        }
+        r[100].leaf_hash = forged.0;
+        r[100].leaf = forged.1;
+        let rep = audit(&r, &tiles, vec![claim(3000, root)]);
+        assert!(rep.findings.len() <= MAX_FINDINGS);
+        assert_eq!(rep.first_bad_seq(), Some(100), "{:?}", &rep.findings[..3]);
+        drop(rows);
     }
 
     #[test]
