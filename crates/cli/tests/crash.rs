@@ -7,6 +7,8 @@
 //!
 //! Short form by default (5 kills); `LOGBOOK_CRASH_ROUNDS=200` for the long form.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashMap;
@@ -30,6 +32,7 @@ struct Server {
     _out: BufReader<std::process::ChildStdout>,
 }
 
+#[allow(clippy::zombie_processes)] // the caller kills and waits
 fn start(dir: &Path) -> Server {
     let mut child = bin()
         .args(["serve", "--data-dir", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])

@@ -1,6 +1,8 @@
 //! `logbook verify` against real stores of 10,000 events, damaged directly in the SQLite file
 //! (append-only triggers dropped first), as someone with access to the file would.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -8,6 +10,9 @@ use std::sync::OnceLock;
 
 use common::*;
 use logbook_core::leaf;
+
+/// A named way of damaging the database.
+type Change<'a> = (&'a str, Box<dyn Fn(&rusqlite::Connection) + 'a>);
 
 const N: u64 = 10_000;
 const EARLY: u64 = 5_000;
@@ -91,7 +96,7 @@ fn a_single_changed_byte_in_any_column_of_any_event_names_its_seq() {
             )
             .unwrap();
         };
-        let changes: Vec<(&str, Box<dyn Fn(&rusqlite::Connection)>)> = vec![
+        let changes: Vec<Change<'_>> = vec![
             (
                 "time",
                 Box::new(|db| {

@@ -269,11 +269,14 @@ impl Auditor {
                 self.compare_row(row, &entries);
             }
         }
-        for c in self.claims[self.next_claim..].to_vec() {
-            self.find(
-                Some(size),
-                format!("{} commits to {} events but only {size} are stored: the log was truncated", c.source, c.size),
-            );
+        let beyond: Vec<String> = self.claims[self.next_claim..]
+            .iter()
+            .map(|c| {
+                format!("{} commits to {} events but only {size} are stored: the log was truncated", c.source, c.size)
+            })
+            .collect();
+        for problem in beyond {
+            self.find(Some(size), problem);
         }
         let covered = self.claims.iter().map(|c| c.size).max().unwrap_or(0);
         if covered < size {

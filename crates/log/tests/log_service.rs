@@ -1,5 +1,7 @@
 //! The log service on a real (SQLite) store.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! The API driven like a client: the real application on port 0, a fresh store per test.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,6 +1,8 @@
 //! The storage contract on SQLite, plus what only SQLite can show: its own refusal to change
 //! or delete audit data.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use logbook_store::contract::{LogWriter, SharedStore};

@@ -3,6 +3,8 @@
 //! A backend's test crate calls [`contract_tests!`] with an async function that returns a fresh,
 //! empty store (or `None`, with a reason printed, when its database is not available here).
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use logbook_core::{

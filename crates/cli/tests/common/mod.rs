@@ -1,5 +1,6 @@
 //! Shared by the binary's tests: building real stores, running `logbook`.
 
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
