@@ -1,10 +1,385 @@
-use std::process::ExitCode;
+//! `logbook bench`: append, verify and proof speed, each next to the raw engine measured in the
+//! same run on the same disk, so that ratios hold on a noisy machine.
 
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 use clap::Args;
+use logbook_core::{
+    leaf, Action, Actor, ActorKind, Event, EventId, NewEvent, OrgSlug, OsRandom, Outcome, Random, Source, SystemClock,
+    Target, Timestamp,
+};
+use logbook_integrity::checkpoint::CheckpointSigner;
+use logbook_integrity::record_hash;
+use logbook_log::{LogConfig, LogService};
+use logbook_store::Store;
+use logbook_store_sqlite::SqliteStore;
+use rusqlite::params;
 
 #[derive(Debug, Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Events for the batched-ingest measurements (Logbook and each raw-engine variant).
+    #[arg(long, default_value_t = 200_000)]
+    pub events: u64,
+    /// Events per append call in the batched measurement (and per raw transaction).
+    #[arg(long, default_value_t = 1000)]
+    pub batch: u64,
+    /// Concurrent single-event appenders.
+    #[arg(long, default_value_t = 64)]
+    pub appenders: u64,
+    /// Events each concurrent appender appends.
+    #[arg(long, default_value_t = 300)]
+    pub per_appender: u64,
+    /// Size of the log for the proof and large-verify measurements (0: skip).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub proof_log: u64,
+    /// Where the stores are made (a fresh directory inside it; removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Alternating rounds of raw engine and Logbook for the ratio (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u64,
+    /// Skip the raw-engine baselines (for profiling Logbook's own path only).
+    #[arg(long, hide = true)]
+    pub skip_raw: bool,
+}
 
-pub async fn run(_a: BenchArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet")
+/// Realistic events: a few dozen users, bursts of failed sign-ins, admin changes.
+fn sample_event(i: u64) -> NewEvent {
+    let user = i.wrapping_mul(2_654_435_761) % 48;
+    let (action, details, outcome) = match i % 10 {
+        0..=4 => (Action::LoginSuccess, "Method: password + TOTP", Outcome::Success),
+        5 | 6 => (Action::LoginFailed, "Invalid password", Outcome::Failure),
+        7 => (Action::Logout, "Signed out", Outcome::Success),
+        8 => (Action::ProtectedUserAdded, "Protected user added", Outcome::Success),
+        _ => (Action::UserRoleUpdated, "Role changed from Auditor to Analyst", Outcome::Success),
+    };
+    NewEvent {
+        action,
+        actor: Actor {
+            kind: ActorKind::User,
+            id: format!("usr_{user:04}"),
+            email: Some(format!("person{user}@example.com")),
+        },
+        target: (i % 10 >= 8).then(|| Target {
+            kind: "protected_user".into(),
+            id: format!("pu_{}", i % 997),
+            display: format!("vip{}@example.com", i % 997),
+        }),
+        details: details.into(),
+        fields: [("method".to_string(), "password".to_string())].into(),
+        outcome,
+        source: Source {
+            ip: Some([198, 51, (i % 200) as u8, (i % 250) as u8].into()),
+            user_agent: Some(
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0".into(),
+            ),
+        },
+        recorded_by: "bench".into(),
+    }
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+async fn service(dir: &Path) -> anyhow::Result<(Arc<LogService>, logbook_store::Org, Arc<SqliteStore>)> {
+    let store = Arc::new(SqliteStore::open(dir).await?);
+    let signer = Arc::new(CheckpointSigner::generate(&OsRandom, "bench")?);
+    let log = LogService::new(store.clone(), Arc::new(SystemClock), Arc::new(OsRandom), signer, LogConfig::default());
+    let org = log.org(&OrgSlug::default_org()).await?;
+    Ok((log, org, store))
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Raw {
+    PrimaryKeyOnly,
+    PlusUserIndex,
+    Full,
+    FullPlusFts,
+}
+
+impl Raw {
+    fn label(self) -> &'static str {
+        match self {
+            Raw::PrimaryKeyOnly => "raw: events primary key only",
+            Raw::PlusUserIndex => "raw: + user index",
+            Raw::Full => "raw: + action index (Logbook's schema)",
+            Raw::FullPlusFts => "raw: Logbook's schema + FTS5 trigram in the same commit",
+        }
+    }
+}
+
+/// The bare loop: the same rows into the same tables, one transaction per batch, WAL and
+/// synchronous=FULL, with nothing of Logbook in between.
+/// One pre-encoded row: time, action, user, leaf, leaf hash, search text.
+type RawRow = (i64, String, String, Vec<u8>, [u8; 32], String);
+
+fn raw_ingest(dir: &Path, variant: Raw, rows: &[RawRow], batch: usize) -> anyhow::Result<Duration> {
+    let path = dir.join(format!("raw-{variant:?}.db"));
+    let mut conn = rusqlite::Connection::open(&path)?;
+    logbook_store_sqlite::configure(&conn)?;
+    logbook_store_sqlite::migrate(&mut conn)?;
+    match variant {
+        Raw::PrimaryKeyOnly => conn.execute_batch("DROP INDEX events_by_user; DROP INDEX events_by_action;")?,
+        Raw::PlusUserIndex => conn.execute_batch("DROP INDEX events_by_action;")?,
+        Raw::Full => {}
+        Raw::FullPlusFts => {
+            conn.execute_batch("CREATE VIRTUAL TABLE events_fts USING fts5(text, tokenize = 'trigram');")?
+        }
+    }
+    let started = Instant::now();
+    for (b, chunk) in rows.chunks(batch).enumerate() {
+        let tx = conn.transaction()?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO events (org, seq, time_us, action, user, leaf, leaf_hash) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut fts = tx.prepare_cached(if matches!(variant, Raw::FullPlusFts) {
+                "INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)"
+            } else {
+                "SELECT ?1, ?2"
+            })?;
+            for (k, (time, action, user, leaf, hash, text)) in chunk.iter().enumerate() {
+                let seq = (b * batch + k) as i64;
+                ins.execute(params![seq, time, action, user, leaf, &hash[..]])?;
+                if matches!(variant, Raw::FullPlusFts) {
+                    fts.execute(params![seq, text])?;
+                }
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(started.elapsed())
+}
+
+async fn raw_run(dir: &Path, v: Raw, rows: &[RawRow], batch: u64, tag: &str) -> anyhow::Result<Duration> {
+    let rows = rows.to_vec();
+    let d = dir.join(format!("raw-{tag}"));
+    std::fs::create_dir_all(&d)?;
+    tokio::task::spawn_blocking(move || raw_ingest(&d, v, &rows, batch as usize)).await?
+}
+
+pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    let parent = a.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let work =
+        tempfile::Builder::new().prefix("logbook-bench-").tempdir_in(&parent).context("making the bench directory")?;
+    let dir = work.path();
+    println!("# logbook bench");
+    println!();
+    println!(
+        "command: `logbook bench --events {} --batch {} --rounds {} --appenders {} --per-appender {} --proof-log {}`",
+        a.events, a.batch, a.rounds, a.appenders, a.per_appender, a.proof_log
+    );
+    println!(
+        "machine: {} cores; store directory: {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        parent.display()
+    );
+    println!();
+
+    // The rows the raw loops insert: exactly what Logbook stores for the same events.
+    let slug = OrgSlug::default_org();
+    let random = OsRandom;
+    let t0 = 1_764_000_000_000_000i64;
+    let rows: Vec<_> = (0..a.events)
+        .map(|i| {
+            let body = sample_event(i);
+            let mut id = [0u8; 16];
+            random.fill(&mut id);
+            let e = Event {
+                org: slug.clone(),
+                seq: i,
+                id: EventId::from_random_bytes(id),
+                time: Timestamp::from_micros(t0 + i as i64),
+                body,
+            };
+            let l = leaf::encode(&e);
+            let text = format!("{} {} {}", e.user(), e.body.action.label(), e.body.details);
+            (
+                e.time.as_micros(),
+                e.body.action.code().to_owned(),
+                e.user().to_owned(),
+                l.clone(),
+                record_hash(&l).0,
+                text,
+            )
+        })
+        .collect();
+    let avg_leaf = rows.iter().map(|r| r.3.len()).sum::<usize>() as f64 / rows.len().max(1) as f64;
+
+    println!("## Durable ingest, batches of {} ({} events, average leaf {avg_leaf:.0} bytes)", a.batch, a.events);
+    println!();
+    println!("What each index costs, raw engine (bare loop, same rows, one transaction per batch):");
+    println!();
+    println!("| schema | events/s | vs. Logbook's schema |");
+    println!("|---|---:|---:|");
+    let mut index_costs = Vec::new();
+    let variants =
+        if a.skip_raw { vec![] } else { vec![Raw::PrimaryKeyOnly, Raw::PlusUserIndex, Raw::Full, Raw::FullPlusFts] };
+    for v in variants {
+        let t = raw_run(dir, v, &rows, a.batch, "index").await?;
+        index_costs.push((v, rate(a.events, t)));
+    }
+    let full = index_costs.iter().find(|(v, _)| matches!(v, Raw::Full)).map(|x| x.1).unwrap_or(f64::NAN);
+    for (v, r) in &index_costs {
+        println!("| {} | {r:.0} | {:.2} |", v.label(), r / full);
+    }
+    println!();
+    println!("Logbook's append path against the raw engine with the same schema, alternating, fresh files each round:");
+    println!();
+    println!("| round | raw engine events/s | Logbook events/s | ratio |");
+    println!("|---|---:|---:|---:|");
+    let mut ratios = Vec::new();
+    let mut last = None;
+    for round in 0..a.rounds {
+        let raw = if a.skip_raw {
+            f64::NAN
+        } else {
+            rate(a.events, raw_run(dir, Raw::Full, &rows, a.batch, &format!("round{round}")).await?)
+        };
+        let (log, org, store) = service(&dir.join(format!("logbook-{round}"))).await?;
+        // Like the raw loop's rows, the submissions exist before the clock starts.
+        let batches: Vec<Vec<NewEvent>> = (0..a.events)
+            .step_by(a.batch as usize)
+            .map(|i| (i..(i + a.batch).min(a.events)).map(sample_event).collect())
+            .collect();
+        let started = Instant::now();
+        for b in batches {
+            log.append(&org, b, None).await?;
+        }
+        let lb = rate(a.events, started.elapsed());
+        println!("| {} | {raw:.0} | {lb:.0} | {:.2} |", round + 1, lb / raw);
+        ratios.push(lb / raw);
+        if let Some((old, _, _)) = last.replace((log, org, store)) {
+            let old: Arc<LogService> = old;
+            old.shutdown().await;
+        }
+    }
+    ratios.sort_by(|x, y| x.total_cmp(y));
+    println!();
+    println!("**Median ratio: {:.2}** of the raw engine's rate.", ratios[ratios.len() / 2]);
+    println!();
+    let (log, org, store) = last.context("at least one round")?;
+
+    // Single-event appends from many tasks: group commit.
+    let commits_before = log.metrics().commits.get();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..a.appenders {
+        let (log, org) = (log.clone(), org.clone());
+        let per = a.per_appender;
+        tasks.push(tokio::spawn(async move {
+            for k in 0..per {
+                log.append(&org, vec![sample_event(t * 1_000_003 + k)], None).await?;
+            }
+            Ok::<_, logbook_log::AppendError>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let conc = a.appenders * a.per_appender;
+    let conc_time = started.elapsed();
+    let commits = log.metrics().commits.get() - commits_before;
+    println!("## {} concurrent single-event appenders", a.appenders);
+    println!();
+    println!(
+        "{conc} events in {:.2} s: **{:.0} events/s**, {commits} commits ({:.1} events per commit)",
+        conc_time.as_secs_f64(),
+        rate(conc, conc_time),
+        conc as f64 / commits.max(1) as f64
+    );
+    println!();
+    log.shutdown().await;
+
+    let verify_rate = measure_verify(&log, &org, store.clone()).await?;
+    println!("## Verify");
+    println!();
+    println!("`logbook verify` work on the {}-event store above: **{verify_rate:.0} events/s**", a.events + conc);
+    println!();
+
+    if a.proof_log > 0 {
+        let (log, org, store) = service(&dir.join("proofs")).await?;
+        let started = Instant::now();
+        let mut i = 0;
+        while i < a.proof_log {
+            let k = 10_000.min(a.proof_log - i);
+            log.append(&org, (i..i + k).map(sample_event).collect(), None).await?;
+            i += k;
+        }
+        let fill = started.elapsed();
+        log.shutdown().await;
+        let size = a.proof_log;
+        let mut times = Vec::new();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let seq = x % size;
+            let t = Instant::now();
+            let p = log.inclusion_proof(&org, seq, Some(size)).await?;
+            times.push(t.elapsed());
+            anyhow::ensure!(p.verify().is_ok(), "proof did not verify");
+        }
+        times.sort();
+        let mean = times.iter().sum::<Duration>() / times.len() as u32;
+        let p99 = times[times.len() * 99 / 100];
+        let single_row = {
+            let t = Instant::now();
+            for k in 0..2000u64 {
+                store.events(org.id, (k * 4999) % size..(k * 4999) % size + 1).await?;
+            }
+            t.elapsed() / 2000
+        };
+        let verify_large = measure_verify(&log, &org, store.clone()).await?;
+        let scan_large = measure_scan(&org, &store).await?;
+        println!("## Proofs and verify at {size} events");
+        println!();
+        println!("filled in {:.1} s ({:.0} events/s in batches of 10,000)", fill.as_secs_f64(), rate(size, fill));
+        println!();
+        println!("| measurement | value |");
+        println!("|---|---:|");
+        println!(
+            "| inclusion proof, random seq, mean (2,000 proofs, read tiles + compute + self-check) | {:.3} ms |",
+            mean.as_secs_f64() * 1e3
+        );
+        println!("| inclusion proof p99 | {:.3} ms |", p99.as_secs_f64() * 1e3);
+        println!(
+            "| baseline: read one event row by primary key through the same store API | {:.3} ms |",
+            single_row.as_secs_f64() * 1e3
+        );
+        println!("| verify, whole log | {verify_large:.0} events/s |");
+        println!("| baseline: read every event row through the store API, no checks | {scan_large:.0} events/s |");
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Baseline for verify: only reading every event row through the store, in the same pages.
+async fn measure_scan(org: &logbook_store::Org, store: &SqliteStore) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut n = 0u64;
+    loop {
+        let rows = store.events(org.id, n..n + 20_000).await?;
+        if rows.is_empty() {
+            break;
+        }
+        n += rows.len() as u64;
+    }
+    Ok(rate(n, started.elapsed()))
+}
+
+async fn measure_verify(log: &LogService, org: &logbook_store::Org, store: Arc<SqliteStore>) -> anyhow::Result<f64> {
+    let verifier = log.signer().verifier();
+    let origin = log.origin(&org.slug);
+    let started = Instant::now();
+    let report = logbook_log::audit::audit_org(store, org, &origin, &verifier, &[]).await?;
+    let t = started.elapsed();
+    anyhow::ensure!(report.is_intact(), "bench store did not verify: {:?}", report.findings.first());
+    Ok(rate(report.size, t))
 }

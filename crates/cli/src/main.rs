@@ -10,6 +10,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The append path allocates per event on one thread and frees on another; glibc's allocator
+/// spent a fifth of the append time consolidating that (measured with `perf`, see
+/// docs/BENCHMARKS.md). mimalloc handles it without the contention.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()

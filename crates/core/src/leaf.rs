@@ -27,12 +27,17 @@ pub const VERSION: u8 = 1;
 
 /// Appends the canonical encoding of `e` to `out`.
 pub fn encode_into(e: &Event, out: &mut Vec<u8>) {
-    let b = &e.body;
+    encode_parts(&e.org, e.seq, e.id, e.time, &e.body, out)
+}
+
+/// Appends the canonical encoding of the event made of these parts to `out`, without building
+/// an [`Event`] (the append path encodes submissions in place).
+pub fn encode_parts(org: &OrgSlug, seq: u64, id: EventId, time: Timestamp, b: &NewEvent, out: &mut Vec<u8>) {
     out.push(VERSION);
-    put_str(out, e.org.as_str());
-    out.extend_from_slice(&e.seq.to_be_bytes());
-    out.extend_from_slice(e.id.0.as_bytes());
-    out.extend_from_slice(&e.time.as_micros().to_be_bytes());
+    put_str(out, org.as_str());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(id.0.as_bytes());
+    out.extend_from_slice(&time.as_micros().to_be_bytes());
     put_str(out, b.action.code());
     put_str(out, b.actor.kind.code());
     put_str(out, &b.actor.id);

@@ -65,11 +65,21 @@ pub async fn audit_org(
         let id = org.id;
         tokio::spawn(async move { store.events(id, from..from.saturating_add(PAGE)).await })
     };
-    let mut pending = fetch(0);
-    loop {
-        let rows: Vec<EventRow> = pending.await.map_err(|e| StoreError::Backend(e.to_string()))??;
-        let Some(last) = rows.last() else { break };
-        pending = fetch(last.seq + 1);
+    // Every stored seq up to the highest, whatever gaps there are between.
+    let end = store.log_head(org.id).await?.size;
+    // Two pages in flight while one is audited: reading and hashing use both cores.
+    let mut pending = std::collections::VecDeque::new();
+    let mut next = 0;
+    while next < end && pending.len() < 2 {
+        pending.push_back(fetch(next));
+        next += PAGE;
+    }
+    while let Some(page) = pending.pop_front() {
+        let rows: Vec<EventRow> = page.await.map_err(|e| StoreError::Backend(e.to_string()))??;
+        if next < end {
+            pending.push_back(fetch(next));
+            next += PAGE;
+        }
         for r in &rows {
             auditor.event(StoredEventRef {
                 seq: r.seq,

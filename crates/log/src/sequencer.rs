@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Instant;
 
-use logbook_core::{leaf, Event, EventId, NewEvent, Timestamp};
+use logbook_core::{leaf, EventId, NewEvent, Timestamp};
 use logbook_integrity::tree::TreeEdge;
 use logbook_integrity::{record_hash, Hash};
 use logbook_store::{CommitBatch, CommitError, EventRow, Mutation, MutationEntry, Org, StoredCheckpoint};
@@ -219,16 +219,17 @@ impl Sequencer {
             }
             let (commit, next_edge, spans) = self.build(&batch);
             let started = Instant::now();
-            match self.shared.store.commit(self.org.id, &commit).await {
+            let (events, now) = (commit.events.len() as u64, commit.now);
+            match self.shared.store.commit(self.org.id, commit).await {
                 Ok(mut outputs) => {
                     let m = &self.shared.metrics;
                     m.commits.inc();
-                    m.events_appended.inc_by(commit.events.len() as u64);
-                    m.batch_events.observe(commit.events.len() as f64);
+                    m.events_appended.inc_by(events);
+                    m.batch_events.observe(events as f64);
                     m.commit_seconds.observe(started.elapsed().as_secs_f64());
                     self.edge = next_edge;
                     m.log_size.set(self.edge.size() as i64);
-                    self.last_time = commit.now;
+                    self.last_time = now;
                     self.set_health(Ok(()));
                     outputs.reverse();
                     for (s, (first_seq, count)) in batch.into_iter().zip(spans) {
@@ -294,28 +295,24 @@ impl Sequencer {
         let mut mutations = Vec::new();
         let mut spans = Vec::with_capacity(batch.len());
         let mut seq = base;
-        let mut buf = Vec::with_capacity(512);
+        // One call to the random source for the whole batch's ids.
+        let mut ids = vec![0u8; 16 * events.capacity()];
+        self.shared.random.fill(&mut ids);
+        let mut ids = ids.chunks_exact(16);
         for s in batch {
             let first = seq;
             for body in &s.events {
                 let mut id = [0u8; 16];
-                self.shared.random.fill(&mut id);
-                let event = Event {
-                    org: self.org.slug.clone(),
-                    seq,
-                    id: EventId::from_random_bytes(id),
-                    time: now,
-                    body: body.clone(),
-                };
-                buf.clear();
-                leaf::encode_into(&event, &mut buf);
+                id.copy_from_slice(ids.next().unwrap_or(&[0; 16]));
+                let mut leaf = Vec::with_capacity(256 + body.details.len());
+                leaf::encode_parts(&self.org.slug, seq, EventId::from_random_bytes(id), now, body, &mut leaf);
                 events.push(EventRow {
                     seq,
                     time: now,
                     action: body.action.code().to_owned(),
                     user: body.actor.display().to_owned(),
-                    leaf_hash: record_hash(&buf).0,
-                    leaf: buf.clone(),
+                    leaf_hash: record_hash(&leaf).0,
+                    leaf,
                 });
                 seq += 1;
             }

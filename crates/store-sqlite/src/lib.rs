@@ -297,9 +297,7 @@ impl Store for SqliteStore {
         self.read(move |c| head(c, org)).await
     }
 
-    async fn commit(&self, org: OrgId, batch: &CommitBatch) -> Result<Vec<MutationOutput>, CommitError> {
-        // The batch is moved to the blocking thread; cloning it is cheap next to an fsync.
-        let batch = batch.clone();
+    async fn commit(&self, org: OrgId, batch: CommitBatch) -> Result<Vec<MutationOutput>, CommitError> {
         self.write(move |conn: &mut Connection| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
             let h = head(&tx, org).map_err(backend)?;

@@ -23,7 +23,7 @@ async fn the_database_itself_refuses_update_and_delete() {
     let org =
         store.ensure_org(&logbook_core::OrgSlug::default_org(), logbook_core::Timestamp::from_micros(1)).await.unwrap();
     let mut w = LogWriter::new(org.id, &org.slug);
-    store.commit(org.id, &w.batch(300)).await.unwrap();
+    store.commit(org.id, w.batch(300)).await.unwrap();
     store
         .add_checkpoint(
             org.id,
@@ -62,7 +62,7 @@ async fn reopening_keeps_everything_and_does_not_migrate_twice() {
     {
         let store = SqliteStore::open(dir.path()).await.unwrap();
         let org = store.ensure_org(&slug, logbook_core::Timestamp::from_micros(1)).await.unwrap();
-        store.commit(org.id, &LogWriter::new(org.id, &slug).batch(10)).await.unwrap();
+        store.commit(org.id, LogWriter::new(org.id, &slug).batch(10)).await.unwrap();
     }
     let store = SqliteStore::open(dir.path()).await.unwrap();
     let org = store.org(&slug).await.unwrap().unwrap();

@@ -126,8 +126,8 @@ pub async fn commit_appends_and_reads_back(store: SharedStore) {
     let (id, mut w) = org(&store, "acme").await;
     let b1 = w.batch(3);
     let b2 = w.batch(300);
-    assert_eq!(store.commit(id, &b1).await.unwrap(), vec![]);
-    store.commit(id, &b2).await.unwrap();
+    assert_eq!(store.commit(id, b1.clone()).await.unwrap(), vec![]);
+    store.commit(id, b2.clone()).await.unwrap();
     let head = store.log_head(id).await.unwrap();
     assert_eq!(head, LogHead { size: 303, last_time: Some(b2.events[299].time) });
     let all = store.events(id, 0..303).await.unwrap();
@@ -140,16 +140,16 @@ pub async fn commit_appends_and_reads_back(store: SharedStore) {
 pub async fn commit_refuses_a_stale_head(store: SharedStore) {
     let (id, mut w) = org(&store, "acme").await;
     let b1 = w.batch(5);
-    store.commit(id, &b1).await.unwrap();
+    store.commit(id, b1.clone()).await.unwrap();
     // Another writer's batch built on the old head (size 0).
     let mut stale = LogWriter::new(id, &w.slug).batch(2);
-    match store.commit(id, &stale).await {
+    match store.commit(id, stale.clone()).await {
         Err(CommitError::HeadMoved { size: 5 }) => {}
         other => panic!("expected HeadMoved {{ size: 5 }}, got {other:?}"),
     }
     // Also a batch that claims a base beyond the head.
     stale.base_size = 9;
-    assert!(matches!(store.commit(id, &stale).await, Err(CommitError::HeadMoved { size: 5 })));
+    assert!(matches!(store.commit(id, stale.clone()).await, Err(CommitError::HeadMoved { size: 5 })));
     assert_eq!(store.log_head(id).await.unwrap().size, 5);
     assert_eq!(store.events(id, 0..10).await.unwrap(), b1.events);
 }
@@ -164,7 +164,7 @@ pub async fn tiles_serve_proofs_at_every_size(store: SharedStore) {
         for e in &b.events {
             leaves.push(e.leaf_hash);
         }
-        store.commit(id, &b).await.unwrap();
+        store.commit(id, b.clone()).await.unwrap();
         roots.push(w.edge.root());
     }
     let total = w.edge.size();
@@ -198,7 +198,7 @@ pub async fn tile_rows_list_every_width(store: SharedStore) {
     let (id, mut w) = org(&store, "acme").await;
     for _ in 0..3 {
         let b = w.batch(256 * 2 + 10);
-        store.commit(id, &b).await.unwrap();
+        store.commit(id, b.clone()).await.unwrap();
     }
     let level0 = store.tile_rows(id, 0, 0..u64::MAX).await.unwrap();
     assert_eq!(level0.len(), 6, "six full level-0 tiles");
@@ -234,7 +234,7 @@ pub async fn mutations_commit_with_their_events(store: SharedStore) {
         count: 1,
         mutation: Mutation::CreateApiToken { name: "billing".into(), token_hash: [1; 32] },
     });
-    let out = store.commit(id, &b).await.unwrap();
+    let out = store.commit(id, b.clone()).await.unwrap();
     let MutationOutput::ApiTokenCreated(token_id) = out[0] else { panic!("{out:?}") };
     let t = store.api_token_by_hash(&[1; 32]).await.unwrap().unwrap();
     assert_eq!((t.id, t.org, t.name.as_str(), t.revoked), (token_id, id, "billing", None));
@@ -252,7 +252,7 @@ pub async fn mutations_commit_with_their_events(store: SharedStore) {
         count: 1,
         mutation: Mutation::CreateApiToken { name: "billing".into(), token_hash: [4; 32] },
     });
-    match store.commit(id, &dup).await {
+    match store.commit(id, dup.clone()).await {
         Err(CommitError::Rejected { index: 1, reason: MutationError::NameTaken }) => {}
         other => panic!("expected NameTaken at 1, got {other:?}"),
     }
@@ -268,12 +268,12 @@ pub async fn mutations_commit_with_their_events(store: SharedStore) {
         count: 1,
         mutation: Mutation::RevokeApiToken { id: token_id },
     });
-    store.commit(id, &revoke).await.unwrap();
+    store.commit(id, revoke.clone()).await.unwrap();
     assert!(store.api_token_by_hash(&[1; 32]).await.unwrap().unwrap().revoked.is_some());
     let mut again = w2.batch(1);
     again.mutations.push(MutationEntry { first_seq: 2, count: 1, mutation: Mutation::RevokeApiToken { id: token_id } });
     assert!(matches!(
-        store.commit(id, &again).await,
+        store.commit(id, again.clone()).await,
         Err(CommitError::Rejected { index: 0, reason: MutationError::NotFound })
     ));
     assert_eq!(store.api_tokens(id).await.unwrap().len(), 1);
@@ -287,7 +287,7 @@ pub async fn idempotency_keys_are_remembered_once(store: SharedStore) {
         count: 1,
         mutation: Mutation::CreateApiToken { name: "svc".into(), token_hash: [9; 32] },
     });
-    let out = store.commit(id, &b).await.unwrap();
+    let out = store.commit(id, b.clone()).await.unwrap();
     let MutationOutput::ApiTokenCreated(token) = out[0] else { panic!() };
     let mut b = w.batch(3);
     b.mutations.push(MutationEntry {
@@ -295,7 +295,7 @@ pub async fn idempotency_keys_are_remembered_once(store: SharedStore) {
         count: 3,
         mutation: Mutation::RememberIdempotencyKey { token, key: "req-1".into(), request_hash: [7; 32] },
     });
-    store.commit(id, &b).await.unwrap();
+    store.commit(id, b.clone()).await.unwrap();
     let rec = store.idempotency_record(token, "req-1").await.unwrap().unwrap();
     assert_eq!((rec.first_seq, rec.count, rec.request_hash), (1, 3, [7; 32]));
     assert_eq!(store.idempotency_record(token, "req-2").await.unwrap(), None);
@@ -307,7 +307,7 @@ pub async fn idempotency_keys_are_remembered_once(store: SharedStore) {
         mutation: Mutation::RememberIdempotencyKey { token, key: "req-1".into(), request_hash: [8; 32] },
     });
     assert!(matches!(
-        store.commit(id, &b).await,
+        store.commit(id, b.clone()).await,
         Err(CommitError::Rejected { index: 0, reason: MutationError::IdempotencyKeyTaken })
     ));
 }
@@ -318,8 +318,8 @@ pub async fn organizations_never_mix(store: SharedStore) {
     assert_ne!(a, b);
     let ba = wa.batch(300);
     let bb = wb.batch(20);
-    store.commit(a, &ba).await.unwrap();
-    store.commit(b, &bb).await.unwrap();
+    store.commit(a, ba.clone()).await.unwrap();
+    store.commit(b, bb.clone()).await.unwrap();
     assert_eq!(store.log_head(a).await.unwrap().size, 300);
     assert_eq!(store.log_head(b).await.unwrap().size, 20);
     assert_eq!(store.events(b, 0..1000).await.unwrap(), bb.events);
@@ -336,6 +336,6 @@ pub async fn organizations_never_mix(store: SharedStore) {
     assert_eq!(store.latest_checkpoint(b).await.unwrap(), None);
     // A batch for one org is checked against that org's head only.
     let next_b = wb.batch(1);
-    store.commit(b, &next_b).await.unwrap();
+    store.commit(b, next_b.clone()).await.unwrap();
     assert_eq!(store.log_head(a).await.unwrap().size, 300);
 }

@@ -173,8 +173,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     async fn log_head(&self, org: OrgId) -> Result<LogHead, StoreError>;
 
-    /// Appends a batch in one durable transaction. Returns one output per mutation.
-    async fn commit(&self, org: OrgId, batch: &CommitBatch) -> Result<Vec<MutationOutput>, CommitError>;
+    /// Appends a batch in one durable transaction. Returns one output per mutation. Takes the
+    /// batch by value: it is large, and a blocking backend moves it to its writer thread.
+    async fn commit(&self, org: OrgId, batch: CommitBatch) -> Result<Vec<MutationOutput>, CommitError>;
 
     /// Events with `seq` in `seqs`, in `seq` order.
     async fn events(&self, org: OrgId, seqs: Range<u64>) -> Result<Vec<EventRow>, StoreError>;
