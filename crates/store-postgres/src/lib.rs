@@ -1,0 +1,529 @@
+//! The PostgreSQL store: several `logbook serve` processes on one database.
+//!
+//! - The schema is applied at start under a transaction-scoped advisory lock, so processes that
+//!   start together do not race; versions are recorded in `logbook_migrations`.
+//! - A commit takes `pg_advisory_xact_lock` on the log, then checks the head it was built on: the
+//!   sequencers of all processes are serialized by the database, and a stale one gets
+//!   `HeadMoved`, reloads and rebuilds, so each log stays one gapless chain.
+//! - Events and tiles go in with one multi-row `INSERT … SELECT FROM UNNEST(…)` each.
+//! - At start the store refuses to run if `fsync` or `synchronous_commit` is off: an
+//!   acknowledged event must be on disk.
+
+use std::ops::Range;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
+use logbook_integrity::tree::{TileId, TileRow};
+use logbook_store::{
+    ApiToken, CommitBatch, CommitError, EventRow, IdempotencyRecord, LogHead, Mutation, MutationError, MutationOutput,
+    Org, Store, StoreError, StoredCheckpoint,
+};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+
+/// Advisory lock namespaces (first key of the two-key form).
+const LOCK_MIGRATIONS: i32 = 0x4c42_0001;
+const LOCK_LOG: i32 = 0x4c42_0002;
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::DISK_FULL) {
+        return StoreError::DiskFull;
+    }
+    // For the logs: the server's own message says what went wrong.
+    match e.as_db_error() {
+        Some(db) => StoreError::Backend(format!("PostgreSQL: {} ({})", db.message(), db.code().code())),
+        None => StoreError::Backend(format!("PostgreSQL: {e}")),
+    }
+}
+
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u(v: i64) -> u64 {
+    v.max(0) as u64
+}
+
+fn hash32(v: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    v.try_into().map_err(|_| StoreError::Corrupt("a stored hash is not 32 bytes".into()))
+}
+
+impl PgStore {
+    /// Connects, checks durability settings, and applies the schema.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let config = tokio_postgres::Config::from_str(url).map_err(|_| {
+            StoreError::Backend("the PostgreSQL URL is malformed (expected postgres://USER@HOST:PORT/DATABASE)".into())
+        })?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager).max_size(16).build().map_err(backend)?;
+        let store = Self { pool };
+        store.check_durability().await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| StoreError::Backend(format!("connecting to PostgreSQL: {e}")))
+    }
+
+    async fn check_durability(&self) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        for setting in ["fsync", "synchronous_commit"] {
+            let v: String = c.query_one(&format!("SHOW {setting}"), &[]).await.map_err(pg)?.get(0);
+            if v == "off" {
+                return Err(StoreError::Backend(format!(
+                    "PostgreSQL runs with {setting}=off: acknowledged events could be lost; turn it on"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut c = self.client().await?;
+        // Up to date already: nothing to lock or create (a role without CREATE can run Logbook).
+        let exists: bool =
+            c.query_one("SELECT to_regclass('logbook_migrations') IS NOT NULL", &[]).await.map_err(pg)?.get(0);
+        let current: Option<i32> = if exists {
+            c.query_one("SELECT MAX(version) FROM logbook_migrations", &[]).await.map_err(pg)?.get(0)
+        } else {
+            None
+        };
+        if current == Some(MIGRATIONS.len() as i32) {
+            return Ok(());
+        }
+        let tx = c.transaction().await.map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_MIGRATIONS]).await.map_err(pg)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS logbook_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(pg)?;
+        let applied: i32 =
+            tx.query_one("SELECT COALESCE(MAX(version), 0) FROM logbook_migrations", &[]).await.map_err(pg)?.get(0);
+        for (n, sql) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
+            tracing::info!(version = n + 1, "applying PostgreSQL migration");
+            tx.batch_execute(sql).await.map_err(pg)?;
+            tx.execute("INSERT INTO logbook_migrations (version) VALUES ($1)", &[&((n + 1) as i32)])
+                .await
+                .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)
+    }
+}
+
+fn org_row(r: &Row) -> Result<Org, StoreError> {
+    let slug: String = r.get(1);
+    Ok(Org {
+        id: OrgId(r.get(0)),
+        slug: OrgSlug::parse(&slug).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created: Timestamp::from_micros(r.get(2)),
+    })
+}
+
+fn checkpoint_row(r: &Row) -> Result<StoredCheckpoint, StoreError> {
+    Ok(StoredCheckpoint {
+        size: u(r.get(0)),
+        root: hash32(r.get(1))?,
+        note: r.get(2),
+        signed_at: Timestamp::from_micros(r.get(3)),
+    })
+}
+
+fn token_row(r: &Row) -> ApiToken {
+    ApiToken {
+        id: ApiTokenId(r.get(0)),
+        org: OrgId(r.get(1)),
+        name: r.get(2),
+        created: Timestamp::from_micros(r.get(3)),
+        revoked: r.get::<_, Option<i64>>(4).map(Timestamp::from_micros),
+    }
+}
+
+async fn head(c: &impl deadpool_postgres::GenericClient, org: OrgId) -> Result<LogHead, StoreError> {
+    let row = c
+        .query_opt("SELECT seq, time_us FROM events WHERE org = $1 ORDER BY seq DESC LIMIT 1", &[&org.0])
+        .await
+        .map_err(pg)?;
+    Ok(row
+        .map(|r| LogHead { size: u(r.get(0)) + 1, last_time: Some(Timestamp::from_micros(r.get(1))) })
+        .unwrap_or_default())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client().await?.query_one("SELECT 1", &[]).await.map_err(pg).map(|_| ())
+    }
+
+    async fn ensure_org(&self, slug: &OrgSlug, now: Timestamp) -> Result<Org, StoreError> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO orgs (slug, created_us) VALUES ($1, $2) ON CONFLICT (slug) DO NOTHING",
+            &[&slug.as_str(), &now.as_micros()],
+        )
+        .await
+        .map_err(pg)?;
+        org_row(
+            &c.query_one("SELECT id, slug, created_us FROM orgs WHERE slug = $1", &[&slug.as_str()])
+                .await
+                .map_err(pg)?,
+        )
+    }
+
+    async fn org(&self, slug: &OrgSlug) -> Result<Option<Org>, StoreError> {
+        let c = self.client().await?;
+        c.query_opt("SELECT id, slug, created_us FROM orgs WHERE slug = $1", &[&slug.as_str()])
+            .await
+            .map_err(pg)?
+            .as_ref()
+            .map(org_row)
+            .transpose()
+    }
+
+    async fn orgs(&self) -> Result<Vec<Org>, StoreError> {
+        let c = self.client().await?;
+        c.query("SELECT id, slug, created_us FROM orgs ORDER BY id", &[])
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(org_row)
+            .collect()
+    }
+
+    async fn log_head(&self, org: OrgId) -> Result<LogHead, StoreError> {
+        head(&self.client().await?, org).await
+    }
+
+    async fn commit(&self, org: OrgId, batch: CommitBatch) -> Result<Vec<MutationOutput>, CommitError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        // Serializes the appenders of this log across every process on the database.
+        tx.execute("SELECT pg_advisory_xact_lock($1, $2::int)", &[&LOCK_LOG, &(org.0 as i32)]).await.map_err(pg)?;
+        let h = head(&tx, org).await?;
+        if h.size != batch.base_size {
+            return Err(CommitError::HeadMoved { size: h.size });
+        }
+        let mut outputs = Vec::with_capacity(batch.mutations.len());
+        for (index, m) in batch.mutations.iter().enumerate() {
+            let refused = |reason| CommitError::Rejected { index, reason };
+            let now = batch.now.as_micros();
+            match &m.mutation {
+                Mutation::CreateApiToken { name, token_hash } => {
+                    match tx
+                        .query_one(
+                            "INSERT INTO api_tokens (org, name, token_hash, created_us) VALUES ($1, $2, $3, $4) RETURNING id",
+                            &[&org.0, name, &&token_hash[..], &now],
+                        )
+                        .await
+                    {
+                        Ok(r) => outputs.push(MutationOutput::ApiTokenCreated(ApiTokenId(r.get(0)))),
+                        Err(e) if is_unique_violation(&e) => return Err(refused(MutationError::NameTaken)),
+                        Err(e) => return Err(pg(e).into()),
+                    }
+                }
+                Mutation::RevokeApiToken { id } => {
+                    let n = tx
+                        .execute(
+                            "UPDATE api_tokens SET revoked_us = $1 WHERE id = $2 AND org = $3 AND revoked_us IS NULL",
+                            &[&now, &id.0, &org.0],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    if n != 1 {
+                        return Err(refused(MutationError::NotFound));
+                    }
+                    outputs.push(MutationOutput::Done);
+                }
+                Mutation::RememberIdempotencyKey { token, key, request_hash } => {
+                    match tx
+                        .execute(
+                            "INSERT INTO idempotency_keys (token, key, request_hash, first_seq, count, created_us) VALUES ($1, $2, $3, $4, $5, $6)",
+                            &[&token.0, key, &&request_hash[..], &i(m.first_seq), &i(m.count), &now],
+                        )
+                        .await
+                    {
+                        Ok(_) => outputs.push(MutationOutput::Done),
+                        Err(e) if is_unique_violation(&e) => return Err(refused(MutationError::IdempotencyKeyTaken)),
+                        Err(e) => return Err(pg(e).into()),
+                    }
+                }
+            }
+        }
+        insert_rows(&tx, org, &batch.events, &batch.tiles).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(outputs)
+    }
+
+    async fn events(&self, org: OrgId, seqs: Range<u64>) -> Result<Vec<EventRow>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT seq, time_us, action, \"user\", leaf, leaf_hash FROM events WHERE org = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
+                &[&org.0, &i(seqs.start), &i(seqs.end)],
+            )
+            .await
+            .map_err(pg)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(EventRow {
+                    seq: u(r.get(0)),
+                    time: Timestamp::from_micros(r.get(1)),
+                    action: r.get(2),
+                    user: r.get(3),
+                    leaf: r.get(4),
+                    leaf_hash: hash32(r.get(5))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn read_tiles(&self, org: OrgId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let c = self.client().await?;
+        let by_tile = c
+            .prepare("SELECT hashes FROM tiles WHERE org = $1 AND level = $2 AND idx = $3 AND width >= $4 ORDER BY width LIMIT 1")
+            .await
+            .map_err(pg)?;
+        let mut out = Vec::with_capacity(tiles.len());
+        for t in tiles {
+            let stored = c
+                .query_opt(&by_tile, &[&org.0, &i16::from(t.level), &i(t.index), &(t.width as i32)])
+                .await
+                .map_err(pg)?;
+            match stored {
+                Some(r) => out.push(r.get::<_, Vec<u8>>(0)),
+                None if t.level == 0 => {
+                    let start = t.index << 8;
+                    let rows = c
+                        .query(
+                            "SELECT leaf_hash FROM events WHERE org = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
+                            &[&org.0, &i(start), &i(start + u64::from(t.width))],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    if rows.len() != t.width as usize {
+                        return Err(StoreError::Corrupt(format!("leaf hashes of tile 0/{} are missing", t.index)));
+                    }
+                    let mut data = Vec::with_capacity(rows.len() * 32);
+                    for r in rows {
+                        data.extend_from_slice(r.get::<_, &[u8]>(0));
+                    }
+                    out.push(data);
+                }
+                None => {
+                    return Err(StoreError::Corrupt(format!(
+                        "tile {}/{} (width {}) is missing",
+                        t.level, t.index, t.width
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn tile_rows(&self, org: OrgId, level: u8, indexes: Range<u64>) -> Result<Vec<TileRow>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT idx, width, hashes FROM tiles WHERE org = $1 AND level = $2 AND idx >= $3 AND idx < $4 ORDER BY idx, width",
+                &[&org.0, &i16::from(level), &i(indexes.start), &i(indexes.end)],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| TileRow {
+                id: TileId { level, index: u(r.get(0)), width: r.get::<_, i32>(1) as u32 },
+                hashes: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn add_checkpoint(&self, org: OrgId, cp: &StoredCheckpoint) -> Result<bool, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1, $2::int)", &[&LOCK_LOG, &(org.0 as i32)]).await.map_err(pg)?;
+        let newest: Option<i64> =
+            tx.query_one("SELECT MAX(size) FROM checkpoints WHERE org = $1", &[&org.0]).await.map_err(pg)?.get(0);
+        if newest.is_some_and(|n| u(n) >= cp.size) {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO checkpoints (org, size, root, note, signed_us) VALUES ($1, $2, $3, $4, $5)",
+            &[&org.0, &i(cp.size), &&cp.root[..], &cp.note, &cp.signed_at.as_micros()],
+        )
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(true)
+    }
+
+    async fn checkpoints(&self, org: OrgId) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let c = self.client().await?;
+        c.query("SELECT size, root, note, signed_us FROM checkpoints WHERE org = $1 ORDER BY size", &[&org.0])
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(checkpoint_row)
+            .collect()
+    }
+
+    async fn latest_checkpoint(&self, org: OrgId) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let c = self.client().await?;
+        c.query_opt(
+            "SELECT size, root, note, signed_us FROM checkpoints WHERE org = $1 ORDER BY size DESC LIMIT 1",
+            &[&org.0],
+        )
+        .await
+        .map_err(pg)?
+        .as_ref()
+        .map(checkpoint_row)
+        .transpose()
+    }
+
+    async fn api_token_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiToken>, StoreError> {
+        let c = self.client().await?;
+        Ok(c.query_opt(
+            "SELECT id, org, name, created_us, revoked_us FROM api_tokens WHERE token_hash = $1",
+            &[&&token_hash[..]],
+        )
+        .await
+        .map_err(pg)?
+        .as_ref()
+        .map(token_row))
+    }
+
+    async fn api_tokens(&self, org: OrgId) -> Result<Vec<ApiToken>, StoreError> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT id, org, name, created_us, revoked_us FROM api_tokens WHERE org = $1 ORDER BY id",
+            &[&org.0],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(token_row)
+        .collect())
+    }
+
+    async fn idempotency_record(&self, token: ApiTokenId, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let c = self.client().await?;
+        c.query_opt(
+            "SELECT request_hash, first_seq, count FROM idempotency_keys WHERE token = $1 AND key = $2",
+            &[&token.0, &key],
+        )
+        .await
+        .map_err(pg)?
+        .map(|r| Ok(IdempotencyRecord { request_hash: hash32(r.get(0))?, first_seq: u(r.get(1)), count: u(r.get(2)) }))
+        .transpose()
+    }
+}
+
+/// One multi-row INSERT for the events and one for the tiles.
+async fn insert_rows(
+    tx: &deadpool_postgres::Transaction<'_>,
+    org: OrgId,
+    events: &[EventRow],
+    tiles: &[TileRow],
+) -> Result<(), StoreError> {
+    if !events.is_empty() {
+        let seqs: Vec<i64> = events.iter().map(|e| i(e.seq)).collect();
+        let times: Vec<i64> = events.iter().map(|e| e.time.as_micros()).collect();
+        let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+        let users: Vec<&str> = events.iter().map(|e| e.user.as_str()).collect();
+        let leaves: Vec<&[u8]> = events.iter().map(|e| e.leaf.as_slice()).collect();
+        let hashes: Vec<&[u8]> = events.iter().map(|e| &e.leaf_hash[..]).collect();
+        tx.execute(
+            "INSERT INTO events (org, seq, time_us, action, \"user\", leaf, leaf_hash)
+             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::BYTEA[], $7::BYTEA[])",
+            &[&org.0, &seqs, &times, &actions, &users, &leaves, &hashes],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    if !tiles.is_empty() {
+        let levels: Vec<i16> = tiles.iter().map(|t| i16::from(t.id.level)).collect();
+        let idxs: Vec<i64> = tiles.iter().map(|t| i(t.id.index)).collect();
+        let widths: Vec<i32> = tiles.iter().map(|t| t.id.width as i32).collect();
+        let data: Vec<&[u8]> = tiles.iter().map(|t| t.hashes.as_slice()).collect();
+        tx.execute(
+            "INSERT INTO tiles (org, level, idx, width, hashes)
+             SELECT $1, * FROM UNNEST($2::SMALLINT[], $3::BIGINT[], $4::INTEGER[], $5::BYTEA[])",
+            &[&org.0, &levels, &idxs, &widths, &data],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    Ok(())
+}
+
+/// Fresh databases for tests, on the PostgreSQL named by `LOGBOOK_TEST_POSTGRES_URL` (default
+/// `postgres://postgres@127.0.0.1:5432/postgres`, trust auth).
+pub mod testing {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use tokio_postgres::NoTls;
+
+    pub fn admin_url() -> String {
+        std::env::var("LOGBOOK_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    /// Creates an empty database and returns its URL; `None` (with the reason on stderr) when no
+    /// PostgreSQL answers, unless `LOGBOOK_REQUIRE_POSTGRES=1`, which makes that a failure.
+    pub async fn fresh_database() -> Option<String> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let admin = admin_url();
+        let connected =
+            tokio::time::timeout(std::time::Duration::from_secs(5), tokio_postgres::connect(&admin, NoTls)).await;
+        let (client, conn) = match connected {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return unavailable(&format!("{e}")),
+            Err(_) => return unavailable("connection timed out"),
+        };
+        tokio::spawn(conn);
+        let name = format!(
+            "logbook_t_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+        );
+        if let Err(e) = client.batch_execute(&format!("CREATE DATABASE {name}")).await {
+            return unavailable(&format!("cannot create a test database: {e}"));
+        }
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
+        Some(format!("{base}/{name}"))
+    }
+
+    fn unavailable(why: &str) -> Option<String> {
+        if std::env::var("LOGBOOK_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+            panic!(
+                "PostgreSQL is required here (LOGBOOK_REQUIRE_POSTGRES=1) but not reachable at {}: {why}",
+                admin_url()
+            );
+        }
+        eprintln!("SKIPPED: PostgreSQL not reachable at {} ({why}); set LOGBOOK_TEST_POSTGRES_URL to run the PostgreSQL tests", admin_url());
+        None
+    }
+}

@@ -1,0 +1,118 @@
+//! The storage contract on PostgreSQL, plus what only PostgreSQL can show: append-only enforced
+//! by the database, a role with only INSERT and SELECT on the audit tables, and refusal to start
+//! on a non-durable server.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use logbook_store::contract::{LogWriter, SharedStore};
+use logbook_store::{contract_tests, Store};
+use logbook_store_postgres::{testing, PgStore};
+use tokio_postgres::NoTls;
+
+async fn fresh() -> Option<SharedStore> {
+    let url = testing::fresh_database().await?;
+    Some(Arc::new(PgStore::connect(&url).await.expect("connect")))
+}
+
+contract_tests!(fresh);
+
+async fn raw(url: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c
+}
+
+#[tokio::test]
+async fn the_database_itself_refuses_update_delete_and_truncate() {
+    let Some(url) = testing::fresh_database().await else { return };
+    let store = PgStore::connect(&url).await.unwrap();
+    let org =
+        store.ensure_org(&logbook_core::OrgSlug::default_org(), logbook_core::Timestamp::from_micros(1)).await.unwrap();
+    store.commit(org.id, LogWriter::new(org.id, &org.slug).batch(300)).await.unwrap();
+    let c = raw(&url).await;
+    for sql in [
+        "UPDATE events SET \"user\" = 'mallory' WHERE seq = 3",
+        "DELETE FROM events WHERE seq = 299",
+        "TRUNCATE events",
+        "UPDATE tiles SET hashes = '\\x00'",
+        "DELETE FROM tiles",
+        "TRUNCATE checkpoints",
+    ] {
+        let err = c.batch_execute(sql).await.expect_err(sql).to_string();
+        let detail = c.batch_execute("SELECT 1").await.map(|_| err.clone()).unwrap_or(err);
+        assert!(detail.contains("db error"), "{sql}: {detail}");
+    }
+    let n: i64 = c.query_one("SELECT COUNT(*) FROM events", &[]).await.unwrap().get(0);
+    assert_eq!(n, 300);
+}
+
+#[tokio::test]
+async fn a_role_with_only_insert_and_select_runs_logbook_and_cannot_change_history() {
+    let Some(url) = testing::fresh_database().await else { return };
+    // Schema made by the owner, as the README describes.
+    drop(PgStore::connect(&url).await.unwrap());
+    let owner = raw(&url).await;
+    let role = format!("logbook_app_{}", std::process::id());
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    owner
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role};
+             CREATE ROLE {role} LOGIN;
+             GRANT CONNECT ON DATABASE {db} TO {role};
+             GRANT USAGE ON SCHEMA public TO {role};
+             GRANT SELECT, INSERT ON events, tiles, checkpoints TO {role};
+             GRANT SELECT, INSERT, UPDATE ON orgs, api_tokens, idempotency_keys TO {role};
+             GRANT SELECT ON logbook_migrations TO {role};
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};"
+        ))
+        .await
+        .unwrap();
+    let app_url = url.replacen("postgres@", &format!("{role}@"), 1);
+    let store = PgStore::connect(&app_url).await.expect("the restricted role can run Logbook");
+    let org =
+        store.ensure_org(&logbook_core::OrgSlug::default_org(), logbook_core::Timestamp::from_micros(1)).await.unwrap();
+    let mut w = LogWriter::new(org.id, &org.slug);
+    store.commit(org.id, w.batch(10)).await.unwrap();
+    store.commit(org.id, w.batch(300)).await.unwrap();
+    assert_eq!(store.log_head(org.id).await.unwrap().size, 310);
+
+    // Even with the triggers gone, the role cannot change or remove an event.
+    owner
+        .batch_execute("DROP TRIGGER events_append_only ON events; DROP TRIGGER events_no_truncate ON events")
+        .await
+        .unwrap();
+    let app = raw(&app_url).await;
+    for sql in [
+        "UPDATE events SET \"user\" = 'x'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "DELETE FROM tiles",
+        "UPDATE checkpoints SET size = 0",
+    ] {
+        let err = app.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE), "{sql}: {err}");
+    }
+    drop(store);
+    drop(app);
+    owner.batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}")).await.ok();
+}
+
+#[tokio::test]
+async fn two_stores_starting_together_migrate_once() {
+    let Some(url) = testing::fresh_database().await else { return };
+    let (a, b) = tokio::join!(PgStore::connect(&url), PgStore::connect(&url));
+    a.unwrap();
+    b.unwrap();
+    let c = raw(&url).await;
+    let n: i64 = c.query_one("SELECT COUNT(*) FROM logbook_migrations", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn a_malformed_url_is_a_clear_error() {
+    let err = PgStore::connect("postgres://[bad").await.unwrap_err().to_string();
+    assert!(err.contains("malformed"), "{err}");
+    assert!(!err.contains("[bad"), "the URL (which may hold a password) is not echoed: {err}");
+}
