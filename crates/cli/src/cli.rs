@@ -17,8 +17,8 @@ pub struct StoreArgs {
     /// [default: ./logbook-data]
     #[arg(long, env = "LOGBOOK_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
-    /// Use this database instead of the embedded one: sqlite://PATH (or postgres://… once
-    /// available).
+    /// Use this database instead of the embedded one: postgres://USER@HOST:PORT/DB (several
+    /// Logbook processes can share it) or sqlite://PATH.
     #[arg(long, env = "LOGBOOK_DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
     /// TOML file with any of: data_dir, database_url, listen, witness_dir, signing_key_file,
@@ -37,8 +37,31 @@ pub enum Command {
     /// Administration from the command line.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Copy every log, checkpoint and API token from one store to another (e.g. SQLite to
+    /// PostgreSQL), then verify that the copy has the same roots.
+    MigrateStore(MigrateArgs),
     /// Measure append, verify and proof speed against the raw engine, in one run.
     Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The source: sqlite://PATH or postgres://… (the embedded store of a data directory is
+    /// sqlite://<data-dir>/logbook.db).
+    #[arg(long)]
+    pub from: String,
+    /// The destination, which must hold no events yet.
+    #[arg(long)]
+    pub to: String,
+    /// Where the checkpoint signing key is (to check both stores' checkpoints).
+    #[arg(long, env = "LOGBOOK_DATA_DIR", default_value = "logbook-data")]
+    pub data_dir: PathBuf,
+    /// The verifier key, instead of deriving it from the signing key.
+    #[arg(long, env = "LOGBOOK_PUBLIC_KEY")]
+    pub public_key: Option<String>,
+    /// Checkpoint origins are <origin-prefix>/<organization>.
+    #[arg(long, env = "LOGBOOK_ORIGIN_PREFIX", default_value = "logbook.local")]
+    pub origin_prefix: String,
 }
 
 #[derive(Debug, Args)]

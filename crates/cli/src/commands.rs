@@ -18,8 +18,62 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve(a).await,
         Command::Verify(a) => verify(a).await,
         Command::Admin(a) => admin(a).await,
+        Command::MigrateStore(a) => migrate_store(a).await,
         Command::Bench(a) => crate::bench::run(a).await,
     }
+}
+
+fn verifier_for(public_key: Option<&str>, key_file: &Path) -> anyhow::Result<CheckpointVerifier> {
+    match public_key {
+        Some(k) => CheckpointVerifier::new(&read_public_key(k)?).context("the public key is not a note verifier key"),
+        None => {
+            if !key_file.exists() {
+                bail!("no public key: pass --public-key, or --data-dir of a store with its signing key");
+            }
+            Ok(keys::load(key_file)?.verifier())
+        }
+    }
+}
+
+async fn migrate_store(a: crate::cli::MigrateArgs) -> anyhow::Result<ExitCode> {
+    let verifier = verifier_for(a.public_key.as_deref(), &keys::default_path(&a.data_dir))?;
+    let from =
+        store_url::open(&StoreLocation { data_dir: a.data_dir.clone(), database_url: Some(a.from.clone()) }).await?;
+    let to = store_url::open(&StoreLocation { data_dir: a.data_dir.clone(), database_url: Some(a.to.clone()) }).await?;
+    let started = std::time::Instant::now();
+    let copied = logbook_log::copy::copy_store(from.clone(), to.clone()).await?;
+    let mut ok = true;
+    for c in &copied {
+        let slug = OrgSlug::parse(&c.org)?;
+        let (Some(src), Some(dst)) = (from.org(&slug).await?, to.org(&slug).await?) else {
+            bail!("organization {} vanished", c.org)
+        };
+        let origin = logbook_log::origin(&a.origin_prefix, &slug);
+        let r1 = audit_org(from.clone(), &src, &origin, &verifier, &[]).await?;
+        let r2 = audit_org(to.clone(), &dst, &origin, &verifier, &[]).await?;
+        let same = r1.root == r2.root && r1.size == r2.size && r2.is_intact();
+        ok &= same;
+        println!(
+            "{}: {} events, {} checkpoints, {} API tokens copied; roots {} ({})",
+            c.org,
+            c.events,
+            c.checkpoints,
+            c.tokens,
+            if same { "match" } else { "DIFFER" },
+            logbook_log::audit::root_hex(&r2)
+        );
+        if !r1.is_intact() {
+            println!(
+                "  note: the source itself does not verify: {}",
+                r1.findings.first().map(|f| f.to_string()).unwrap_or_default()
+            );
+        }
+        for f in r2.findings.iter().take(5) {
+            println!("  copy: {f}");
+        }
+    }
+    eprintln!("copied in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn location(args: &StoreArgs) -> anyhow::Result<(StoreLocation, FileConfig)> {
@@ -54,7 +108,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
 fn describe(loc: &StoreLocation) -> String {
     match &loc.database_url {
         None => format!("{} (embedded SQLite)", loc.data_dir.join(logbook_store_sqlite::FILE_NAME).display()),
-        Some(_) => "database URL (from --database-url)".into(),
+        Some(url) if url.starts_with("postgres") => "PostgreSQL (from --database-url)".into(),
+        Some(_) => "SQLite file (from --database-url)".into(),
     }
 }
 

@@ -33,7 +33,7 @@ async fn open_url(url: &str) -> anyhow::Result<Arc<dyn Store>> {
             Ok(Arc::new(SqliteStore::open_file(Path::new(path)).await.with_context(|| format!("opening {path}"))?))
         }
         "postgres" | "postgresql" => {
-            bail!("the PostgreSQL store is not part of this build yet; use the embedded store (no --database-url)")
+            Ok(Arc::new(logbook_store_postgres::PgStore::connect(url).await.context("opening the PostgreSQL store")?))
         }
         other => bail!("unsupported database URL scheme {other:?}: use sqlite://PATH or postgres://…"),
     }

@@ -11,6 +11,7 @@
 //! - [`tokens`]: API tokens for the platform's other services.
 
 pub mod audit;
+pub mod copy;
 mod error;
 pub mod metrics;
 pub mod proofs;

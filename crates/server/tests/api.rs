@@ -12,6 +12,7 @@ use logbook_integrity::proof::{check_consistency, check_inclusion};
 use logbook_log::LogService;
 use logbook_server::{Application, Settings};
 use logbook_store::Store;
+use logbook_store_postgres::PgStore;
 use logbook_store_sqlite::SqliteStore;
 use serde_json::{json, Value};
 
@@ -19,7 +20,7 @@ struct TestApp {
     base: String,
     client: reqwest::Client,
     log: Arc<LogService>,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     token: String,
     _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -27,13 +28,20 @@ struct TestApp {
 }
 
 impl TestApp {
-    async fn spawn() -> Self {
+    /// The application on a fresh store of the given backend; `None` when that backend is not
+    /// available here (the reason is printed).
+    async fn spawn(backend: Backend) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::new(dir.path().to_owned());
         settings.listen = "127.0.0.1:0".parse().unwrap();
         settings.checkpoint_interval = Duration::from_millis(20);
         settings.witness_dir = Some(dir.path().join("witness"));
-        let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        let store: Arc<dyn Store> = match backend {
+            Backend::Sqlite => Arc::new(SqliteStore::open(dir.path()).await.unwrap()),
+            Backend::Postgres => {
+                Arc::new(PgStore::connect(&logbook_store_postgres::testing::fresh_database().await?).await.unwrap())
+            }
+        };
         let app = Application::build(&settings, store.clone(), Arc::new(SystemClock), Arc::new(SeededRandom::new(42)))
             .await
             .unwrap();
@@ -46,7 +54,7 @@ impl TestApp {
         let server = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        Self {
+        Some(Self {
             base,
             client: reqwest::Client::new(),
             log,
@@ -55,7 +63,7 @@ impl TestApp {
             _dir: dir,
             stop: Some(tx),
             server: Some(server),
-        }
+        })
     }
 
     async fn post_events(&self, body: &Value) -> (u16, Value) {
@@ -108,6 +116,46 @@ impl TestApp {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Each API test runs on every backend: `on_both_stores!(name, ...)` makes `name::sqlite` and
+/// `name::postgres`.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(super::TestApp::spawn(super::Backend::Sqlite).await.unwrap()).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    match super::TestApp::spawn(super::Backend::Postgres).await {
+                        Some(app) => super::$name(app).await,
+                        None => eprintln!("SKIPPED {}::postgres: PostgreSQL not available", stringify!($name)),
+                    }
+                }
+            }
+        )*
+    };
+}
+
+on_both_stores!(
+    ingests_one_event_or_an_array_and_answers_after_commit,
+    bad_input_gets_a_clear_4xx_and_appends_nothing,
+    missing_unknown_or_revoked_tokens_are_refused,
+    idempotency_key_answers_the_first_result,
+    proofs_verify_with_the_public_key_alone,
+    two_organizations_never_mix,
+    health_and_metrics,
+    shutdown_commits_and_signs_a_final_checkpoint,
+);
+
 fn login_failed(user: &str) -> Value {
     json!({
         "action": "login.failed",
@@ -119,9 +167,7 @@ fn login_failed(user: &str) -> Value {
     })
 }
 
-#[tokio::test]
-async fn ingests_one_event_or_an_array_and_answers_after_commit() {
-    let app = TestApp::spawn().await;
+async fn ingests_one_event_or_an_array_and_answers_after_commit(app: TestApp) {
     let before = app.size().await; // the token creation is itself an event
     let (status, body) = app.post_events(&login_failed("bob@example.com")).await;
     assert_eq!(status, 201, "{body}");
@@ -141,9 +187,7 @@ async fn ingests_one_event_or_an_array_and_answers_after_commit() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn bad_input_gets_a_clear_4xx_and_appends_nothing() {
-    let app = TestApp::spawn().await;
+async fn bad_input_gets_a_clear_4xx_and_appends_nothing(app: TestApp) {
     let before = app.size().await;
     let mut unknown = login_failed("x");
     unknown["action"] = json!("user.hacked");
@@ -180,9 +224,7 @@ async fn bad_input_gets_a_clear_4xx_and_appends_nothing() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn missing_unknown_or_revoked_tokens_are_refused() {
-    let app = TestApp::spawn().await;
+async fn missing_unknown_or_revoked_tokens_are_refused(app: TestApp) {
     let body = serde_json::to_vec(&login_failed("x")).unwrap();
     for token in [None, Some("lbk_not-a-token"), Some("Basic abc")] {
         let (status, resp) = app.post_raw(body.clone(), token, None).await;
@@ -198,9 +240,7 @@ async fn missing_unknown_or_revoked_tokens_are_refused() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn idempotency_key_answers_the_first_result() {
-    let app = TestApp::spawn().await;
+async fn idempotency_key_answers_the_first_result(app: TestApp) {
     let body = serde_json::to_vec(&json!([login_failed("a"), login_failed("b")])).unwrap();
     let (s1, r1) = app.post_raw(body.clone(), Some(&app.token), Some("req-42")).await;
     let (s2, r2) = app.post_raw(body.clone(), Some(&app.token), Some("req-42")).await;
@@ -245,9 +285,7 @@ async fn futures_join(app: &TestApp, body: &[u8], key: &str) -> Vec<(u16, Value)
     out
 }
 
-#[tokio::test]
-async fn proofs_verify_with_the_public_key_alone() {
-    let app = TestApp::spawn().await;
+async fn proofs_verify_with_the_public_key_alone(app: TestApp) {
     let batch: Vec<Value> = (0..600).map(|i| login_failed(&format!("u{i}"))).collect();
     app.post_events(&Value::Array(batch)).await;
     let size = app.size().await;
@@ -298,9 +336,7 @@ async fn proofs_verify_with_the_public_key_alone() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn two_organizations_never_mix() {
-    let app = TestApp::spawn().await;
+async fn two_organizations_never_mix(app: TestApp) {
     let acme = app.log.org(&OrgSlug::parse("acme").unwrap()).await.unwrap();
     let (_, acme_token) =
         app.log.create_api_token(&acme, "svc", Actor::system(), Source::default(), "test").await.unwrap();
@@ -326,9 +362,7 @@ async fn two_organizations_never_mix() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn health_and_metrics() {
-    let app = TestApp::spawn().await;
+async fn health_and_metrics(app: TestApp) {
     assert_eq!(app.get("/healthz").await, (200, "ok\n".into()));
     let (status, body) = app.get("/readyz").await;
     assert_eq!((status, body.as_str()), (200, "{\"status\":\"ready\"}"));
@@ -340,9 +374,7 @@ async fn health_and_metrics() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn shutdown_commits_and_signs_a_final_checkpoint() {
-    let app = TestApp::spawn().await;
+async fn shutdown_commits_and_signs_a_final_checkpoint(app: TestApp) {
     app.post_events(&login_failed("last")).await;
     let size = app.size().await;
     let log = app.log.clone();

@@ -438,6 +438,30 @@ impl Store for PgStore {
         .map(|r| Ok(IdempotencyRecord { request_hash: hash32(r.get(0))?, first_seq: u(r.get(1)), count: u(r.get(2)) }))
         .transpose()
     }
+
+    async fn api_token_rows(&self, org: OrgId) -> Result<Vec<(ApiToken, [u8; 32])>, StoreError> {
+        let c = self.client().await?;
+        c.query(
+            "SELECT id, org, name, created_us, revoked_us, token_hash FROM api_tokens WHERE org = $1 ORDER BY id",
+            &[&org.0],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| Ok((token_row(r), hash32(r.get(5))?)))
+        .collect()
+    }
+
+    async fn import_api_token(&self, org: OrgId, t: &ApiToken, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO api_tokens (org, name, token_hash, created_us, revoked_us) VALUES ($1, $2, $3, $4, $5)",
+            &[&org.0, &t.name, &&token_hash[..], &t.created.as_micros(), &t.revoked.map(Timestamp::as_micros)],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
 }
 
 /// One multi-row INSERT for the events and one for the tiles.

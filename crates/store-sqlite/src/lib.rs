@@ -461,4 +461,28 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn api_token_rows(&self, org: OrgId) -> Result<Vec<(ApiToken, [u8; 32])>, StoreError> {
+        self.read(move |c| {
+            c.prepare(
+                "SELECT id, org, name, created_us, revoked_us, token_hash FROM api_tokens WHERE org = ?1 ORDER BY id",
+            )?
+            .query_map([org.0], |r| Ok((token_row(r)?, hash32(r.get(5)?)?)))?
+            .collect()
+        })
+        .await
+    }
+
+    async fn import_api_token(&self, org: OrgId, t: &ApiToken, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+        let (t, h) = (t.clone(), *token_hash);
+        self.write(move |c: &mut Connection| {
+            c.execute(
+                "INSERT INTO api_tokens (org, name, token_hash, created_us, revoked_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![org.0, t.name, &h[..], t.created.as_micros(), t.revoked.map(Timestamp::as_micros)],
+            )
+            .map(|_| ())
+            .map_err(backend)
+        })
+        .await
+    }
 }

@@ -35,6 +35,7 @@ macro_rules! contract_tests {
             mutations_commit_with_their_events,
             idempotency_keys_are_remembered_once,
             organizations_never_mix,
+            api_tokens_can_be_copied,
         );
     };
     (@cases $make:path; $($case:ident,)*) => {
@@ -338,4 +339,26 @@ pub async fn organizations_never_mix(store: SharedStore) {
     let next_b = wb.batch(1);
     store.commit(b, next_b.clone()).await.unwrap();
     assert_eq!(store.log_head(a).await.unwrap().size, 300);
+}
+
+pub async fn api_tokens_can_be_copied(store: SharedStore) {
+    let (a, mut w) = org(&store, "acme").await;
+    let (b, _) = org(&store, "copy").await;
+    let mut batch = w.batch(1);
+    batch.mutations.push(MutationEntry {
+        first_seq: 0,
+        count: 1,
+        mutation: Mutation::CreateApiToken { name: "svc".into(), token_hash: [5; 32] },
+    });
+    store.commit(a, batch).await.unwrap();
+    let rows = store.api_token_rows(a).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].0.name.as_str(), rows[0].1), ("svc", [5; 32]));
+    let mut revoked = rows[0].0.clone();
+    revoked.name = "old".into();
+    revoked.revoked = Some(Timestamp::from_micros(77));
+    store.import_api_token(b, &revoked, &[6; 32]).await.unwrap();
+    let got = store.api_token_by_hash(&[6; 32]).await.unwrap().unwrap();
+    assert_eq!((got.org, got.name.as_str(), got.created, got.revoked), (b, "old", revoked.created, revoked.revoked));
+    assert!(store.import_api_token(b, &revoked, &[6; 32]).await.is_err(), "the same token twice");
 }

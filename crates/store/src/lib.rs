@@ -196,4 +196,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn api_token_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiToken>, StoreError>;
     async fn api_tokens(&self, org: OrgId) -> Result<Vec<ApiToken>, StoreError>;
     async fn idempotency_record(&self, token: ApiTokenId, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// For copying a store (`logbook migrate-store`): every token of `org` with its hash.
+    async fn api_token_rows(&self, org: OrgId) -> Result<Vec<(ApiToken, [u8; 32])>, StoreError>;
+    /// For copying a store: adds a token as it was (name, hash, times) to `org`.
+    async fn import_api_token(&self, org: OrgId, token: &ApiToken, token_hash: &[u8; 32]) -> Result<(), StoreError>;
 }

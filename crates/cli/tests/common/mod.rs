@@ -3,8 +3,9 @@
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 
 use logbook_core::{Action, Actor, ActorKind, NewEvent, OrgSlug, OsRandom, Outcome, Source, SystemClock};
@@ -109,4 +110,103 @@ pub fn attacker(dir: &Path) -> rusqlite::Connection {
         }
     }
     c
+}
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    _out: BufReader<std::process::ChildStdout>,
+}
+
+/// Starts `logbook serve --listen 127.0.0.1:0 ARGS` and waits until it listens.
+#[allow(clippy::zombie_processes)] // the caller kills and waits
+pub fn start(args: &[&str]) -> Server {
+    let mut child = bin()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "server exited before listening");
+        if let Some(addr) = line.trim().strip_prefix("Logbook is listening on ") {
+            return Server { child, base: addr.to_owned(), _out: out };
+        }
+    }
+}
+
+/// Stops a server with SIGTERM and waits for its clean exit.
+pub fn terminate(server: Server) {
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut child = server.child;
+    assert!(child.wait().unwrap().success(), "graceful shutdown exits 0");
+}
+
+/// Every acknowledged event: (its unique details, the seq it was acknowledged with).
+pub type Acked = std::sync::Arc<std::sync::Mutex<Vec<(String, u64)>>>;
+
+/// Eight clients appending to the given servers in turn (singly and in batches of five), each
+/// event with unique details, recording what is acknowledged, until `stop`.
+pub fn load(
+    bases: Vec<String>,
+    token: &str,
+    acked: &Acked,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tag: &str,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use std::sync::atomic::Ordering;
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
+    (0..8)
+        .map(|c| {
+            let (client, bases, token, acked, stop, tag) =
+                (client.clone(), bases.clone(), token.to_owned(), acked.clone(), stop.clone(), tag.to_owned());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let base = &bases[(c + i) % bases.len()];
+                    let n = if c % 2 == 0 { 1 } else { 5 };
+                    let names: Vec<String> = (0..n).map(|k| format!("c{c}-{tag}-{i}-{k}")).collect();
+                    let body: Vec<serde_json::Value> = names
+                        .iter()
+                        .map(|d| serde_json::json!({"action": "login.success", "actor": {"type": "user", "id": d}, "details": d}))
+                        .collect();
+                    i += 1;
+                    let Ok(resp) = client.post(format!("{base}/api/v1/events")).bearer_auth(&token).json(&body).send().await else {
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        continue;
+                    };
+                    if resp.status().as_u16() != 201 {
+                        continue;
+                    }
+                    let Ok(v) = resp.json::<serde_json::Value>().await else { continue };
+                    let seqs: Vec<u64> = serde_json::from_value(v["seqs"].clone()).unwrap();
+                    assert_eq!(seqs.len(), names.len());
+                    acked.lock().unwrap().extend(names.into_iter().zip(seqs));
+                }
+            })
+        })
+        .collect()
+}
+
+/// Checks that the default log is gapless and holds every acknowledged event exactly once, at
+/// its acknowledged seq. Returns the log size.
+pub async fn check_acknowledged(store: &dyn logbook_store::Store, acked: &[(String, u64)]) -> u64 {
+    let org = store.org(&OrgSlug::default_org()).await.unwrap().unwrap();
+    let size = store.log_head(org.id).await.unwrap().size;
+    let rows = store.events(org.id, 0..size).await.unwrap();
+    assert_eq!(rows.len() as u64, size, "gapless");
+    let mut found: std::collections::HashMap<String, Vec<u64>> = std::collections::HashMap::new();
+    for r in &rows {
+        let e = logbook_core::leaf::decode(&r.leaf).unwrap();
+        found.entry(e.body.details.clone()).or_default().push(r.seq);
+    }
+    for (name, seq) in acked {
+        assert_eq!(found.get(name), Some(&vec![*seq]), "acknowledged {name} at seq {seq}: present exactly once, there");
+    }
+    size
 }
