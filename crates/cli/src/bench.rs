@@ -42,6 +42,10 @@ pub struct BenchArgs {
     /// Alternating rounds of raw engine and Logbook for the ratio (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub rounds: u64,
+    /// Also measure the PostgreSQL store: an admin URL of a server where fresh databases may be
+    /// created (e.g. postgres://postgres@127.0.0.1:5432/postgres).
+    #[arg(long)]
+    pub postgres: Option<String>,
     /// Skip the raw-engine baselines (for profiling Logbook's own path only).
     #[arg(long, hide = true)]
     pub skip_raw: bool,
@@ -302,6 +306,10 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     println!("`logbook verify` work on the {}-event store above: **{verify_rate:.0} events/s**", a.events + conc);
     println!();
 
+    if let Some(admin) = &a.postgres {
+        postgres_section(&a, admin, &rows).await?;
+    }
+
     if a.proof_log > 0 {
         let (log, org, store) = service(&dir.join("proofs")).await?;
         let started = Instant::now();
@@ -382,4 +390,133 @@ async fn measure_verify(log: &LogService, org: &logbook_store::Org, store: Arc<S
     let t = started.elapsed();
     anyhow::ensure!(report.is_intact(), "bench store did not verify: {:?}", report.findings.first());
     Ok(rate(report.size, t))
+}
+
+async fn fresh_pg_database(admin: &str, tag: &str) -> anyhow::Result<String> {
+    let (client, conn) =
+        tokio_postgres::connect(admin, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
+    tokio::spawn(conn);
+    let name = format!("logbook_bench_{tag}_{}", std::process::id());
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await?;
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).context("the admin URL names no database")?;
+    Ok(format!("{base}/{name}"))
+}
+
+async fn drop_pg_database(admin: &str, url: &str) {
+    if let (Ok((client, conn)), Some((_, name))) =
+        (tokio_postgres::connect(admin, tokio_postgres::NoTls).await, url.rsplit_once('/'))
+    {
+        tokio::spawn(conn);
+        let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    }
+}
+
+async fn pg_service(url: &str, signer: Arc<CheckpointSigner>) -> anyhow::Result<(Arc<LogService>, logbook_store::Org)> {
+    let store = Arc::new(logbook_store_postgres::PgStore::connect(url).await?);
+    let log = LogService::new(store, Arc::new(SystemClock), Arc::new(OsRandom), signer, LogConfig::default());
+    let org = log.org(&OrgSlug::default_org()).await?;
+    Ok((log, org))
+}
+
+/// Batched ingest on PostgreSQL next to a bare multi-row INSERT of the same rows, and 64
+/// single-event appenders through two Logbook instances sharing the database.
+async fn postgres_section(a: &BenchArgs, admin: &str, rows: &[RawRow]) -> anyhow::Result<()> {
+    println!("## PostgreSQL");
+    println!();
+    println!("| round | raw multi-row INSERT events/s | Logbook events/s | ratio |");
+    println!("|---|---:|---:|---:|");
+    let signer = Arc::new(CheckpointSigner::generate(&OsRandom, "bench")?);
+    let mut ratios = Vec::new();
+    for round in 0..a.rounds {
+        // Raw: the same schema (made by the store), the same rows, one INSERT … UNNEST per batch.
+        let url = fresh_pg_database(admin, &format!("raw{round}")).await?;
+        drop(logbook_store_postgres::PgStore::connect(&url).await?);
+        let (mut client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        let started = Instant::now();
+        for (b, chunk) in rows.chunks(a.batch as usize).enumerate() {
+            let seqs: Vec<i64> = (0..chunk.len()).map(|k| (b * a.batch as usize + k) as i64).collect();
+            let times: Vec<i64> = chunk.iter().map(|r| r.0).collect();
+            let actions: Vec<&str> = chunk.iter().map(|r| r.1.as_str()).collect();
+            let users: Vec<&str> = chunk.iter().map(|r| r.2.as_str()).collect();
+            let leaves: Vec<&[u8]> = chunk.iter().map(|r| r.3.as_slice()).collect();
+            let hashes: Vec<&[u8]> = chunk.iter().map(|r| &r.4[..]).collect();
+            let tx = client.transaction().await?;
+            tx.execute(
+                "INSERT INTO events (org, seq, time_us, action, \"user\", leaf, leaf_hash)
+                 SELECT 1, * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BYTEA[], $6::BYTEA[])",
+                &[&seqs, &times, &actions, &users, &leaves, &hashes],
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        let raw = rate(rows.len() as u64, started.elapsed());
+        drop(client);
+        drop_pg_database(admin, &url).await;
+
+        let url = fresh_pg_database(admin, &format!("lb{round}")).await?;
+        let (log, org) = pg_service(&url, signer.clone()).await?;
+        let batches: Vec<Vec<NewEvent>> = (0..rows.len() as u64)
+            .step_by(a.batch as usize)
+            .map(|i| (i..(i + a.batch).min(rows.len() as u64)).map(sample_event).collect())
+            .collect();
+        let started = Instant::now();
+        for b in batches {
+            log.append(&org, b, None).await?;
+        }
+        let lb = rate(rows.len() as u64, started.elapsed());
+        log.shutdown().await;
+        drop(log);
+        drop_pg_database(admin, &url).await;
+        println!("| {} | {raw:.0} | {lb:.0} | {:.2} |", round + 1, lb / raw);
+        ratios.push(lb / raw);
+    }
+    ratios.sort_by(|x, y| x.total_cmp(y));
+    println!();
+    println!(
+        "**Median ratio: {:.2}** of the bare multi-row INSERT ({} events per round, batches of {}).",
+        ratios[ratios.len() / 2],
+        rows.len(),
+        a.batch
+    );
+    println!();
+
+    let url = fresh_pg_database(admin, "conc").await?;
+    let (one, org) = pg_service(&url, signer.clone()).await?;
+    let (two, _) = pg_service(&url, signer.clone()).await?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..a.appenders {
+        let log = if t % 2 == 0 { one.clone() } else { two.clone() };
+        let (org, per) = (org.clone(), a.per_appender);
+        tasks.push(tokio::spawn(async move {
+            for k in 0..per {
+                log.append(&org, vec![sample_event(t * 1_000_003 + k)], None).await?;
+            }
+            Ok::<_, logbook_log::AppendError>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let n = a.appenders * a.per_appender;
+    let took = started.elapsed();
+    let commits = one.metrics().commits.get() + two.metrics().commits.get();
+    one.shutdown().await;
+    two.shutdown().await;
+    let store: Arc<dyn Store> = Arc::new(logbook_store_postgres::PgStore::connect(&url).await?);
+    let size = store.log_head(org.id).await?.size;
+    anyhow::ensure!(size == n, "expected {n} events, the log has {size}");
+    drop((one, two));
+    println!(
+        "{} single-event appenders through two Logbook instances (separate sequencers and connection pools, one database): {n} events in {:.2} s, **{:.0} events/s**, {commits} commits; one gapless log of {size}",
+        a.appenders,
+        took.as_secs_f64(),
+        rate(n, took)
+    );
+    println!();
+    drop(store);
+    drop_pg_database(admin, &url).await;
+    Ok(())
 }

@@ -198,7 +198,17 @@ impl Sequencer {
     /// Commits a group of submissions; answers every submitter.
     async fn commit(&mut self, batch: Vec<Submission>) {
         let mut refused = Vec::new();
-        self.commit_inner(batch, &mut refused).await;
+        // Across processes (PostgreSQL), one sequencer at a time builds on the head and commits.
+        match self.shared.store.lock_log(self.org.id).await {
+            Ok(lock) => {
+                self.commit_inner(batch, &mut refused).await;
+                lock.unlock().await;
+            }
+            Err(e) => {
+                self.shared.metrics.commit_failures.inc();
+                self.fail_all(batch, format!("cannot take the log's append lock: {e}"));
+            }
+        }
         // Answered only now, after the rest of the batch committed: a submission refused because
         // another one in the batch took its idempotency key must be able to read what that one
         // stored.

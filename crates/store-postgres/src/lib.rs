@@ -9,16 +9,18 @@
 //! - At start the store refuses to run if `fsync` or `synchronous_commit` is off: an
 //!   acknowledged event must be on disk.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
 use logbook_integrity::tree::{TileId, TileRow};
 use logbook_store::{
-    ApiToken, CommitBatch, CommitError, EventRow, IdempotencyRecord, LogHead, Mutation, MutationError, MutationOutput,
-    Org, Store, StoreError, StoredCheckpoint,
+    ApiToken, CommitBatch, CommitError, EventRow, IdempotencyRecord, LogHead, LogLock, Mutation, MutationError,
+    MutationOutput, Org, Store, StoreError, StoredCheckpoint,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
@@ -28,10 +30,38 @@ const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
 /// Advisory lock namespaces (first key of the two-key form).
 const LOCK_MIGRATIONS: i32 = 0x4c42_0001;
 const LOCK_LOG: i32 = 0x4c42_0002;
+const LOCK_SEQUENCER: i32 = 0x4c42_0003;
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: Pool,
+    config: tokio_postgres::Config,
+    /// One connection per log, outside the pool, that holds the log's session advisory lock
+    /// while this process's sequencer appends. If the process dies, the lock dies with it.
+    lock_conns: Arc<tokio::sync::Mutex<HashMap<i64, tokio_postgres::Client>>>,
+}
+
+/// The append lock of one log, held on its dedicated connection. The connection goes back for
+/// reuse only after a successful unlock; dropped any other way (a cancelled or failed lock, a
+/// panic), it is closed, and PostgreSQL releases a session's locks when the session ends.
+#[derive(Debug)]
+pub struct PgLogLock {
+    client: tokio_postgres::Client,
+    org: i64,
+    home: Arc<tokio::sync::Mutex<HashMap<i64, tokio_postgres::Client>>>,
+}
+
+#[async_trait]
+impl LogLock for PgLogLock {
+    async fn unlock(self: Box<Self>) {
+        let PgLogLock { client, org, home } = *self;
+        match client.execute("SELECT pg_advisory_unlock($1, $2::int)", &[&LOCK_SEQUENCER, &(org as i32)]).await {
+            Ok(_) => {
+                home.lock().await.insert(org, client);
+            }
+            Err(e) => tracing::warn!(error = %e, "releasing the log lock failed; closing its connection releases it"),
+        }
+    }
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -71,9 +101,10 @@ impl PgStore {
         let config = tokio_postgres::Config::from_str(url).map_err(|_| {
             StoreError::Backend("the PostgreSQL URL is malformed (expected postgres://USER@HOST:PORT/DATABASE)".into())
         })?;
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(16).build().map_err(backend)?;
-        let store = Self { pool };
+        let store = Self { pool, config, lock_conns: Arc::default() };
         store.check_durability().await?;
         store.migrate().await?;
         Ok(store)
@@ -214,6 +245,25 @@ impl Store for PgStore {
 
     async fn log_head(&self, org: OrgId) -> Result<LogHead, StoreError> {
         head(&self.client().await?, org).await
+    }
+
+    async fn lock_log(&self, org: OrgId) -> Result<Box<dyn LogLock>, StoreError> {
+        // Taken out of the map while locked: if this future is dropped halfway, the connection
+        // is dropped with it, and with it any lock the server granted meanwhile.
+        let idle = self.lock_conns.lock().await.remove(&org.0).filter(|c| !c.is_closed());
+        let client = match idle {
+            Some(c) => c,
+            None => {
+                let (c, conn) = self.config.connect(NoTls).await.map_err(pg)?;
+                tokio::spawn(conn);
+                c
+            }
+        };
+        client
+            .execute("SELECT pg_advisory_lock($1, $2::int)", &[&LOCK_SEQUENCER, &(org.0 as i32)])
+            .await
+            .map_err(pg)?;
+        Ok(Box::new(PgLogLock { client, org: org.0, home: self.lock_conns.clone() }))
     }
 
     async fn commit(&self, org: OrgId, batch: CommitBatch) -> Result<Vec<MutationOutput>, CommitError> {

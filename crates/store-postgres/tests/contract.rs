@@ -116,3 +116,27 @@ async fn a_malformed_url_is_a_clear_error() {
     assert!(err.contains("malformed"), "{err}");
     assert!(!err.contains("[bad"), "the URL (which may hold a password) is not echoed: {err}");
 }
+
+#[tokio::test]
+async fn the_log_lock_is_held_across_processes() {
+    let Some(url) = testing::fresh_database().await else { return };
+    let a = PgStore::connect(&url).await.unwrap();
+    let b = PgStore::connect(&url).await.unwrap();
+    let org =
+        a.ensure_org(&logbook_core::OrgSlug::default_org(), logbook_core::Timestamp::from_micros(1)).await.unwrap();
+    let held = a.lock_log(org.id).await.unwrap();
+    let waiting = tokio::time::timeout(std::time::Duration::from_millis(300), b.lock_log(org.id)).await;
+    assert!(waiting.is_err(), "a second process waits while the first holds the lock");
+    held.unlock().await;
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), b.lock_log(org.id)).await;
+    got.expect("the lock passes on once released").unwrap().unlock().await;
+    // Another log's lock is independent.
+    let other = a
+        .ensure_org(&logbook_core::OrgSlug::parse("acme").unwrap(), logbook_core::Timestamp::from_micros(1))
+        .await
+        .unwrap();
+    let l1 = a.lock_log(org.id).await.unwrap();
+    let l2 = tokio::time::timeout(std::time::Duration::from_secs(5), b.lock_log(other.id)).await.unwrap().unwrap();
+    l1.unlock().await;
+    l2.unlock().await;
+}

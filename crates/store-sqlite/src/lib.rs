@@ -297,6 +297,12 @@ impl Store for SqliteStore {
         self.read(move |c| head(c, org)).await
     }
 
+    /// One writer connection per process, and `BEGIN IMMEDIATE` across processes, already
+    /// serialize commits; a second process (the CLI beside `serve`) gets `HeadMoved` and retries.
+    async fn lock_log(&self, _org: OrgId) -> Result<Box<dyn logbook_store::LogLock>, StoreError> {
+        Ok(Box::new(logbook_store::NoLock))
+    }
+
     async fn commit(&self, org: OrgId, batch: CommitBatch) -> Result<Vec<MutationOutput>, CommitError> {
         self.write(move |conn: &mut Connection| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;

@@ -157,6 +157,22 @@ pub enum CommitError {
     Store(#[from] StoreError),
 }
 
+/// Held by a sequencer while it reloads, builds and commits a batch: the appenders of one log
+/// are serialized across every process on the database. See [`Store::lock_log`].
+#[async_trait]
+pub trait LogLock: Send + fmt::Debug {
+    async fn unlock(self: Box<Self>);
+}
+
+/// The lock of a backend with a single writer, where `commit`'s own head check suffices.
+#[derive(Debug)]
+pub struct NoLock;
+
+#[async_trait]
+impl LogLock for NoLock {
+    async fn unlock(self: Box<Self>) {}
+}
+
 /// The storage trait. Object-safe: the backend is chosen once, at start, from the URL.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
@@ -172,6 +188,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn orgs(&self) -> Result<Vec<Org>, StoreError>;
 
     async fn log_head(&self, org: OrgId) -> Result<LogHead, StoreError>;
+
+    /// Takes the log's append lock, shared by every process on the database. Without it two
+    /// processes would still never fork a log (`commit` checks the head), but the one that
+    /// keeps losing the race could starve.
+    async fn lock_log(&self, org: OrgId) -> Result<Box<dyn LogLock>, StoreError>;
 
     /// Appends a batch in one durable transaction. Returns one output per mutation. Takes the
     /// batch by value: it is large, and a blocking backend moves it to its writer thread.
