@@ -154,35 +154,53 @@ pub enum EventError {
     BadTargetType(String),
 }
 
-fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<(), EventError> {
-    if required && value.trim().is_empty() {
-        return Err(EventError::Missing { field: static_name(field) });
-    }
-    if value.chars().count() > max {
-        return Err(EventError::TooLong { field: field.to_owned(), max });
-    }
-    if value.chars().any(char::is_control) {
-        return Err(EventError::ControlCharacter { field: field.to_owned() });
-    }
-    Ok(())
+/// Names the field a problem is in; built into a string only when there is a problem.
+#[derive(Clone, Copy)]
+enum Field<'a> {
+    Named(&'static str),
+    Structured(&'a str),
 }
 
-fn static_name(field: &str) -> &'static str {
-    match field {
-        "actor.id" => "actor.id",
-        "details" => "details",
-        "target.id" => "target.id",
-        _ => "a field",
+impl Field<'_> {
+    fn name(self) -> String {
+        match self {
+            Field::Named(n) => n.to_owned(),
+            Field::Structured(k) => format!("fields.{k}"),
+        }
     }
+}
+
+/// One pass over the bytes for the common (ASCII) case; characters are counted only when the
+/// text is not ASCII. Validation runs on every appended event.
+fn check_text(field: Field<'_>, value: &str, max: usize, required: bool) -> Result<(), EventError> {
+    if required && value.trim().is_empty() {
+        return Err(EventError::Missing {
+            field: match field {
+                Field::Named(n) => n,
+                Field::Structured(_) => "a field",
+            },
+        });
+    }
+    let ascii = value.is_ascii();
+    let chars = if ascii { value.len() } else { value.chars().count() };
+    if chars > max {
+        return Err(EventError::TooLong { field: field.name(), max });
+    }
+    let control =
+        if ascii { value.bytes().any(|b| b < 0x20 || b == 0x7f) } else { value.chars().any(char::is_control) };
+    if control {
+        return Err(EventError::ControlCharacter { field: field.name() });
+    }
+    Ok(())
 }
 
 impl NewEvent {
     /// Checks everything a submitter controls. Called before anything is appended.
     pub fn validate(&self) -> Result<(), EventError> {
         let l = &LIMITS;
-        check_text("actor.id", &self.actor.id, l.identifier, true)?;
+        check_text(Field::Named("actor.id"), &self.actor.id, l.identifier, true)?;
         if let Some(email) = &self.actor.email {
-            check_text("actor.email", email, l.identifier, false)?;
+            check_text(Field::Named("actor.email"), email, l.identifier, false)?;
         }
         if let Some(t) = &self.target {
             let type_ok = !t.kind.is_empty()
@@ -191,10 +209,10 @@ impl NewEvent {
             if !type_ok {
                 return Err(EventError::BadTargetType(t.kind.chars().take(64).collect()));
             }
-            check_text("target.id", &t.id, l.identifier, true)?;
-            check_text("target.display", &t.display, l.identifier, false)?;
+            check_text(Field::Named("target.id"), &t.id, l.identifier, true)?;
+            check_text(Field::Named("target.display"), &t.display, l.identifier, false)?;
         }
-        check_text("details", &self.details, l.details, false)?;
+        check_text(Field::Named("details"), &self.details, l.details, false)?;
         if self.fields.len() > l.fields {
             return Err(EventError::TooManyFields { max: l.fields });
         }
@@ -205,12 +223,12 @@ impl NewEvent {
             if !key_ok {
                 return Err(EventError::BadFieldName(k.chars().take(64).collect()));
             }
-            check_text(&format!("fields.{k}"), v, l.field_value, false)?;
+            check_text(Field::Structured(k), v, l.field_value, false)?;
         }
         if let Some(ua) = &self.source.user_agent {
-            check_text("source.user_agent", ua, l.user_agent, false)?;
+            check_text(Field::Named("source.user_agent"), ua, l.user_agent, false)?;
         }
-        check_text("recorded_by", &self.recorded_by, l.identifier, true)?;
+        check_text(Field::Named("recorded_by"), &self.recorded_by, l.identifier, true)?;
         Ok(())
     }
 }
@@ -267,6 +285,19 @@ pub(crate) mod tests {
         let mut e = sample();
         e.details = "line\nbreak".into();
         assert!(matches!(e.validate(), Err(EventError::ControlCharacter { .. })));
+
+        // Non-ASCII text counts characters, not bytes, and finds non-ASCII control characters.
+        let mut e = sample();
+        e.details = "é".repeat(2000);
+        e.validate().unwrap();
+        e.details.push('é');
+        assert!(matches!(e.validate(), Err(EventError::TooLong { .. })));
+        let mut e = sample();
+        e.details = "naïve\u{85}".into();
+        assert!(matches!(e.validate(), Err(EventError::ControlCharacter { .. })));
+        let mut e = sample();
+        e.fields.insert("reason".into(), "a\tb".into());
+        assert_eq!(e.validate(), Err(EventError::ControlCharacter { field: "fields.reason".into() }));
 
         let mut e = sample();
         e.fields.insert("Bad Key".into(), "v".into());
