@@ -175,8 +175,14 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     println!("# logbook bench");
     println!();
     println!(
-        "command: `logbook bench --events {} --batch {} --rounds {} --appenders {} --per-appender {} --proof-log {}`",
-        a.events, a.batch, a.rounds, a.appenders, a.per_appender, a.proof_log
+        "command: `logbook bench --events {} --batch {} --rounds {} --appenders {} --per-appender {} --proof-log {}{}`",
+        a.events,
+        a.batch,
+        a.rounds,
+        a.appenders,
+        a.per_appender,
+        a.proof_log,
+        if a.postgres.is_some() { " --postgres …" } else { "" }
     );
     println!(
         "machine: {} cores; store directory: {}",

@@ -19,8 +19,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
 use logbook_integrity::tree::{TileId, TileRow};
 use logbook_store::{
-    ApiToken, CommitBatch, CommitError, EventRow, IdempotencyRecord, LogHead, LogLock, Mutation, MutationError,
-    MutationOutput, Org, Store, StoreError, StoredCheckpoint,
+    merge_newest_first, ApiToken, CommitBatch, CommitError, EventFilter, EventRow, IdempotencyRecord, LogHead, LogLock,
+    Mutation, MutationError, MutationOutput, Org, Store, StoreError, StoredCheckpoint,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
@@ -175,6 +175,17 @@ fn checkpoint_row(r: &Row) -> Result<StoredCheckpoint, StoreError> {
         root: hash32(r.get(1))?,
         note: r.get(2),
         signed_at: Timestamp::from_micros(r.get(3)),
+    })
+}
+
+fn event_from_row(r: &Row) -> Result<EventRow, StoreError> {
+    Ok(EventRow {
+        seq: u(r.get(0)),
+        time: Timestamp::from_micros(r.get(1)),
+        action: r.get(2),
+        user: r.get(3),
+        leaf: r.get(4),
+        leaf_hash: hash32(r.get(5))?,
     })
 }
 
@@ -335,18 +346,88 @@ impl Store for PgStore {
             )
             .await
             .map_err(pg)?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(EventRow {
-                    seq: u(r.get(0)),
-                    time: Timestamp::from_micros(r.get(1)),
-                    action: r.get(2),
-                    user: r.get(3),
-                    leaf: r.get(4),
-                    leaf_hash: hash32(r.get(5))?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn query_events(
+        &self,
+        org: OrgId,
+        filter: &EventFilter,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let c = self.client().await?;
+        let (lo, hi, lim) = (i(filter.seqs.start), i(filter.upper(before)), limit as i64);
+        let mut pages = Vec::new();
+        for action in filter.single_action_queries() {
+            let sql = format!(
+                "SELECT seq, time_us, action, \"user\", leaf, leaf_hash FROM events
+                 WHERE org = $1 AND seq >= $2 AND seq < $3{}{} ORDER BY seq DESC LIMIT $4",
+                if filter.user.is_some() { " AND \"user\" = $5" } else { "" },
+                match (filter.user.is_some(), action.is_some()) {
+                    (true, true) => " AND action = $6",
+                    (false, true) => " AND action = $5",
+                    _ => "",
+                },
+            );
+            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&org.0, &lo, &hi, &lim];
+            if let Some(u) = &filter.user {
+                params.push(u);
+            }
+            if let Some(a) = &action {
+                params.push(a);
+            }
+            let rows = c.query(&sql, &params).await.map_err(pg)?;
+            pages.push(rows.into_iter().map(|r| event_from_row(&r)).collect::<Result<Vec<_>, _>>()?);
+        }
+        Ok(merge_newest_first(pages, limit))
+    }
+
+    async fn seq_at_or_after(&self, org: OrgId, t: Timestamp) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        let size = head(&c, org).await?.size;
+        let stmt = c
+            .prepare("SELECT time_us FROM events WHERE org = $1 AND seq >= $2 ORDER BY seq LIMIT 1")
+            .await
+            .map_err(pg)?;
+        let (mut lo, mut hi) = (0u64, size);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let time: Option<i64> = c.query_opt(&stmt, &[&org.0, &i(mid)]).await.map_err(pg)?.map(|r| r.get(0));
+            if time.is_none_or(|x| x >= t.as_micros()) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok(lo)
+    }
+
+    async fn users(&self, org: OrgId, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let c = self.client().await?;
+        // A loose index scan: one seek in (org, user, seq) per distinct user.
+        let first = c
+            .prepare("SELECT \"user\" FROM events WHERE org = $1 AND \"user\" >= $2 ORDER BY \"user\" LIMIT 1")
+            .await
+            .map_err(pg)?;
+        let next = c
+            .prepare("SELECT \"user\" FROM events WHERE org = $1 AND \"user\" > $2 ORDER BY \"user\" LIMIT 1")
+            .await
+            .map_err(pg)?;
+        let mut out: Vec<String> = Vec::new();
+        while out.len() < limit {
+            let found = match out.last() {
+                None => c.query_opt(&first, &[&org.0, &prefix]).await,
+                Some(last) => c.query_opt(&next, &[&org.0, last]).await,
+            }
+            .map_err(pg)?
+            .map(|r| r.get::<_, String>(0));
+            match found {
+                Some(u) if u.starts_with(prefix) => out.push(u),
+                _ => break,
+            }
+        }
+        Ok(out)
     }
 
     async fn read_tiles(&self, org: OrgId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>, StoreError> {

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
 use logbook_integrity::tree::{TileId, TileRow};
 use logbook_store::{
-    ApiToken, CommitBatch, CommitError, EventRow, IdempotencyRecord, LogHead, Mutation, MutationError, MutationOutput,
-    Org, Store, StoreError, StoredCheckpoint,
+    merge_newest_first, ApiToken, CommitBatch, CommitError, EventFilter, EventRow, IdempotencyRecord, LogHead,
+    Mutation, MutationError, MutationOutput, Org, Store, StoreError, StoredCheckpoint,
 };
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
@@ -332,6 +332,89 @@ impl Store for SqliteStore {
             )?
             .query_map(params![org.0, i(seqs.start), i(seqs.end)], event_row)?
             .collect()
+        })
+        .await
+    }
+
+    async fn query_events(
+        &self,
+        org: OrgId,
+        filter: &EventFilter,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let filter = filter.clone();
+        self.read(move |c| {
+            let (lo, hi) = (i(filter.seqs.start), i(filter.upper(before)));
+            let mut pages = Vec::new();
+            for action in filter.single_action_queries() {
+                let sql = format!(
+                    "SELECT seq, time_us, action, user, leaf, leaf_hash FROM events
+                     WHERE org = ?1 AND seq >= ?2 AND seq < ?3{}{} ORDER BY seq DESC LIMIT ?4",
+                    if filter.user.is_some() { " AND user = ?5" } else { "" },
+                    if action.is_some() { " AND action = ?6" } else { "" },
+                );
+                let mut stmt = c.prepare_cached(&sql)?;
+                let mut params: Vec<(&str, &dyn rusqlite::ToSql)> = Vec::new();
+                let limit = limit as i64;
+                params.push(("?1", &org.0));
+                params.push(("?2", &lo));
+                params.push(("?3", &hi));
+                params.push(("?4", &limit));
+                if let Some(u) = &filter.user {
+                    params.push(("?5", u));
+                }
+                if let Some(a) = &action {
+                    params.push(("?6", a));
+                }
+                let rows: rusqlite::Result<Vec<EventRow>> = stmt.query_map(params.as_slice(), event_row)?.collect();
+                pages.push(rows?);
+            }
+            Ok(merge_newest_first(pages, limit))
+        })
+        .await
+    }
+
+    async fn seq_at_or_after(&self, org: OrgId, t: Timestamp) -> Result<u64, StoreError> {
+        self.read(move |c| {
+            let size = head(c, org)?.size;
+            let mut stmt =
+                c.prepare_cached("SELECT time_us FROM events WHERE org = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1")?;
+            let (mut lo, mut hi) = (0u64, size);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let time: Option<i64> = stmt.query_row(params![org.0, i(mid)], |r| r.get(0)).optional()?;
+                if time.is_none_or(|x| x >= t.as_micros()) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            Ok(lo)
+        })
+        .await
+    }
+
+    async fn users(&self, org: OrgId, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let prefix = prefix.to_owned();
+        self.read(move |c| {
+            // A loose index scan: one seek in (org, user, seq) per distinct user.
+            let mut first =
+                c.prepare_cached("SELECT user FROM events WHERE org = ?1 AND user >= ?2 ORDER BY user LIMIT 1")?;
+            let mut next =
+                c.prepare_cached("SELECT user FROM events WHERE org = ?1 AND user > ?2 ORDER BY user LIMIT 1")?;
+            let mut out: Vec<String> = Vec::new();
+            while out.len() < limit {
+                let found: Option<String> = match out.last() {
+                    None => first.query_row(params![org.0, prefix], |r| r.get(0)).optional()?,
+                    Some(last) => next.query_row(params![org.0, last], |r| r.get(0)).optional()?,
+                };
+                match found {
+                    Some(u) if u.starts_with(&prefix) => out.push(u),
+                    _ => break,
+                }
+            }
+            Ok(out)
         })
         .await
     }

@@ -15,8 +15,8 @@ use logbook_integrity::record_hash;
 use logbook_integrity::tree::TreeEdge;
 
 use crate::{
-    CommitBatch, CommitError, EventRow, LogHead, Mutation, MutationEntry, MutationError, MutationOutput, Store,
-    StoredCheckpoint,
+    CommitBatch, CommitError, EventFilter, EventRow, LogHead, Mutation, MutationEntry, MutationError, MutationOutput,
+    Store, StoredCheckpoint,
 };
 
 pub type SharedStore = Arc<dyn Store>;
@@ -36,6 +36,9 @@ macro_rules! contract_tests {
             idempotency_keys_are_remembered_once,
             organizations_never_mix,
             api_tokens_can_be_copied,
+            queries_page_newest_first_with_every_filter,
+            time_ranges_become_seq_ranges,
+            users_are_listed_distinct_and_sorted,
         );
     };
     (@cases $make:path; $($case:ident,)*) => {
@@ -66,6 +69,20 @@ impl LogWriter {
     }
 
     pub fn event(&mut self, seq: u64, user: &str) -> EventRow {
+        self.event_with(seq, user, Action::LoginFailed)
+    }
+
+    /// The action the query tests give event `seq`.
+    pub fn action_of(seq: u64) -> Action {
+        [Action::LoginFailed, Action::LoginSuccess, Action::UserRoleUpdated][(seq % 3) as usize]
+    }
+
+    /// The user the batches give event `seq`.
+    pub fn user_of(seq: u64) -> String {
+        format!("user{}@example.com", seq % 7)
+    }
+
+    pub fn event_with(&mut self, seq: u64, user: &str, action: Action) -> EventRow {
         self.time += 1_000;
         let e = Event {
             org: self.slug.clone(),
@@ -73,7 +90,7 @@ impl LogWriter {
             id: EventId::from_random_bytes((seq as u128).to_be_bytes()),
             time: Timestamp::from_micros(self.time),
             body: NewEvent {
-                action: Action::LoginFailed,
+                action,
                 actor: Actor { kind: ActorKind::Anonymous, id: user.into(), email: None },
                 target: None,
                 details: "Invalid password".into(),
@@ -98,7 +115,7 @@ impl LogWriter {
     pub fn batch(&mut self, n: u64) -> CommitBatch {
         let base = self.edge.size();
         let events: Vec<EventRow> =
-            (base..base + n).map(|s| self.event(s, &format!("user{}@example.com", s % 7))).collect();
+            (base..base + n).map(|s| self.event_with(s, &Self::user_of(s), Self::action_of(s))).collect();
         let tiles = self.edge.append_all(events.iter().map(|e| logbook_integrity::Hash(e.leaf_hash)));
         CommitBatch { base_size: base, events, tiles, mutations: Vec::new(), now: Timestamp::from_micros(self.time) }
     }
@@ -361,4 +378,87 @@ pub async fn api_tokens_can_be_copied(store: SharedStore) {
     let got = store.api_token_by_hash(&[6; 32]).await.unwrap().unwrap();
     assert_eq!((got.org, got.name.as_str(), got.created, got.revoked), (b, "old", revoked.created, revoked.revoked));
     assert!(store.import_api_token(b, &revoked, &[6; 32]).await.is_err(), "the same token twice");
+}
+
+/// Walks every page of a filter and returns the seqs seen, checking each page is newest first.
+async fn walk(store: &SharedStore, org: OrgId, filter: &EventFilter, limit: usize) -> Vec<u64> {
+    let mut seen = Vec::new();
+    let mut before = u64::MAX;
+    loop {
+        let page = store.query_events(org, filter, before, limit).await.unwrap();
+        assert!(page.len() <= limit);
+        assert!(page.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+        let Some(last) = page.last() else { break };
+        before = last.seq;
+        seen.extend(page.iter().map(|e| e.seq));
+    }
+    seen
+}
+
+pub async fn queries_page_newest_first_with_every_filter(store: SharedStore) {
+    let (id, mut w) = org(&store, "acme").await;
+    let (other, mut wo) = org(&store, "globex").await;
+    for n in [300u64, 200, 500] {
+        store.commit(id, w.batch(n)).await.unwrap();
+    }
+    store.commit(other, wo.batch(50)).await.unwrap();
+    let all: Vec<u64> = (0..1000).rev().collect();
+    let expect = |p: &dyn Fn(u64) -> bool| all.iter().copied().filter(|&s| p(s)).collect::<Vec<_>>();
+
+    let page = store.query_events(id, &EventFilter::default(), u64::MAX, 50).await.unwrap();
+    assert_eq!(page.first().map(|e| e.seq), Some(999));
+    assert_eq!(page.len(), 50);
+    assert_eq!(page[0], store.events(id, 999..1000).await.unwrap()[0], "whole rows come back");
+    assert_eq!(walk(&store, id, &EventFilter::default(), 64).await, all);
+
+    let by_user = EventFilter { user: Some(LogWriter::user_of(3)), ..Default::default() };
+    assert_eq!(walk(&store, id, &by_user, 13).await, expect(&|s| s % 7 == 3));
+
+    let two_actions = EventFilter {
+        actions: vec![LogWriter::action_of(0).code().into(), LogWriter::action_of(2).code().into()],
+        ..Default::default()
+    };
+    assert_eq!(walk(&store, id, &two_actions, 17).await, expect(&|s| s % 3 != 1));
+
+    let combined = EventFilter {
+        user: Some(LogWriter::user_of(5)),
+        actions: vec![LogWriter::action_of(1).code().into(), LogWriter::action_of(2).code().into()],
+        seqs: 100..800,
+    };
+    assert_eq!(walk(&store, id, &combined, 5).await, expect(&|s| s % 7 == 5 && s % 3 != 0 && (100..800).contains(&s)));
+
+    let nobody = EventFilter { user: Some("nobody@example.com".into()), ..Default::default() };
+    assert!(store.query_events(id, &nobody, u64::MAX, 50).await.unwrap().is_empty());
+    assert_eq!(
+        walk(&store, other, &EventFilter::default(), 100).await,
+        (0..50).rev().collect::<Vec<_>>(),
+        "only its own log"
+    );
+}
+
+pub async fn time_ranges_become_seq_ranges(store: SharedStore) {
+    let (id, mut w) = org(&store, "acme").await;
+    let t0 = w.time;
+    store.commit(id, w.batch(1000)).await.unwrap();
+    // LogWriter gives event s the time t0 + 1000 * (s + 1).
+    let time = |s: i64| Timestamp::from_micros(t0 + 1000 * (s + 1));
+    assert_eq!(store.seq_at_or_after(id, time(500)).await.unwrap(), 500);
+    assert_eq!(store.seq_at_or_after(id, Timestamp::from_micros(time(500).as_micros() - 1)).await.unwrap(), 500);
+    assert_eq!(store.seq_at_or_after(id, Timestamp::from_micros(time(500).as_micros() + 1)).await.unwrap(), 501);
+    assert_eq!(store.seq_at_or_after(id, Timestamp::from_micros(0)).await.unwrap(), 0);
+    assert_eq!(store.seq_at_or_after(id, time(5000)).await.unwrap(), 1000);
+    let (empty, _) = org(&store, "empty").await;
+    assert_eq!(store.seq_at_or_after(empty, time(1)).await.unwrap(), 0);
+}
+
+pub async fn users_are_listed_distinct_and_sorted(store: SharedStore) {
+    let (id, mut w) = org(&store, "acme").await;
+    store.commit(id, w.batch(700)).await.unwrap();
+    let all: Vec<String> = (0..7).map(LogWriter::user_of).collect();
+    assert_eq!(store.users(id, "", 100).await.unwrap(), all);
+    assert_eq!(store.users(id, "user", 3).await.unwrap(), all[..3].to_vec());
+    assert_eq!(store.users(id, "user4", 10).await.unwrap(), vec![LogWriter::user_of(4)]);
+    assert!(store.users(id, "zzz", 10).await.unwrap().is_empty());
+    let (other, _) = org(&store, "globex").await;
+    assert!(store.users(other, "", 10).await.unwrap().is_empty());
 }

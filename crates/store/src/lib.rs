@@ -43,6 +43,53 @@ pub struct EventRow {
     pub leaf_hash: [u8; 32],
 }
 
+/// What the audit log's queries filter on. Results are always newest first (descending `seq`,
+/// which is also descending time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Exactly this User column value.
+    pub user: Option<String>,
+    /// Any of these action codes; empty means every action.
+    pub actions: Vec<String>,
+    /// Only these seqs: a time range becomes a seq range (see [`Store::seq_at_or_after`]).
+    pub seqs: Range<u64>,
+}
+
+impl Default for EventFilter {
+    fn default() -> Self {
+        Self { user: None, actions: Vec::new(), seqs: 0..u64::MAX }
+    }
+}
+
+impl EventFilter {
+    /// The queries a backend runs for this filter: one per action (or one for all actions),
+    /// each able to walk one index newest first; [`merge_newest_first`] combines their pages.
+    pub fn single_action_queries(&self) -> Vec<Option<&str>> {
+        if self.actions.is_empty() {
+            vec![None]
+        } else {
+            self.actions.iter().map(|a| Some(a.as_str())).collect()
+        }
+    }
+
+    /// The exclusive upper seq bound of a page below the cursor `before`.
+    pub fn upper(&self, before: u64) -> u64 {
+        self.seqs.end.min(before)
+    }
+}
+
+/// Merges pages that are each newest first into one page of at most `limit`.
+pub fn merge_newest_first(pages: Vec<Vec<EventRow>>, limit: usize) -> Vec<EventRow> {
+    if pages.len() == 1 {
+        return pages.into_iter().flatten().take(limit).collect();
+    }
+    let mut all: Vec<EventRow> = pages.into_iter().flatten().collect();
+    all.sort_unstable_by(|a, b| b.seq.cmp(&a.seq));
+    all.dedup_by_key(|e| e.seq);
+    all.truncate(limit);
+    all
+}
+
 /// The head of a log as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogHead {
@@ -200,6 +247,25 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Events with `seq` in `seqs`, in `seq` order.
     async fn events(&self, org: OrgId, seqs: Range<u64>) -> Result<Vec<EventRow>, StoreError>;
+
+    /// One page of the audit log, newest first: events matching `filter` with `seq < before`
+    /// (the keyset cursor), at most `limit`. Cost depends on the page size, not on how deep the
+    /// page is.
+    async fn query_events(
+        &self,
+        org: OrgId,
+        filter: &EventFilter,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError>;
+
+    /// The first `seq` whose time is at or after `t` (the log's size when there is none). Time
+    /// never decreases along `seq`, so this needs no time index.
+    async fn seq_at_or_after(&self, org: OrgId, t: Timestamp) -> Result<u64, StoreError>;
+
+    /// Distinct User column values starting with `prefix`, sorted, at most `limit`: what the User
+    /// filter offers.
+    async fn users(&self, org: OrgId, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError>;
 
     /// Hash data for each tile, at least as wide as asked (wider data is a prefix-compatible
     /// extension). Level-0 partial tiles come from the events' leaf hashes.
