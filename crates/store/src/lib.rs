@@ -84,7 +84,7 @@ pub fn merge_newest_first(pages: Vec<Vec<EventRow>>, limit: usize) -> Vec<EventR
         return pages.into_iter().flatten().take(limit).collect();
     }
     let mut all: Vec<EventRow> = pages.into_iter().flatten().collect();
-    all.sort_unstable_by(|a, b| b.seq.cmp(&a.seq));
+    all.sort_unstable_by_key(|e| std::cmp::Reverse(e.seq));
     all.dedup_by_key(|e| e.seq);
     all.truncate(limit);
     all
