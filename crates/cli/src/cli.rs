@@ -37,6 +37,11 @@ pub enum Command {
     /// Administration from the command line.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Write the events the filters select, newest first, as CSV or NDJSON on stdout (the
+    /// export is itself recorded in the log as "Audit Log Exported").
+    Export(ExportArgs),
+    /// Fill a store with realistic demo events through the real append path.
+    Demo(DemoArgs),
     /// Copy every log, checkpoint and API token from one store to another (e.g. SQLite to
     /// PostgreSQL), then verify that the copy has the same roots.
     MigrateStore(MigrateArgs),
@@ -129,6 +134,54 @@ pub struct TokenArgs {
 pub struct OrgArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+    #[arg(long, default_value = "default")]
+    pub org: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Ndjson,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: ExportFormat,
+    /// Only this user (exact email or identifier).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only these actions (repeatable), by code, e.g. login.failed.
+    #[arg(long = "action")]
+    pub actions: Vec<String>,
+    /// From this instant (RFC 3339) or day (YYYY-MM-DD, in --time-zone).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Up to this instant, or through this day (inclusive).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The zone for day bounds and the local Timestamp column (IANA name).
+    #[arg(long, default_value = "UTC")]
+    pub time_zone: String,
+    #[arg(long, default_value = "default")]
+    pub org: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// How many events to add.
+    #[arg(long, default_value_t = 10_000)]
+    pub events: u64,
+    /// Spread them over this many days, ending now.
+    #[arg(long, default_value_t = 180)]
+    pub days: u64,
+    /// Seed of the generator (the same seed gives the same events).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     #[arg(long, default_value = "default")]
     pub org: String,
 }

@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod commands;
 mod config;
+mod demo;
 mod store_url;
 
 use std::process::ExitCode;

@@ -311,6 +311,18 @@ fn usage_and_io_errors_exit_2_with_a_clear_message() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unsupported database URL scheme \"ftp\""), "{}", stderr(&o));
 
+    let o = run(&[
+        "serve",
+        "--data-dir",
+        empty.path().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--origin-prefix",
+        "my log",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("origin prefix"), "{}", stderr(&o));
+
     let o = run(&["verify", "--no-such-flag"]);
     assert_eq!(o.status.code(), Some(2));
 

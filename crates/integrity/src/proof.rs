@@ -131,7 +131,8 @@ impl HashReader for TileSet {
                 let t = Tile::from_index(TILE_HEIGHT, x);
                 let data = self.0.get(&(t.level(), t.level_index())).ok_or(tlog_tiles::Error::IndexesNotInTree)?;
                 let have = (data.len() / HASH_SIZE) as u32;
-                if have < t.width() {
+                // Stored data wider than a tile is damage, not something to index into.
+                if have < t.width() || have > crate::TILE_WIDTH || data.len() % HASH_SIZE != 0 {
                     return Err(tlog_tiles::Error::InvalidTile);
                 }
                 Tile::new(TILE_HEIGHT, t.level(), t.level_index(), have, false).hash_at_index(data, x)
@@ -539,5 +540,25 @@ mod tests {
         assert_eq!(back, p);
         let bad = serde_json::json!({"seq": 5, "size": 8, "leaf_hash": "zz", "hashes": [], "root": ROOTS[7]});
         assert!(serde_json::from_value::<InclusionProof>(bad).is_err());
+    }
+}
+
+#[cfg(test)]
+mod damage_tests {
+    use super::*;
+
+    #[test]
+    fn stored_tile_data_wider_than_a_tile_is_an_error_not_a_panic() {
+        let mut set = TileSet::new();
+        let ids = tiles_for_inclusion(3, 10).unwrap();
+        for id in &ids {
+            set.insert(*id, vec![7u8; 257 * HASH_SIZE]);
+        }
+        assert_eq!(prove_inclusion(3, 10, &set), Err(ProofError::Tiles));
+        let mut ragged = TileSet::new();
+        for id in &ids {
+            ragged.insert(*id, vec![7u8; 10 * HASH_SIZE + 5]);
+        }
+        assert_eq!(prove_inclusion(3, 10, &ragged), Err(ProofError::Tiles));
     }
 }

@@ -15,6 +15,9 @@ pub enum AppendError {
     /// The events were not stored. Details are logged, not shown.
     #[error("the log cannot store events right now")]
     Unavailable,
+    /// The commit failed and the store could not be read back to tell whether it landed.
+    #[error("the log could not confirm whether the events were stored")]
+    OutcomeUnknown,
     #[error("the stored log is damaged: {0}")]
     Damaged(String),
     #[error(transparent)]
@@ -29,4 +32,15 @@ pub enum ProofRequestError {
     NoCheckpoint,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl AppendError {
+    /// The answer to give every submitter of a failed batch (the failure kinds are unit-like).
+    pub(crate) fn same(&self) -> AppendError {
+        match self {
+            AppendError::OutcomeUnknown => AppendError::OutcomeUnknown,
+            AppendError::ShuttingDown => AppendError::ShuttingDown,
+            _ => AppendError::Unavailable,
+        }
+    }
 }

@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod copy;
 mod error;
+pub mod export;
 pub mod metrics;
 pub mod proofs;
 pub mod sequencer;
@@ -176,6 +177,10 @@ impl LogService {
             return Err(AppendError::ShuttingDown);
         }
         let mut map = self.sequencers.lock().await;
+        // Again under the lock: shutdown() may have emptied the map while we waited for it.
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(AppendError::ShuttingDown);
+        }
         if let Some(h) = map.get(&org.id.0) {
             return Ok(h.clone());
         }

@@ -95,8 +95,11 @@ impl Sequencer {
             last_checkpoint_at: None,
             health: Arc::new(StdMutex::new(Ok(()))),
         };
+        // The checkpoint first, then the head: a checkpoint is stored only after its events, so
+        // another writer appending and signing in between cannot make the head look short.
+        let latest = shared.store.latest_checkpoint(s.org.id).await?;
         s.reload().await?;
-        if let Some(cp) = shared.store.latest_checkpoint(s.org.id).await? {
+        if let Some(cp) = latest {
             s.checkpointed_size = cp.size;
             if cp.size == s.edge.size() && cp.root != s.edge.root().0 {
                 return Err(AppendError::Damaged(format!(
@@ -206,7 +209,7 @@ impl Sequencer {
             }
             Err(e) => {
                 self.shared.metrics.commit_failures.inc();
-                self.fail_all(batch, format!("cannot take the log's append lock: {e}"));
+                self.fail_all(batch, format!("cannot take the log's append lock: {e}"), AppendError::Unavailable);
             }
         }
         // Answered only now, after the rest of the batch committed: a submission refused because
@@ -256,7 +259,11 @@ impl Sequencer {
                     match owner {
                         Some(i) => refused.push((batch.remove(i), reason)),
                         None => {
-                            self.fail_all(batch, "a mutation the batch does not hold was refused".into());
+                            self.fail_all(
+                                batch,
+                                "a mutation the batch does not hold was refused".into(),
+                                AppendError::Unavailable,
+                            );
                             return;
                         }
                     }
@@ -266,21 +273,43 @@ impl Sequencer {
                     head_retries += 1;
                     tracing::debug!(org = %self.org.slug, size, "log head moved; reloading");
                     if head_retries > MAX_HEAD_RETRIES {
-                        self.fail_all(batch, format!("log head kept moving ({head_retries} retries)"));
+                        self.fail_all(
+                            batch,
+                            format!("log head kept moving ({head_retries} retries)"),
+                            AppendError::Unavailable,
+                        );
                         return;
                     }
                     if let Err(e) = self.reload().await {
-                        self.fail_all(batch, format!("reloading after the head moved: {e}"));
+                        self.fail_all(batch, format!("reloading after the head moved: {e}"), AppendError::Unavailable);
                         return;
                     }
                 }
                 Err(CommitError::Store(e)) => {
                     self.shared.metrics.commit_failures.inc();
-                    let msg = format!("commit failed: {e}");
-                    self.fail_all(batch, msg);
-                    // What is durable is what the store says after the failure.
-                    if let Err(e) = self.reload().await {
-                        tracing::error!(org = %self.org.slug, error = %e, "cannot reload the log after a failed commit");
+                    // A commit can fail after it reached the disk (a connection lost at COMMIT):
+                    // what counts is what the store holds now.
+                    let landed = match self.reload().await {
+                        Ok(()) => Some(self.edge.size() == next_edge.size() && self.edge.root() == next_edge.root()),
+                        Err(re) => {
+                            tracing::error!(org = %self.org.slug, error = %re, "cannot reload the log after a failed commit");
+                            None
+                        }
+                    };
+                    match landed {
+                        Some(true) => {
+                            tracing::warn!(org = %self.org.slug, error = %e, "the commit reported an error but its events are stored");
+                            self.last_time = now;
+                            for (s, (first_seq, count)) in batch.into_iter().zip(spans) {
+                                let _ = s.reply.send(Ok(Appended { first_seq, count, output: None }));
+                            }
+                        }
+                        Some(false) => self.fail_all(batch, format!("commit failed: {e}"), AppendError::Unavailable),
+                        None => self.fail_all(
+                            batch,
+                            format!("commit failed: {e}; outcome unknown"),
+                            AppendError::OutcomeUnknown,
+                        ),
                     }
                     return;
                 }
@@ -288,11 +317,11 @@ impl Sequencer {
         }
     }
 
-    fn fail_all(&self, batch: Vec<Submission>, why: String) {
+    fn fail_all(&self, batch: Vec<Submission>, why: String, answer: AppendError) {
         tracing::error!(org = %self.org.slug, events = batch.iter().map(|s| s.events.len()).sum::<usize>(), error = %why, "append failed; nothing acknowledged");
         self.set_health(Err(why));
         for s in batch {
-            let _ = s.reply.send(Err(AppendError::Unavailable));
+            let _ = s.reply.send(Err(answer.same()));
         }
     }
 
@@ -337,6 +366,8 @@ impl Sequencer {
     }
 
     async fn sign_checkpoint(&mut self) {
+        // Counted as an attempt even if it fails, so a failing signer cannot spin the loop.
+        self.last_checkpoint_at = Some(Instant::now());
         let size = self.edge.size();
         let root = self.edge.root();
         let note = match self.shared.signer.sign(&self.origin, size, &root) {
@@ -347,7 +378,6 @@ impl Sequencer {
             }
         };
         let cp = StoredCheckpoint { size, root: root.0, note: note.clone(), signed_at: self.shared.clock.now() };
-        self.last_checkpoint_at = Some(Instant::now());
         match self.shared.store.add_checkpoint(self.org.id, &cp).await {
             Ok(stored) => {
                 self.checkpointed_size = size;

@@ -8,7 +8,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use logbook_core::{Action, Actor, NewEvent, Outcome, Source, Target};
-use logbook_store::{ApiToken, Mutation, MutationOutput, Org, StoreError};
+use logbook_store::{ApiToken, Mutation, Org, StoreError};
 use sha2::{Digest, Sha256};
 
 use crate::{AppendError, LogService};
@@ -90,16 +90,14 @@ impl LogService {
             source,
             recorded_by: recorded_by.into(),
         };
-        let appended = self
-            .append(
-                org,
-                vec![event],
-                Some(Mutation::CreateApiToken { name: name.into(), token_hash: hash(secret.expose()) }),
-            )
-            .await?;
-        let Some(MutationOutput::ApiTokenCreated(_)) = appended.output else {
-            return Err(TokenError::Store(StoreError::Corrupt("token creation returned no id".into())));
-        };
+        self.append(
+            org,
+            vec![event],
+            Some(Mutation::CreateApiToken { name: name.into(), token_hash: hash(secret.expose()) }),
+        )
+        .await?;
+        // Read back by hash rather than trusting the commit's output, which a commit that
+        // failed after landing cannot give.
         let token = self
             .store()
             .api_token_by_hash(&hash(secret.expose()))

@@ -26,7 +26,11 @@ pub async fn publish(dir: &Path, org: &OrgSlug, note: &str) -> std::io::Result<(
 pub fn write_atomically(dir: &Path, target: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("checkpoint");
-    let tmp = dir.join(format!(".{name}.tmp"));
+    // Unique per process and call: processes sharing a witness directory never write into each
+    // other's temporary file.
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;

@@ -111,6 +111,9 @@ impl From<AppendError> for ApiError {
             AppendError::Unavailable => {
                 ApiError::Unavailable("the log cannot store events right now; nothing was stored, retry")
             }
+            AppendError::OutcomeUnknown => ApiError::Unavailable(
+                "the log could not confirm whether the events were stored; retry with the same Idempotency-Key",
+            ),
             AppendError::Damaged(d) => ApiError::Internal(d),
             AppendError::Store(e) => e.into(),
         }

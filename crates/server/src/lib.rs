@@ -60,6 +60,8 @@ pub enum StartError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("checkpoint signing key: {0}")]
     Key(String),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("the log cannot start: {0}")]
     Log(#[from] logbook_log::AppendError),
     #[error("storage: {0}")]
@@ -88,6 +90,14 @@ impl Application {
         clock: Arc<dyn Clock>,
         random: Arc<dyn Random>,
     ) -> Result<Self, StartError> {
+        let valid_prefix = !settings.origin_prefix.is_empty()
+            && !settings.origin_prefix.contains('+')
+            && !settings.origin_prefix.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !valid_prefix {
+            return Err(StartError::Config(
+                "the origin prefix must be non-empty, without spaces, control characters or '+' (e.g. logbook.example.com)".into(),
+            ));
+        }
         let signer = keys::load_or_create(settings, &*random)?;
         let config = LogConfig {
             origin_prefix: settings.origin_prefix.clone(),

@@ -86,6 +86,13 @@ pub async fn append_range(dir: &Path, range: std::ops::Range<u64>, batch: u64) -
     log.latest_checkpoint(&org).await.unwrap().unwrap().note
 }
 
+/// Appends these events, then shuts down (signing a checkpoint).
+pub async fn append_events(dir: &Path, events: Vec<NewEvent>) {
+    let (log, org) = service(dir).await;
+    log.append(&org, events, None).await.unwrap();
+    log.shutdown().await;
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

@@ -1,0 +1,313 @@
+//! `logbook demo`: realistic events for trying Logbook out and for benchmarks, appended through
+//! the real append path with a clock that walks from `--days` ago to now.
+
+use std::collections::VecDeque;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use logbook_core::{
+    Action, Actor, ActorKind, Clock, ManualClock, NewEvent, OrgSlug, OsRandom, Outcome, Source, SystemClock, Target,
+    Timestamp,
+};
+use logbook_log::{LogConfig, LogService};
+use logbook_server::{keys, Settings};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::cli::DemoArgs;
+use crate::commands::location;
+use crate::store_url;
+
+const ROLES: [&str; 3] = ["Admin", "Analyst", "Auditor"];
+const FIRST: [&str; 16] = [
+    "ada", "ben", "chen", "dana", "eli", "fatima", "gus", "hana", "ivan", "jo", "kofi", "lena", "mateo", "nia", "omar",
+    "priya",
+];
+const AGENTS: [&str; 4] = [
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+];
+
+/// A deterministic stream of plausible platform events.
+pub struct Scenario {
+    rng: StdRng,
+    users: Vec<(String, String, usize)>, // (id, email, role)
+    pending: VecDeque<NewEvent>,
+    protected: u64,
+}
+
+impl Scenario {
+    pub fn new(seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let users = (0..40)
+            .map(|i| {
+                let name = FIRST[i % FIRST.len()];
+                let email =
+                    if i < FIRST.len() { format!("{name}@acme.example") } else { format!("{name}.{i}@acme.example") };
+                (format!("usr_{i:03}"), email, rng.gen_range(0..3))
+            })
+            .collect();
+        Self { rng, users, pending: VecDeque::new(), protected: 0 }
+    }
+
+    fn source(&mut self, user: usize) -> Source {
+        Source {
+            ip: Some([198, 51, 100, (user % 250) as u8 + 1].into()),
+            user_agent: Some(AGENTS[user % AGENTS.len()].to_owned()),
+        }
+    }
+
+    fn actor(&self, user: usize) -> Actor {
+        let (id, email, _) = &self.users[user];
+        Actor { kind: ActorKind::User, id: id.clone(), email: Some(email.clone()) }
+    }
+
+    fn event(
+        &mut self,
+        action: Action,
+        user: usize,
+        target: Option<Target>,
+        details: String,
+        fields: &[(&str, String)],
+    ) -> NewEvent {
+        let outcome = if action == Action::LoginFailed { Outcome::Failure } else { Outcome::Success };
+        NewEvent {
+            action,
+            actor: self.actor(user),
+            target,
+            details,
+            fields: fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+            outcome,
+            source: self.source(user),
+            recorded_by: "console".into(),
+        }
+    }
+
+    pub fn next_event(&mut self) -> NewEvent {
+        if let Some(e) = self.pending.pop_front() {
+            return e;
+        }
+        let user = self.rng.gen_range(0..self.users.len());
+        let roll = self.rng.gen_range(0..1000);
+        match roll {
+            0..=549 => {
+                let totp = self.rng.gen_bool(0.6);
+                let method = if totp { "password + TOTP" } else { "password" };
+                self.event(
+                    Action::LoginSuccess,
+                    user,
+                    None,
+                    format!("Method: {method}"),
+                    &[("method", method.replace(" + ", "+"))],
+                )
+            }
+            550..=749 => {
+                let (why, reason) = if self.rng.gen_bool(0.7) {
+                    ("Signed out", "user")
+                } else {
+                    ("Session ended: idle timeout", "idle_timeout")
+                };
+                self.event(Action::Logout, user, None, why.into(), &[("reason", reason.into())])
+            }
+            750..=869 => {
+                // A mistyped password now and then, or a burst: brute force on one account.
+                if self.rng.gen_bool(0.08) {
+                    let burst = self.rng.gen_range(5..25);
+                    let ip: std::net::IpAddr = [203, 0, 113, self.rng.gen_range(1..255)].into();
+                    let victim = self.users[user].1.clone();
+                    for _ in 0..burst {
+                        self.pending.push_back(NewEvent {
+                            action: Action::LoginFailed,
+                            actor: Actor { kind: ActorKind::Anonymous, id: victim.clone(), email: None },
+                            target: None,
+                            details: "Invalid password".into(),
+                            fields: [("reason".to_string(), "invalid_password".to_string())].into(),
+                            outcome: Outcome::Failure,
+                            source: Source { ip: Some(ip), user_agent: Some("python-requests/2.31".into()) },
+                            recorded_by: "console".into(),
+                        });
+                    }
+                    return self.next_event();
+                }
+                let (details, reason) = match self.rng.gen_range(0..10) {
+                    0..=6 => ("Invalid password", "invalid_password"),
+                    7 | 8 => ("Failed verification (TOTP)", "totp_failed"),
+                    _ => ("Unknown user", "unknown_user"),
+                };
+                let mut e = self.event(Action::LoginFailed, user, None, details.into(), &[("reason", reason.into())]);
+                if reason == "unknown_user" {
+                    e.actor = Actor {
+                        kind: ActorKind::Anonymous,
+                        id: format!("{}x@acme.example", FIRST[user % FIRST.len()]),
+                        email: None,
+                    };
+                }
+                e
+            }
+            870..=929 => {
+                self.protected += 1;
+                let n = self.protected;
+                let t = Target {
+                    kind: "protected_user".into(),
+                    id: format!("pu_{n}"),
+                    display: format!("vip{n}@acme.example"),
+                };
+                self.event(
+                    Action::ProtectedUserAdded,
+                    user,
+                    Some(t),
+                    format!("Protected user vip{n}@acme.example added"),
+                    &[],
+                )
+            }
+            930..=949 => {
+                let n = self.rng.gen_range(1..=self.protected.max(1));
+                let t = Target {
+                    kind: "protected_user".into(),
+                    id: format!("pu_{n}"),
+                    display: format!("vip{n}@acme.example"),
+                };
+                self.event(
+                    Action::ProtectedUserRemoved,
+                    user,
+                    Some(t),
+                    format!("Protected user vip{n}@acme.example removed"),
+                    &[],
+                )
+            }
+            950..=969 => {
+                let other = self.rng.gen_range(0..self.users.len());
+                let old = self.users[other].2;
+                let new = (old + self.rng.gen_range(1..3)) % 3;
+                self.users[other].2 = new;
+                let t = Target {
+                    kind: "management_user".into(),
+                    id: self.users[other].0.clone(),
+                    display: self.users[other].1.clone(),
+                };
+                let details = format!("Role changed from {} to {}", ROLES[old], ROLES[new]);
+                self.event(
+                    Action::UserRoleUpdated,
+                    user,
+                    Some(t),
+                    details,
+                    &[("old_role", ROLES[old].to_lowercase()), ("new_role", ROLES[new].to_lowercase())],
+                )
+            }
+            970..=984 => {
+                let n = self.rng.gen_range(100..10_000);
+                let t = Target {
+                    kind: "invitation".into(),
+                    id: format!("inv_{n}"),
+                    display: format!("new{n}@acme.example"),
+                };
+                self.event(
+                    Action::UserInvited,
+                    user,
+                    Some(t),
+                    format!("Invited new{n}@acme.example as Auditor"),
+                    &[("role", "auditor".into())],
+                )
+            }
+            985..=992 => {
+                let n = self.rng.gen_range(100..10_000);
+                let t = Target {
+                    kind: "management_user".into(),
+                    id: format!("usr_n{n}"),
+                    display: format!("new{n}@acme.example"),
+                };
+                self.event(
+                    Action::ManagementUserAdded,
+                    user,
+                    Some(t),
+                    "Invitation accepted".into(),
+                    &[("role", "auditor".into())],
+                )
+            }
+            993..=996 => {
+                let n = self.rng.gen_range(100..10_000);
+                let t = Target {
+                    kind: "management_user".into(),
+                    id: format!("usr_n{n}"),
+                    display: format!("new{n}@acme.example"),
+                };
+                self.event(
+                    Action::ManagementUserDeleted,
+                    user,
+                    Some(t),
+                    format!("Management user new{n}@acme.example deleted"),
+                    &[],
+                )
+            }
+            _ => {
+                let t = Target { kind: "audit_log".into(), id: "default".into(), display: "default".into() };
+                self.event(
+                    Action::AuditLogExported,
+                    user,
+                    Some(t),
+                    "Exported 250 events as CSV".into(),
+                    &[("format", "csv".into())],
+                )
+            }
+        }
+    }
+}
+
+pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
+    let (loc, file) = location(&a.store)?;
+    let store = store_url::open(&loc).await?;
+    let mut settings = Settings::new(loc.data_dir.clone());
+    settings.signing_key_file = file.signing_key_file.clone();
+    settings.origin_prefix = file.origin_prefix.clone().unwrap_or_else(|| crate::config::DEFAULT_ORIGIN_PREFIX.into());
+    let signer = keys::load_or_create(&settings, &OsRandom)?;
+    let now = SystemClock.now().as_micros();
+    let span = (a.days as i64) * 86_400_000_000;
+    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(now - span)));
+    let config = LogConfig { origin_prefix: settings.origin_prefix.clone(), ..LogConfig::default() };
+    let log = LogService::new(store, clock.clone(), Arc::new(OsRandom), Arc::new(signer), config);
+    let org = log.org(&OrgSlug::parse(&a.org)?).await?;
+    // Small batches spread the times; big demos need big batches to finish in minutes.
+    let batch = (a.events / 20_000).clamp(1, 1000);
+    let mut scenario = Scenario::new(a.seed);
+    let started = std::time::Instant::now();
+    let mut done = 0u64;
+    while done < a.events {
+        let k = batch.min(a.events - done);
+        clock.set(Timestamp::from_micros(now - span + (span as f64 * done as f64 / a.events as f64) as i64));
+        log.append(&org, (0..k).map(|_| scenario.next_event()).collect(), None).await?;
+        done += k;
+        if done % 1_000_000 < k {
+            eprintln!("{done} events…");
+        }
+    }
+    clock.set(Timestamp::from_micros(SystemClock.now().as_micros()));
+    log.shutdown().await;
+    eprintln!("added {done} demo events to {} in {:.1} s", org.slug, started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scenario_is_valid_varied_and_deterministic() {
+        let mut a = Scenario::new(7);
+        let events: Vec<_> = (0..5000).map(|_| a.next_event()).collect();
+        for e in &events {
+            e.validate().unwrap();
+        }
+        let kinds: std::collections::HashSet<_> = events.iter().map(|e| e.action).collect();
+        assert!(kinds.len() >= 9, "{kinds:?}");
+        // Bursts: runs of at least five failed sign-ins on one account.
+        let longest = events
+            .windows(5)
+            .filter(|w| w.iter().all(|e| e.action == Action::LoginFailed && e.actor.id == w[0].actor.id))
+            .count();
+        assert!(longest > 0, "brute-force bursts appear");
+        let mut b = Scenario::new(7);
+        assert!(events.iter().take(100).all(|e| *e == b.next_event()));
+    }
+}

@@ -1,0 +1,247 @@
+//! How events leave Logbook for people: the JSON view, CSV (RFC 4180, safe to open in a
+//! spreadsheet), and the time filters that select them.
+//!
+//! Shared by `logbook export` and the export API, so both produce the same bytes.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use jiff::tz::TimeZone;
+use logbook_core::{leaf, Outcome, Timestamp};
+use logbook_store::{EventFilter, EventRow, Org, Store, StoreError};
+use serde::Serialize;
+
+/// One event as shown: every field, its time in UTC and in the platform's zone.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    pub seq: u64,
+    pub id: String,
+    /// RFC 3339, UTC, microseconds.
+    pub time: String,
+    /// RFC 3339 with the platform zone's offset.
+    pub time_local: String,
+    /// The User column.
+    pub user: String,
+    pub actor: logbook_core::Actor,
+    pub action: String,
+    pub action_label: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<logbook_core::Target>,
+    pub details: String,
+    pub fields: BTreeMap<String, String>,
+    pub outcome: Outcome,
+    pub source: logbook_core::Source,
+    pub recorded_by: String,
+    pub leaf_hash: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("stored event {seq} cannot be decoded: {error}")]
+    Leaf { seq: u64, error: leaf::LeafError },
+}
+
+/// Local time, RFC 3339 with offset and microseconds.
+pub fn local_time(t: Timestamp, tz: &TimeZone) -> String {
+    let z = t.to_jiff().to_zoned(tz.clone());
+    format!("{}{}", z.strftime("%Y-%m-%dT%H:%M:%S%.6f"), z.strftime("%:z"))
+}
+
+impl EventView {
+    pub fn from_row(row: &EventRow, tz: &TimeZone) -> Result<Self, ViewError> {
+        let e = leaf::decode(&row.leaf).map_err(|error| ViewError::Leaf { seq: row.seq, error })?;
+        Ok(Self {
+            seq: e.seq,
+            id: e.id.to_string(),
+            time: e.time.to_rfc3339(),
+            time_local: local_time(e.time, tz),
+            user: e.user().to_owned(),
+            action: e.body.action.code().to_owned(),
+            action_label: e.body.action.label().to_owned(),
+            actor: e.body.actor,
+            target: e.body.target,
+            details: e.body.details,
+            fields: e.body.fields,
+            outcome: e.body.outcome,
+            source: e.body.source,
+            recorded_by: e.body.recorded_by,
+            leaf_hash: hex_lower(&row.leaf_hash),
+        })
+    }
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The CSV columns, in order.
+pub const CSV_HEADER: [&str; 11] = [
+    "Timestamp",
+    "User",
+    "Action",
+    "Details",
+    "Timestamp (UTC)",
+    "Seq",
+    "Target",
+    "Outcome",
+    "IP",
+    "User Agent",
+    "Leaf Hash",
+];
+
+/// A cell a spreadsheet could take for a formula (OWASP "CSV injection") gets a leading `'`.
+pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r' | b'\n' | 0) => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+impl EventView {
+    pub fn csv_record(&self) -> [String; 11] {
+        let target = self.target.as_ref().map(|t| if t.display.is_empty() { t.id.clone() } else { t.display.clone() });
+        [
+            self.time_local.clone(),
+            self.user.clone(),
+            self.action_label.clone(),
+            self.details.clone(),
+            self.time.clone(),
+            self.seq.to_string(),
+            target.unwrap_or_default(),
+            match self.outcome {
+                Outcome::Success => "success".into(),
+                Outcome::Failure => "failure".into(),
+            },
+            self.source.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            self.source.user_agent.clone().unwrap_or_default(),
+            self.leaf_hash.clone(),
+        ]
+        .map(|c| neutralize(&c).into_owned())
+    }
+}
+
+/// A `from`/`to` bound: an RFC 3339 instant, or a `YYYY-MM-DD` date read as a whole day in the
+/// platform's zone (`to` includes its day).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is neither an RFC 3339 instant (2026-11-26T09:30:00Z) nor a date (2026-11-26)")]
+pub struct BadBound(pub String);
+
+/// Start of the range: the instant, or the first moment of the day in `tz`.
+pub fn parse_from(s: &str, tz: &TimeZone) -> Result<Timestamp, BadBound> {
+    parse_bound(s, tz, false)
+}
+
+/// End of the range (exclusive): the instant, or the first moment of the next day in `tz`.
+pub fn parse_to(s: &str, tz: &TimeZone) -> Result<Timestamp, BadBound> {
+    parse_bound(s, tz, true)
+}
+
+fn parse_bound(s: &str, tz: &TimeZone, end_of_day: bool) -> Result<Timestamp, BadBound> {
+    let bad = || BadBound(s.chars().take(64).collect());
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        // An instant `to` is inclusive: the range ends just after it.
+        let us = t.as_microsecond() + i64::from(end_of_day);
+        return Ok(Timestamp::from_micros(us));
+    }
+    let date: jiff::civil::Date = s.parse().map_err(|_| bad())?;
+    let day = if end_of_day { date.tomorrow().map_err(|_| bad())? } else { date };
+    // The first moment of the day in the zone, correct across DST changes.
+    let start = day.to_zoned(tz.clone()).map_err(|_| bad())?;
+    Ok(Timestamp::from_micros(start.timestamp().as_microsecond()))
+}
+
+/// The seqs of the events with `from <= time < to`.
+pub async fn seq_range(
+    store: &dyn Store,
+    org: &Org,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+) -> Result<Range<u64>, StoreError> {
+    let start = match from {
+        Some(t) => store.seq_at_or_after(org.id, t).await?,
+        None => 0,
+    };
+    let end = match to {
+        Some(t) => store.seq_at_or_after(org.id, t).await?,
+        None => u64::MAX,
+    };
+    Ok(start..end.max(start))
+}
+
+/// Every event matching `filter`, newest first, a page at a time: memory stays flat however
+/// many there are.
+pub async fn for_each_event(
+    store: &dyn Store,
+    org: &Org,
+    filter: &EventFilter,
+    mut each: impl FnMut(&EventRow) -> std::io::Result<()>,
+) -> Result<u64, ExportError> {
+    const PAGE: usize = 2000;
+    let mut before = u64::MAX;
+    let mut n = 0;
+    loop {
+        let page = store.query_events(org.id, filter, before, PAGE).await?;
+        for row in &page {
+            each(row)?;
+        }
+        n += page.len() as u64;
+        match page.last() {
+            Some(last) if page.len() == PAGE => before = last.seq,
+            _ => return Ok(n),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("writing the export: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_prefixes_are_neutralized() {
+        for bad in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "\nx", "\0x"] {
+            assert!(neutralize(bad).starts_with('\''), "{bad:?}");
+        }
+        for fine in ["bob@example.com", "1-2", "Login Failed", ""] {
+            assert_eq!(neutralize(fine), fine);
+        }
+    }
+
+    #[test]
+    fn dates_are_whole_days_in_the_zone_across_dst() {
+        let ny = TimeZone::get("America/New_York").unwrap();
+        // 2026-03-08 is 23 hours long in New York (clocks spring forward at 02:00).
+        let from = parse_from("2026-03-08", &ny).unwrap();
+        let to = parse_to("2026-03-08", &ny).unwrap();
+        assert_eq!(from.to_rfc3339(), "2026-03-08T05:00:00.000000Z");
+        assert_eq!(to.to_rfc3339(), "2026-03-09T04:00:00.000000Z");
+        assert_eq!((to.as_micros() - from.as_micros()) / 3_600_000_000, 23);
+        // 2026-11-01 is 25 hours long.
+        let span =
+            parse_to("2026-11-01", &ny).unwrap().as_micros() - parse_from("2026-11-01", &ny).unwrap().as_micros();
+        assert_eq!(span / 3_600_000_000, 25);
+        let utc = TimeZone::UTC;
+        assert_eq!(parse_from("2026-11-26T09:30:00Z", &utc).unwrap().to_rfc3339(), "2026-11-26T09:30:00.000000Z");
+        assert_eq!(
+            parse_to("2026-11-26T09:30:00+01:00", &utc).unwrap().as_micros() % 1_000_000,
+            1,
+            "an instant `to` is inclusive"
+        );
+        assert!(parse_from("yesterday", &utc).is_err());
+        assert!(parse_from("2026-02-30", &utc).is_err());
+    }
+
+    #[test]
+    fn local_time_carries_the_offset() {
+        let t = Timestamp::from_micros(1_764_149_400_123_456); // 2025-11-26T09:30:00.123456Z
+        assert_eq!(local_time(t, &TimeZone::get("Europe/Berlin").unwrap()), "2025-11-26T10:30:00.123456+01:00");
+        assert_eq!(local_time(t, &TimeZone::UTC), "2025-11-26T09:30:00.123456+00:00");
+    }
+}
