@@ -20,7 +20,7 @@ pub struct StoreArgs {
     /// Use this database instead of the embedded one: postgres://USER@HOST:PORT/DB (several
     /// Logbook processes can share it) or sqlite://PATH.
     #[arg(long, env = "LOGBOOK_DATABASE_URL", global = true, hide_env_values = true)]
-    pub database_url: Option<String>,
+    pub database_url: Option<crate::config::DatabaseUrl>,
     /// TOML file with any of: data_dir, database_url, listen, witness_dir, signing_key_file,
     /// origin_prefix. Flags and environment variables win over it.
     #[arg(long, env = "LOGBOOK_CONFIG", global = true)]
@@ -52,12 +52,13 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
     /// The source: sqlite://PATH or postgres://… (the embedded store of a data directory is
-    /// sqlite://<data-dir>/logbook.db).
-    #[arg(long)]
-    pub from: String,
-    /// The destination, which must hold no events yet.
-    #[arg(long)]
-    pub to: String,
+    /// sqlite://<data-dir>/logbook.db). Also LOGBOOK_MIGRATE_FROM, to keep a password off the
+    /// command line.
+    #[arg(long, env = "LOGBOOK_MIGRATE_FROM", hide_env_values = true)]
+    pub from: crate::config::DatabaseUrl,
+    /// The destination, which must hold no events yet (also LOGBOOK_MIGRATE_TO).
+    #[arg(long, env = "LOGBOOK_MIGRATE_TO", hide_env_values = true)]
+    pub to: crate::config::DatabaseUrl,
     /// Where the checkpoint signing key is (to check both stores' checkpoints).
     #[arg(long, env = "LOGBOOK_DATA_DIR", default_value = "logbook-data")]
     pub data_dir: PathBuf,

@@ -110,7 +110,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
 fn describe(loc: &StoreLocation) -> String {
     match &loc.database_url {
         None => format!("{} (embedded SQLite)", loc.data_dir.join(logbook_store_sqlite::FILE_NAME).display()),
-        Some(url) if url.starts_with("postgres") => "PostgreSQL (from --database-url)".into(),
+        Some(url) if url.expose().starts_with("postgres") => "PostgreSQL (from --database-url)".into(),
         Some(_) => "SQLite file (from --database-url)".into(),
     }
 }

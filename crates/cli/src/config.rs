@@ -13,7 +13,7 @@ use crate::cli::StoreArgs;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
-    pub database_url: Option<String>,
+    pub database_url: Option<DatabaseUrl>,
     pub listen: Option<SocketAddr>,
     pub witness_dir: Option<PathBuf>,
     pub signing_key_file: Option<PathBuf>,
@@ -31,7 +31,7 @@ pub fn load_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
 #[derive(Debug, Clone)]
 pub struct StoreLocation {
     pub data_dir: PathBuf,
-    pub database_url: Option<String>,
+    pub database_url: Option<DatabaseUrl>,
 }
 
 pub fn store_location(args: &StoreArgs, file: &FileConfig) -> StoreLocation {
@@ -46,3 +46,42 @@ pub fn store_location(args: &StoreArgs, file: &FileConfig) -> StoreLocation {
 }
 
 pub const DEFAULT_ORIGIN_PREFIX: &str = "logbook.local";
+
+/// A database URL. It may hold a password, so its `Debug` shows only the scheme.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = self.0.split_once(':').map_or("?", |(s, _)| s);
+        write!(f, "DatabaseUrl({scheme}://<redacted>)")
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_never_show_their_password_in_debug() {
+        let url: DatabaseUrl = "postgres://app:s3cret@db:5432/logbook".parse().unwrap();
+        let loc = StoreLocation { data_dir: "d".into(), database_url: Some(url) };
+        let shown = format!("{loc:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("postgres://<redacted>"), "{shown}");
+    }
+}

@@ -10,7 +10,7 @@ use logbook_store_sqlite::SqliteStore;
 use crate::config::StoreLocation;
 
 pub async fn open(loc: &StoreLocation) -> anyhow::Result<Arc<dyn Store>> {
-    match loc.database_url.as_deref() {
+    match loc.database_url.as_ref().map(|u| u.expose()) {
         None => Ok(Arc::new(
             SqliteStore::open(&loc.data_dir)
                 .await

@@ -267,6 +267,9 @@ impl Store for PgStore {
             None => {
                 let (c, conn) = self.config.connect(NoTls).await.map_err(pg)?;
                 tokio::spawn(conn);
+                // A holder that hangs must not stall every other process for ever: waiting for
+                // the lock gives up after 30 s and the waiting batch is answered 503.
+                c.batch_execute("SET lock_timeout = '30s'").await.map_err(pg)?;
                 c
             }
         };
