@@ -160,6 +160,30 @@ fn raw_ingest(dir: &Path, variant: Raw, rows: &[RawRow], batch: usize) -> anyhow
     Ok(started.elapsed())
 }
 
+/// `appenders` tasks, spread over `logs`, each appending `per` single events; returns the time.
+async fn concurrent_appends(
+    logs: &[Arc<LogService>],
+    org: &logbook_store::Org,
+    appenders: u64,
+    per: u64,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..appenders {
+        let (log, org) = (logs[t as usize % logs.len()].clone(), org.clone());
+        tasks.push(tokio::spawn(async move {
+            for k in 0..per {
+                log.append(&org, vec![sample_event(t * 1_000_003 + k)], None).await?;
+            }
+            Ok::<_, logbook_log::AppendError>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(started.elapsed())
+}
+
 async fn raw_run(dir: &Path, v: Raw, rows: &[RawRow], batch: u64, tag: &str) -> anyhow::Result<Duration> {
     let rows = rows.to_vec();
     let d = dir.join(format!("raw-{tag}"));
@@ -277,23 +301,8 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
 
     // Single-event appends from many tasks: group commit.
     let commits_before = log.metrics().commits.get();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for t in 0..a.appenders {
-        let (log, org) = (log.clone(), org.clone());
-        let per = a.per_appender;
-        tasks.push(tokio::spawn(async move {
-            for k in 0..per {
-                log.append(&org, vec![sample_event(t * 1_000_003 + k)], None).await?;
-            }
-            Ok::<_, logbook_log::AppendError>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
+    let conc_time = concurrent_appends(&[log.clone()], &org, a.appenders, a.per_appender).await?;
     let conc = a.appenders * a.per_appender;
-    let conc_time = started.elapsed();
     let commits = log.metrics().commits.get() - commits_before;
     println!("## {} concurrent single-event appenders", a.appenders);
     println!();
@@ -491,23 +500,8 @@ async fn postgres_section(a: &BenchArgs, admin: &str, rows: &[RawRow]) -> anyhow
     let url = fresh_pg_database(admin, "conc").await?;
     let (one, org) = pg_service(&url, signer.clone()).await?;
     let (two, _) = pg_service(&url, signer.clone()).await?;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for t in 0..a.appenders {
-        let log = if t % 2 == 0 { one.clone() } else { two.clone() };
-        let (org, per) = (org.clone(), a.per_appender);
-        tasks.push(tokio::spawn(async move {
-            for k in 0..per {
-                log.append(&org, vec![sample_event(t * 1_000_003 + k)], None).await?;
-            }
-            Ok::<_, logbook_log::AppendError>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
+    let took = concurrent_appends(&[one.clone(), two.clone()], &org, a.appenders, a.per_appender).await?;
     let n = a.appenders * a.per_appender;
-    let took = started.elapsed();
     let commits = one.metrics().commits.get() + two.metrics().commits.get();
     one.shutdown().await;
     two.shutdown().await;

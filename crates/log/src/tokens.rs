@@ -64,6 +64,20 @@ impl From<AppendError> for TokenError {
     }
 }
 
+/// The audit event of a change to the token `name`.
+fn token_event(action: Action, name: &str, what: &str, actor: Actor, source: Source, recorded_by: &str) -> NewEvent {
+    NewEvent {
+        action,
+        actor,
+        target: Some(Target { kind: "api_token".into(), id: name.into(), display: name.into() }),
+        details: format!("API token {name:?} {what}"),
+        fields: Default::default(),
+        outcome: Outcome::Success,
+        source,
+        recorded_by: recorded_by.into(),
+    }
+}
+
 impl LogService {
     /// Creates a token for `org`; the creation is recorded as done by `actor`.
     pub async fn create_api_token(
@@ -80,16 +94,7 @@ impl LogService {
         let mut raw = [0u8; 32];
         self.random().fill(&mut raw);
         let secret = TokenSecret(format!("{PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)));
-        let event = NewEvent {
-            action: Action::ApiTokenCreated,
-            actor,
-            target: Some(Target { kind: "api_token".into(), id: name.into(), display: name.into() }),
-            details: format!("API token {name:?} created"),
-            fields: Default::default(),
-            outcome: Outcome::Success,
-            source,
-            recorded_by: recorded_by.into(),
-        };
+        let event = token_event(Action::ApiTokenCreated, name, "created", actor, source, recorded_by);
         self.append(
             org,
             vec![event],
@@ -121,16 +126,7 @@ impl LogService {
             .into_iter()
             .find(|t| t.name == name && t.revoked.is_none())
             .ok_or(TokenError::NotFound)?;
-        let event = NewEvent {
-            action: Action::ApiTokenRevoked,
-            actor,
-            target: Some(Target { kind: "api_token".into(), id: name.into(), display: name.into() }),
-            details: format!("API token {name:?} revoked"),
-            fields: Default::default(),
-            outcome: Outcome::Success,
-            source,
-            recorded_by: recorded_by.into(),
-        };
+        let event = token_event(Action::ApiTokenRevoked, name, "revoked", actor, source, recorded_by);
         self.append(org, vec![event], Some(Mutation::RevokeApiToken { id: token.id })).await?;
         Ok(())
     }
