@@ -301,7 +301,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
 
     // Single-event appends from many tasks: group commit.
     let commits_before = log.metrics().commits.get();
-    let conc_time = concurrent_appends(&[log.clone()], &org, a.appenders, a.per_appender).await?;
+    let conc_time = concurrent_appends(std::slice::from_ref(&log), &org, a.appenders, a.per_appender).await?;
     let conc = a.appenders * a.per_appender;
     let commits = log.metrics().commits.get() - commits_before;
     println!("## {} concurrent single-event appenders", a.appenders);
