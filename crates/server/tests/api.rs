@@ -409,3 +409,36 @@ fn openapi_document_is_checked_in() {
         assert!(v["paths"][p].is_object(), "{p} is documented");
     }
 }
+
+#[tokio::test]
+async fn the_signing_key_is_made_once_with_mode_0600_or_read_from_a_configured_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::new(dir.path().to_owned());
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    let start = |settings: Settings| async move {
+        let store = Arc::new(SqliteStore::open(&settings.data_dir).await.unwrap());
+        let app = Application::build(&settings, store, Arc::new(SystemClock), Arc::new(SeededRandom::new(5))).await.unwrap();
+        let key = app.log().signer().verifier_key().to_owned();
+        app.log().shutdown().await;
+        key
+    };
+    let first = start(settings.clone()).await;
+    let path = dir.path().join("checkpoint-signing.key");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "only the owner may read the key");
+    assert_eq!(start(settings.clone()).await, first, "the same key at the next start");
+
+    // A configured key file wins over the data directory's.
+    let other = logbook_integrity::checkpoint::CheckpointSigner::generate(&SeededRandom::new(99), "elsewhere").unwrap();
+    let configured = dir.path().join("configured.key");
+    std::fs::write(&configured, other.secret()).unwrap();
+    settings.signing_key_file = Some(configured);
+    assert_eq!(start(settings.clone()).await, other.verifier_key());
+
+    // A malformed key is a clear start error that does not echo the file.
+    std::fs::write(dir.path().join("configured.key"), "PRIVATE+KEY+oops").unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let err = Application::build(&settings, store, Arc::new(SystemClock), Arc::new(SeededRandom::new(5))).await.unwrap_err().to_string();
+    assert!(err.contains("signing key") && !err.contains("oops"), "{err}");
+}
