@@ -418,7 +418,8 @@ async fn the_signing_key_is_made_once_with_mode_0600_or_read_from_a_configured_f
     settings.listen = "127.0.0.1:0".parse().unwrap();
     let start = |settings: Settings| async move {
         let store = Arc::new(SqliteStore::open(&settings.data_dir).await.unwrap());
-        let app = Application::build(&settings, store, Arc::new(SystemClock), Arc::new(SeededRandom::new(5))).await.unwrap();
+        let app =
+            Application::build(&settings, store, Arc::new(SystemClock), Arc::new(SeededRandom::new(5))).await.unwrap();
         let key = app.log().signer().verifier_key().to_owned();
         app.log().shutdown().await;
         key
@@ -439,6 +440,9 @@ async fn the_signing_key_is_made_once_with_mode_0600_or_read_from_a_configured_f
     // A malformed key is a clear start error that does not echo the file.
     std::fs::write(dir.path().join("configured.key"), "PRIVATE+KEY+oops").unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-    let err = Application::build(&settings, store, Arc::new(SystemClock), Arc::new(SeededRandom::new(5))).await.unwrap_err().to_string();
+    let err = Application::build(&settings, store, Arc::new(SystemClock), Arc::new(SeededRandom::new(5)))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("signing key") && !err.contains("oops"), "{err}");
 }
