@@ -30,6 +30,10 @@ const AGENTS: [&str; 4] = [
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
 ];
 
+fn target(kind: &str, id: impl Into<String>, display: impl Into<String>) -> Target {
+    Target { kind: kind.into(), id: id.into(), display: display.into() }
+}
+
 /// A deterministic stream of plausible platform events.
 pub struct Scenario {
     rng: StdRng,
@@ -149,11 +153,7 @@ impl Scenario {
             870..=929 => {
                 self.protected += 1;
                 let n = self.protected;
-                let t = Target {
-                    kind: "protected_user".into(),
-                    id: format!("pu_{n}"),
-                    display: format!("vip{n}@acme.example"),
-                };
+                let t = target("protected_user", format!("pu_{n}"), format!("vip{n}@acme.example"));
                 self.event(
                     Action::ProtectedUserAdded,
                     user,
@@ -164,11 +164,7 @@ impl Scenario {
             }
             930..=949 => {
                 let n = self.rng.gen_range(1..=self.protected.max(1));
-                let t = Target {
-                    kind: "protected_user".into(),
-                    id: format!("pu_{n}"),
-                    display: format!("vip{n}@acme.example"),
-                };
+                let t = target("protected_user", format!("pu_{n}"), format!("vip{n}@acme.example"));
                 self.event(
                     Action::ProtectedUserRemoved,
                     user,
@@ -182,11 +178,7 @@ impl Scenario {
                 let old = self.users[other].2;
                 let new = (old + self.rng.gen_range(1..3)) % 3;
                 self.users[other].2 = new;
-                let t = Target {
-                    kind: "management_user".into(),
-                    id: self.users[other].0.clone(),
-                    display: self.users[other].1.clone(),
-                };
+                let t = target("management_user", self.users[other].0.clone(), self.users[other].1.clone());
                 let details = format!("Role changed from {} to {}", ROLES[old], ROLES[new]);
                 self.event(
                     Action::UserRoleUpdated,
@@ -198,11 +190,7 @@ impl Scenario {
             }
             970..=984 => {
                 let n = self.rng.gen_range(100..10_000);
-                let t = Target {
-                    kind: "invitation".into(),
-                    id: format!("inv_{n}"),
-                    display: format!("new{n}@acme.example"),
-                };
+                let t = target("invitation", format!("inv_{n}"), format!("new{n}@acme.example"));
                 self.event(
                     Action::UserInvited,
                     user,
@@ -213,11 +201,7 @@ impl Scenario {
             }
             985..=992 => {
                 let n = self.rng.gen_range(100..10_000);
-                let t = Target {
-                    kind: "management_user".into(),
-                    id: format!("usr_n{n}"),
-                    display: format!("new{n}@acme.example"),
-                };
+                let t = target("management_user", format!("usr_n{n}"), format!("new{n}@acme.example"));
                 self.event(
                     Action::ManagementUserAdded,
                     user,
@@ -228,11 +212,7 @@ impl Scenario {
             }
             993..=996 => {
                 let n = self.rng.gen_range(100..10_000);
-                let t = Target {
-                    kind: "management_user".into(),
-                    id: format!("usr_n{n}"),
-                    display: format!("new{n}@acme.example"),
-                };
+                let t = target("management_user", format!("usr_n{n}"), format!("new{n}@acme.example"));
                 self.event(
                     Action::ManagementUserDeleted,
                     user,
@@ -242,7 +222,7 @@ impl Scenario {
                 )
             }
             _ => {
-                let t = Target { kind: "audit_log".into(), id: "default".into(), display: "default".into() };
+                let t = target("audit_log", "default", "default");
                 self.event(
                     Action::AuditLogExported,
                     user,
