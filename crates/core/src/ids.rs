@@ -24,6 +24,41 @@ impl fmt::Display for ApiTokenId {
     }
 }
 
+macro_rules! row_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = std::num::ParseIntError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map(Self)
+            }
+        }
+    };
+}
+
+row_id!(
+    /// Key of a management user (someone who signs in to the console).
+    UserId
+);
+row_id!(
+    /// Key of a protected user (an account in the platform's protected scope).
+    ProtectedUserId
+);
+row_id!(
+    /// Key of an invitation.
+    InvitationId
+);
+
 /// The stable, human-readable name of an organization. It is part of every leaf and of the
 /// checkpoint origin, so it never changes once a log exists.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -9,10 +9,12 @@ mod event;
 mod ids;
 pub mod leaf;
 mod random;
+mod role;
 mod time;
 
 pub use action::{Action, UnknownAction};
 pub use event::{Actor, ActorKind, Event, EventError, NewEvent, Outcome, Source, Target, LIMITS};
-pub use ids::{ApiTokenId, EventId, InvalidOrgSlug, OrgId, OrgSlug};
+pub use ids::{ApiTokenId, EventId, InvalidOrgSlug, InvitationId, OrgId, OrgSlug, ProtectedUserId, UserId};
 pub use random::{OsRandom, Random, SeededRandom};
+pub use role::{Role, UnknownRole};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

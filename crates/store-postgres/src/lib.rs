@@ -9,6 +9,8 @@
 //! - At start the store refuses to run if `fsync` or `synchronous_commit` is off: an
 //!   acknowledged event must be on disk.
 
+mod accounts;
+
 use std::collections::HashMap;
 use std::ops::Range;
 use std::str::FromStr;
@@ -25,7 +27,10 @@ use logbook_store::{
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("accounts.sql")];
+
+/// How many schema versions this build applies.
+pub const MIGRATION_COUNT: usize = MIGRATIONS.len();
 
 /// Advisory lock namespaces (first key of the two-key form).
 const LOCK_MIGRATIONS: i32 = 0x4c42_0001;
@@ -320,6 +325,11 @@ impl Store for PgStore {
                     }
                     outputs.push(MutationOutput::Done);
                 }
+                Mutation::Account(a) => match accounts::apply(&tx, org, batch.now, a).await {
+                    Ok(out) => outputs.push(out),
+                    Err(Ok(reason)) => return Err(refused(reason)),
+                    Err(Err(e)) => return Err(e.into()),
+                },
                 Mutation::RememberIdempotencyKey { token, key, request_hash } => {
                     match tx
                         .execute(

@@ -5,6 +5,8 @@
 //! writer. Every commit is `BEGIN IMMEDIATE … COMMIT` with `synchronous=FULL`, so it is on disk
 //! before `commit` returns.
 
+mod accounts;
+
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,7 +21,7 @@ use logbook_store::{
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 /// The schema, in order. `PRAGMA user_version` records how many are applied.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("accounts.sql")];
 
 /// The name of the database file inside the data directory.
 pub const FILE_NAME: &str = "logbook.db";
@@ -186,6 +188,7 @@ fn apply(
                 Err(Ok(MutationError::NotFound))
             }
         }
+        Mutation::Account(a) => accounts::apply(tx, org, now, a),
         Mutation::RememberIdempotencyKey { token, key, request_hash } => {
             match tx.execute(
                 "INSERT INTO idempotency_keys (token, key, request_hash, first_seq, count, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -25,6 +25,13 @@ pub type SharedStore = Arc<dyn Store>;
 #[macro_export]
 macro_rules! contract_tests {
     ($make:path) => {
+        $crate::contract_tests!(@accounts $make;
+            users_keep_at_least_one_admin,
+            sessions_start_end_and_expire,
+            invitations_are_accepted_once,
+            protected_users_page_and_search,
+            settings_are_replaced_whole,
+        );
         $crate::contract_tests!(@cases $make;
             orgs_are_created_once,
             commit_appends_and_reads_back,
@@ -40,6 +47,17 @@ macro_rules! contract_tests {
             time_ranges_become_seq_ranges,
             users_are_listed_distinct_and_sorted,
         );
+    };
+    (@accounts $make:path; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                match $make().await {
+                    Some(store) => $crate::contract_accounts::$case(store).await,
+                    None => eprintln!("SKIPPED {}: backend not available (see message above)", stringify!($case)),
+                }
+            }
+        )*
     };
     (@cases $make:path; $($case:ident,)*) => {
         $(
@@ -121,7 +139,7 @@ impl LogWriter {
     }
 }
 
-async fn org(store: &SharedStore, slug: &str) -> (OrgId, LogWriter) {
+pub(crate) async fn org(store: &SharedStore, slug: &str) -> (OrgId, LogWriter) {
     let slug = OrgSlug::parse(slug).expect("valid slug");
     let org = store.ensure_org(&slug, Timestamp::from_micros(1)).await.expect("ensure_org");
     (org.id, LogWriter::new(org.id, &slug))

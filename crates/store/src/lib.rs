@@ -20,8 +20,13 @@ use async_trait::async_trait;
 use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
 use logbook_integrity::tree::{TileId, TileRow};
 
+pub mod accounts;
 #[cfg(feature = "contract")]
 pub mod contract;
+#[cfg(feature = "contract")]
+pub mod contract_accounts;
+
+pub use accounts::{AccountMutation, AccountStore};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Org {
@@ -141,12 +146,16 @@ pub enum Mutation {
         key: String,
         request_hash: [u8; 32],
     },
+    Account(AccountMutation),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MutationOutput {
     Done,
     ApiTokenCreated(ApiTokenId),
+    UserCreated(logbook_core::UserId),
+    InvitationCreated(logbook_core::InvitationId),
+    ProtectedUserAdded(logbook_core::ProtectedUserId),
 }
 
 /// A mutation and the events committed with it (`first_seq .. first_seq + count`).
@@ -177,6 +186,16 @@ pub enum MutationError {
     NotFound,
     #[error("the idempotency key was already used")]
     IdempotencyKeyTaken,
+    #[error("the email address is already taken")]
+    EmailTaken,
+    #[error("the last admin cannot be removed or demoted")]
+    LastAdmin,
+    #[error("the record changed in the meantime")]
+    Conflict,
+    #[error("the TOTP code was already used")]
+    TotpReplay,
+    #[error("already recorded")]
+    AlreadyRecorded,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -222,7 +241,7 @@ impl LogLock for NoLock {
 
 /// The storage trait. Object-safe: the backend is chosen once, at start, from the URL.
 #[async_trait]
-pub trait Store: Send + Sync + fmt::Debug + 'static {
+pub trait Store: AccountStore + Send + Sync + fmt::Debug + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

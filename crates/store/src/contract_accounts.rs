@@ -1,0 +1,266 @@
+//! The storage contract for the accounts tables (part of [`crate::contract_tests!`]).
+
+#![allow(clippy::unwrap_used)]
+
+use logbook_core::{OrgId, Role, Timestamp, UserId};
+
+use crate::accounts::{PasswordHash, TotpSecret};
+use crate::contract::{org, LogWriter, SharedStore};
+use crate::{AccountMutation, CommitError, Mutation, MutationEntry, MutationError, MutationOutput};
+
+/// Commits one account mutation with one event, as the accounts service would.
+struct Accounts {
+    store: SharedStore,
+    org: OrgId,
+    writer: LogWriter,
+}
+
+impl Accounts {
+    async fn new(store: &SharedStore, slug: &str) -> Self {
+        let (org, writer) = org(store, slug).await;
+        Self { store: store.clone(), org, writer }
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_micros(self.writer.time)
+    }
+
+    async fn apply(&mut self, m: AccountMutation) -> Result<MutationOutput, MutationError> {
+        let before = self.writer.edge.clone();
+        let mut batch = self.writer.batch(1);
+        batch.mutations.push(MutationEntry { first_seq: batch.base_size, count: 1, mutation: Mutation::Account(m) });
+        match self.store.commit(self.org, batch).await {
+            Ok(mut out) => Ok(out.remove(0)),
+            Err(CommitError::Rejected { reason, .. }) => {
+                self.writer.edge = before;
+                let size = self.store.log_head(self.org).await.unwrap().size;
+                assert_eq!(size, self.writer.edge.size(), "a refused mutation appends no event");
+                Err(reason)
+            }
+            Err(e) => panic!("commit failed: {e}"),
+        }
+    }
+
+    async fn add_user(&mut self, email: &str, role: Role) -> UserId {
+        let m = AccountMutation::CreateUser {
+            email: email.into(),
+            role,
+            password_hash: PasswordHash(format!("hash-of-{email}")),
+            only_if_first: false,
+        };
+        match self.apply(m).await {
+            Ok(MutationOutput::UserCreated(id)) => id,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+pub async fn users_keep_at_least_one_admin(store: SharedStore) {
+    let mut a = Accounts::new(&store, "acme").await;
+    let first = AccountMutation::CreateUser {
+        email: "ada@example.com".into(),
+        role: Role::Admin,
+        password_hash: PasswordHash("h".into()),
+        only_if_first: true,
+    };
+    let Ok(MutationOutput::UserCreated(ada)) = a.apply(first.clone()).await else { panic!() };
+    assert_eq!(a.apply(first).await, Err(MutationError::Conflict), "the setup link works once");
+    let bob = a.add_user("bob@example.com", Role::Auditor).await;
+    let dup = AccountMutation::CreateUser {
+        email: "bob@example.com".into(),
+        role: Role::Admin,
+        password_hash: PasswordHash("h".into()),
+        only_if_first: false,
+    };
+    assert_eq!(a.apply(dup).await, Err(MutationError::EmailTaken));
+
+    let demote = AccountMutation::SetUserRole { user: ada, from: Role::Admin, to: Role::Analyst };
+    assert_eq!(a.apply(demote.clone()).await, Err(MutationError::LastAdmin));
+    assert_eq!(a.apply(AccountMutation::DeleteUser { user: ada }).await, Err(MutationError::LastAdmin));
+    let stale = AccountMutation::SetUserRole { user: bob, from: Role::Analyst, to: Role::Admin };
+    assert_eq!(a.apply(stale).await, Err(MutationError::Conflict), "the role changed meanwhile");
+    a.apply(AccountMutation::SetUserRole { user: bob, from: Role::Auditor, to: Role::Admin }).await.unwrap();
+    a.apply(demote).await.unwrap();
+    assert_eq!(store.user(a.org, ada).await.unwrap().unwrap().role, Role::Analyst);
+
+    a.apply(AccountMutation::DeleteUser { user: ada }).await.unwrap();
+    assert_eq!(a.apply(AccountMutation::DeleteUser { user: ada }).await, Err(MutationError::NotFound));
+    assert_eq!(store.user(a.org, ada).await.unwrap(), None);
+    assert_eq!(store.user_count(a.org).await.unwrap(), 1);
+    let users = store.users_of(a.org).await.unwrap();
+    assert_eq!(
+        users.iter().map(|u| (u.email.as_str(), u.role)).collect::<Vec<_>>(),
+        [("bob@example.com", Role::Admin)]
+    );
+    assert_eq!(store.user_by_email(a.org, "bob@example.com").await.unwrap().unwrap().id, bob);
+
+    // Another organization's users are its own.
+    let mut other = Accounts::new(&store, "globex").await;
+    other.add_user("bob@example.com", Role::Admin).await;
+    assert_eq!(store.user(other.org, bob).await.unwrap(), None);
+}
+
+pub async fn sessions_start_end_and_expire(store: SharedStore) {
+    let mut a = Accounts::new(&store, "acme").await;
+    let ada = a.add_user("ada@example.com", Role::Admin).await;
+    a.apply(AccountMutation::SetTotp { user: ada, secret: Some(TotpSecret("JBSWY3DPEHPK3PXP".into())) }).await.unwrap();
+    a.apply(AccountMutation::RecordLoginFailure { user: ada, lock_until: None }).await.unwrap();
+    let until = Timestamp::from_micros(a.now().as_micros() + 60_000_000);
+    a.apply(AccountMutation::RecordLoginFailure { user: ada, lock_until: Some(until) }).await.unwrap();
+    let u = store.user(a.org, ada).await.unwrap().unwrap();
+    assert_eq!((u.failed_logins, u.locked_until), (2, Some(until)));
+    assert_eq!(u.totp, Some(TotpSecret("JBSWY3DPEHPK3PXP".into())));
+
+    let expires = Timestamp::from_micros(a.now().as_micros() + 3_600_000_000);
+    let start = |token: u8, step| AccountMutation::CreateSession {
+        user: ada,
+        token_hash: [token; 32],
+        expires,
+        totp_step: step,
+    };
+    a.apply(start(1, Some(100))).await.unwrap();
+    assert_eq!(a.apply(start(2, Some(100))).await, Err(MutationError::TotpReplay), "a TOTP code works once");
+    assert_eq!(a.apply(start(2, Some(99))).await, Err(MutationError::TotpReplay));
+    a.apply(start(2, Some(101))).await.unwrap();
+    let u = store.user(a.org, ada).await.unwrap().unwrap();
+    assert_eq!((u.failed_logins, u.locked_until, u.totp_last_step), (0, None, Some(101)), "success resets the counter");
+
+    let (s, user) = store.session(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!((s.user, user.email.as_str(), s.expires), (ada, "ada@example.com", expires));
+    assert_eq!(store.session(&[9; 32]).await.unwrap(), None);
+    let later = Timestamp::from_micros(s.last_seen.as_micros() + 5_000_000);
+    store.touch_session(&[1; 32], later).await.unwrap();
+    store.touch_session(&[1; 32], s.last_seen).await.unwrap();
+    assert_eq!(store.session(&[1; 32]).await.unwrap().unwrap().0.last_seen, later, "activity never goes back");
+    assert_eq!(store.sessions_of(ada).await.unwrap().len(), 2);
+
+    // Session 2 is idle since its start; session 1 was touched later.
+    let idle = store.expired_sessions(a.org, later, later, 10).await.unwrap();
+    assert_eq!(idle.iter().map(|s| s.token_hash[0]).collect::<Vec<_>>(), [2]);
+    let all = store.expired_sessions(a.org, Timestamp::from_micros(0), expires, 10).await.unwrap();
+    assert_eq!(all.len(), 2, "both reach their absolute end");
+
+    let digest = [7; 32];
+    a.apply(AccountMutation::RecordView { token_hash: [1; 32], digest }).await.unwrap();
+    assert_eq!(
+        a.apply(AccountMutation::RecordView { token_hash: [1; 32], digest }).await,
+        Err(MutationError::AlreadyRecorded)
+    );
+    a.apply(AccountMutation::RecordView { token_hash: [1; 32], digest: [8; 32] }).await.unwrap();
+
+    a.apply(AccountMutation::EndSession { token_hash: [1; 32] }).await.unwrap();
+    assert_eq!(
+        a.apply(AccountMutation::EndSession { token_hash: [1; 32] }).await,
+        Err(MutationError::NotFound),
+        "ends once"
+    );
+    assert_eq!(store.session(&[1; 32]).await.unwrap(), None);
+    assert_eq!(
+        a.apply(AccountMutation::RecordView { token_hash: [1; 32], digest: [9; 32] }).await,
+        Err(MutationError::NotFound)
+    );
+
+    // Deleting the user ends the rest of their sessions.
+    a.add_user("bob@example.com", Role::Admin).await;
+    a.apply(AccountMutation::DeleteUser { user: ada }).await.unwrap();
+    assert_eq!(store.session(&[2; 32]).await.unwrap(), None);
+    assert!(store.sessions_of(ada).await.unwrap().is_empty());
+}
+
+pub async fn invitations_are_accepted_once(store: SharedStore) {
+    let mut a = Accounts::new(&store, "acme").await;
+    let expires = Timestamp::from_micros(a.now().as_micros() + 3_600_000_000);
+    let invite = |email: &str, token: u8| AccountMutation::CreateInvitation {
+        email: email.into(),
+        role: Role::Analyst,
+        token_hash: [token; 32],
+        invited_by: "ada@example.com".into(),
+        expires,
+    };
+    let Ok(MutationOutput::InvitationCreated(first)) = a.apply(invite("carol@example.com", 1)).await else { panic!() };
+    let Ok(MutationOutput::InvitationCreated(second)) = a.apply(invite("dave@example.com", 2)).await else { panic!() };
+    let inv = store.invitation_by_hash(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!(
+        (inv.id, inv.email.as_str(), inv.role, inv.invited_by.as_str()),
+        (first, "carol@example.com", Role::Analyst, "ada@example.com")
+    );
+    assert!(inv.is_open(a.now()));
+    assert_eq!(store.invitations(a.org).await.unwrap().iter().map(|i| i.id).collect::<Vec<_>>(), [second, first]);
+
+    let accept = |id| AccountMutation::AcceptInvitation { id, password_hash: PasswordHash("h".into()) };
+    let Ok(MutationOutput::UserCreated(carol)) = a.apply(accept(first)).await else { panic!() };
+    assert_eq!(store.user(a.org, carol).await.unwrap().unwrap().role, Role::Analyst);
+    assert_eq!(a.apply(accept(first)).await, Err(MutationError::NotFound), "single use");
+    assert!(store.invitation(a.org, first).await.unwrap().unwrap().accepted.is_some());
+
+    a.apply(AccountMutation::RevokeInvitation { id: second }).await.unwrap();
+    assert_eq!(a.apply(AccountMutation::RevokeInvitation { id: second }).await, Err(MutationError::NotFound));
+    assert_eq!(a.apply(accept(second)).await, Err(MutationError::NotFound), "revoked");
+
+    // An expired invitation cannot be accepted.
+    let past = AccountMutation::CreateInvitation {
+        email: "erin@example.com".into(),
+        role: Role::Auditor,
+        token_hash: [3; 32],
+        invited_by: "ada@example.com".into(),
+        expires: a.now(),
+    };
+    let Ok(MutationOutput::InvitationCreated(old)) = a.apply(past).await else { panic!() };
+    assert_eq!(a.apply(accept(old)).await, Err(MutationError::NotFound));
+    assert_eq!(store.user_count(a.org).await.unwrap(), 1);
+}
+
+pub async fn protected_users_page_and_search(store: SharedStore) {
+    let mut a = Accounts::new(&store, "acme").await;
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let m =
+            AccountMutation::AddProtectedUser { email: format!("p{n:02}@example.com"), name: format!("Person {n}") };
+        let Ok(MutationOutput::ProtectedUserAdded(id)) = a.apply(m).await else { panic!() };
+        ids.push(id);
+    }
+    let m = AccountMutation::AddProtectedUser { email: "odd_100%@example.com".into(), name: "Zoë Ünicode".into() };
+    a.apply(m).await.unwrap();
+    let dup = AccountMutation::AddProtectedUser { email: "p03@example.com".into(), name: "Again".into() };
+    assert_eq!(a.apply(dup).await, Err(MutationError::EmailTaken));
+
+    let page1 = store.protected_users(a.org, None, None, 5).await.unwrap();
+    assert_eq!(
+        page1.iter().map(|p| p.email.as_str()).collect::<Vec<_>>()[..2],
+        ["odd_100%@example.com", "p00@example.com"]
+    );
+    let page2 = store.protected_users(a.org, None, Some(&page1[4].email), 100).await.unwrap();
+    assert_eq!(page1.len() + page2.len(), 13);
+    assert_eq!(page2[0].email, "p04@example.com");
+
+    let hits = |q: &'static str| {
+        let store = store.clone();
+        let org = a.org;
+        async move { store.protected_users(org, Some(q), None, 100).await.unwrap().len() }
+    };
+    assert_eq!(hits("PERSON 1").await, 3, "case-insensitive over names: 1, 10, 11");
+    assert_eq!(hits("%").await, 1, "wildcards are literal");
+    assert_eq!(hits("_").await, 1);
+    assert_eq!(hits("p05@").await, 1);
+
+    a.apply(AccountMutation::RemoveProtectedUser { id: ids[5] }).await.unwrap();
+    assert_eq!(a.apply(AccountMutation::RemoveProtectedUser { id: ids[5] }).await, Err(MutationError::NotFound));
+    assert_eq!(store.protected_user(a.org, ids[5]).await.unwrap(), None);
+    assert_eq!(store.protected_user(a.org, ids[6]).await.unwrap().unwrap().name, "Person 6");
+    let mut found = store
+        .protected_emails(a.org, &["p06@example.com".into(), "p05@example.com".into(), "x@example.com".into()])
+        .await
+        .unwrap();
+    found.sort();
+    assert_eq!(found, ["p06@example.com"]);
+}
+
+pub async fn settings_are_replaced_whole(store: SharedStore) {
+    let mut a = Accounts::new(&store, "acme").await;
+    assert_eq!(store.settings_json(a.org).await.unwrap(), None);
+    a.apply(AccountMutation::PutSettings { json: r#"{"time_zone":"Europe/Berlin"}"#.into() }).await.unwrap();
+    a.apply(AccountMutation::PutSettings { json: r#"{"time_zone":"UTC"}"#.into() }).await.unwrap();
+    assert_eq!(store.settings_json(a.org).await.unwrap().as_deref(), Some(r#"{"time_zone":"UTC"}"#));
+    let other = Accounts::new(&store, "globex").await;
+    assert_eq!(store.settings_json(other.org).await.unwrap(), None);
+}
