@@ -102,18 +102,17 @@ async fn insert_user(
     tx: &Transaction<'_>,
     org: OrgId,
     now: i64,
-    email: &str,
-    role: Role,
+    (id, email, role): (UserId, &str, Role),
     hash: &PasswordHash,
 ) -> Applied {
     match tx
-        .query_one(
-            "INSERT INTO users (org, email, role, password_hash, created_us) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            &[&org.0, &email, &role.code(), &hash.0, &now],
+        .execute(
+            "INSERT INTO users (id, org, email, role, password_hash, created_us) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&id.0, &org.0, &email, &role.code(), &hash.0, &now],
         )
         .await
     {
-        Ok(r) => Ok(MutationOutput::UserCreated(UserId(r.get(0)))),
+        Ok(_) => Ok(MutationOutput::UserCreated(id)),
         Err(e) if is_unique_violation(&e) => refuse(MutationError::EmailTaken),
         Err(e) => Err(db(e)),
     }
@@ -131,7 +130,7 @@ fn changed(n: u64) -> Applied {
 pub(crate) async fn apply(tx: &Transaction<'_>, org: OrgId, now: Timestamp, m: &AccountMutation) -> Applied {
     let now = now.as_micros();
     match m {
-        AccountMutation::CreateUser { email, role, password_hash, only_if_first } => {
+        AccountMutation::CreateUser { id, email, role, password_hash, only_if_first } => {
             if *only_if_first {
                 let n: i64 =
                     tx.query_one("SELECT COUNT(*) FROM users WHERE org = $1", &[&org.0]).await.map_err(db)?.get(0);
@@ -139,7 +138,7 @@ pub(crate) async fn apply(tx: &Transaction<'_>, org: OrgId, now: Timestamp, m: &
                     return refuse(MutationError::Conflict);
                 }
             }
-            insert_user(tx, org, now, email, *role, password_hash).await
+            insert_user(tx, org, now, (*id, email, *role), password_hash).await
         }
         AccountMutation::SetUserRole { user, from, to } => {
             match current_role(tx, org, *user).await.map_err(Err)? {
@@ -218,17 +217,16 @@ pub(crate) async fn apply(tx: &Transaction<'_>, org: OrgId, now: Timestamp, m: &
                 .await
                 .map_err(db)?,
         ),
-        AccountMutation::CreateInvitation { email, role, token_hash, invited_by, expires } => {
-            let r = tx
-                .query_one(
-                    "INSERT INTO invitations (org, email, role, token_hash, invited_by, created_us, expires_us) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                    &[&org.0, email, &role.code(), &&token_hash[..], invited_by, &now, &expires.as_micros()],
-                )
-                .await
-                .map_err(db)?;
-            Ok(MutationOutput::InvitationCreated(InvitationId(r.get(0))))
+        AccountMutation::CreateInvitation { id, email, role, token_hash, invited_by, expires } => {
+            tx.execute(
+                "INSERT INTO invitations (id, org, email, role, token_hash, invited_by, created_us, expires_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[&id.0, &org.0, email, &role.code(), &&token_hash[..], invited_by, &now, &expires.as_micros()],
+            )
+            .await
+            .map_err(db)?;
+            Ok(MutationOutput::InvitationCreated(*id))
         }
-        AccountMutation::AcceptInvitation { id, password_hash } => {
+        AccountMutation::AcceptInvitation { id, user, password_hash } => {
             let row = tx
                 .query_opt(
                     &format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = $1 AND org = $2 FOR UPDATE"),
@@ -241,7 +239,7 @@ pub(crate) async fn apply(tx: &Transaction<'_>, org: OrgId, now: Timestamp, m: &
                 return refuse(MutationError::NotFound);
             };
             tx.execute("UPDATE invitations SET accepted_us = $1 WHERE id = $2", &[&now, &id.0]).await.map_err(db)?;
-            insert_user(tx, org, now, &inv.email, inv.role, password_hash).await
+            insert_user(tx, org, now, (*user, &inv.email, inv.role), password_hash).await
         }
         AccountMutation::RevokeInvitation { id } => changed(
             tx.execute(
@@ -251,15 +249,15 @@ pub(crate) async fn apply(tx: &Transaction<'_>, org: OrgId, now: Timestamp, m: &
             .await
             .map_err(db)?,
         ),
-        AccountMutation::AddProtectedUser { email, name } => match tx
-            .query_opt(
-                "INSERT INTO protected_users (org, email, name, added_us) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING id",
-                &[&org.0, email, name, &now],
+        AccountMutation::AddProtectedUser { id, email, name } => match tx
+            .execute(
+                "INSERT INTO protected_users (id, org, email, name, added_us) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org, email) DO NOTHING",
+                &[&id.0, &org.0, email, name, &now],
             )
             .await
         {
-            Ok(Some(r)) => Ok(MutationOutput::ProtectedUserAdded(ProtectedUserId(r.get(0)))),
-            Ok(None) => refuse(MutationError::EmailTaken),
+            Ok(1) => Ok(MutationOutput::ProtectedUserAdded(*id)),
+            Ok(_) => refuse(MutationError::EmailTaken),
             Err(e) => Err(db(e)),
         },
         AccountMutation::RemoveProtectedUser { id } => changed(

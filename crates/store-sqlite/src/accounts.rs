@@ -90,12 +90,18 @@ fn other_admins(tx: &Connection, org: OrgId, user: UserId) -> rusqlite::Result<i
     )
 }
 
-fn insert_user(tx: &Connection, org: OrgId, now: Timestamp, email: &str, role: Role, hash: &PasswordHash) -> Applied {
+fn insert_user(
+    tx: &Connection,
+    org: OrgId,
+    now: Timestamp,
+    (id, email, role): (UserId, &str, Role),
+    hash: &PasswordHash,
+) -> Applied {
     match tx.execute(
-        "INSERT INTO users (org, email, role, password_hash, created_us) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![org.0, email, role.code(), hash.0, now.as_micros()],
+        "INSERT INTO users (id, org, email, role, password_hash, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![id.0, org.0, email, role.code(), hash.0, now.as_micros()],
     ) {
-        Ok(_) => Ok(MutationOutput::UserCreated(UserId(tx.last_insert_rowid()))),
+        Ok(_) => Ok(MutationOutput::UserCreated(id)),
         Err(e) if is_constraint(&e) => refuse(MutationError::EmailTaken),
         Err(e) => Err(Err(e)),
     }
@@ -112,14 +118,14 @@ fn changed(n: usize) -> Applied {
 /// Applies one account mutation inside the append's transaction.
 pub(crate) fn apply(tx: &Connection, org: OrgId, now: Timestamp, m: &AccountMutation) -> Applied {
     match m {
-        AccountMutation::CreateUser { email, role, password_hash, only_if_first } => {
+        AccountMutation::CreateUser { id, email, role, password_hash, only_if_first } => {
             if *only_if_first {
                 let n: i64 = tx.query_row("SELECT COUNT(*) FROM users WHERE org = ?1", [org.0], |r| r.get(0)).map_err(Err)?;
                 if n > 0 {
                     return refuse(MutationError::Conflict);
                 }
             }
-            insert_user(tx, org, now, email, *role, password_hash)
+            insert_user(tx, org, now, (*id, email, *role), password_hash)
         }
         AccountMutation::SetUserRole { user, from, to } => {
             match current_role(tx, org, *user).map_err(Err)? {
@@ -193,15 +199,15 @@ pub(crate) fn apply(tx: &Connection, org: OrgId, now: Timestamp, m: &AccountMuta
             tx.execute("DELETE FROM sessions WHERE token_hash = ?1 AND org = ?2", params![&token_hash[..], org.0])
                 .map_err(Err)?,
         ),
-        AccountMutation::CreateInvitation { email, role, token_hash, invited_by, expires } => {
+        AccountMutation::CreateInvitation { id, email, role, token_hash, invited_by, expires } => {
             tx.execute(
-                "INSERT INTO invitations (org, email, role, token_hash, invited_by, created_us, expires_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![org.0, email, role.code(), &token_hash[..], invited_by, now.as_micros(), expires.as_micros()],
+                "INSERT INTO invitations (id, org, email, role, token_hash, invited_by, created_us, expires_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![id.0, org.0, email, role.code(), &token_hash[..], invited_by, now.as_micros(), expires.as_micros()],
             )
             .map_err(Err)?;
-            Ok(MutationOutput::InvitationCreated(InvitationId(tx.last_insert_rowid())))
+            Ok(MutationOutput::InvitationCreated(*id))
         }
-        AccountMutation::AcceptInvitation { id, password_hash } => {
+        AccountMutation::AcceptInvitation { id, user, password_hash } => {
             let inv = tx
                 .query_row(
                     &format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = ?1 AND org = ?2"),
@@ -213,7 +219,7 @@ pub(crate) fn apply(tx: &Connection, org: OrgId, now: Timestamp, m: &AccountMuta
             let Some(inv) = inv.filter(|inv| inv.is_open(now)) else { return refuse(MutationError::NotFound) };
             tx.execute("UPDATE invitations SET accepted_us = ?1 WHERE id = ?2", params![now.as_micros(), id.0])
                 .map_err(Err)?;
-            insert_user(tx, org, now, &inv.email, inv.role, password_hash)
+            insert_user(tx, org, now, (*user, &inv.email, inv.role), password_hash)
         }
         AccountMutation::RevokeInvitation { id } => changed(
             tx.execute(
@@ -222,11 +228,11 @@ pub(crate) fn apply(tx: &Connection, org: OrgId, now: Timestamp, m: &AccountMuta
             )
             .map_err(Err)?,
         ),
-        AccountMutation::AddProtectedUser { email, name } => match tx.execute(
-            "INSERT INTO protected_users (org, email, name, added_us) VALUES (?1, ?2, ?3, ?4)",
-            params![org.0, email, name, now.as_micros()],
+        AccountMutation::AddProtectedUser { id, email, name } => match tx.execute(
+            "INSERT INTO protected_users (id, org, email, name, added_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id.0, org.0, email, name, now.as_micros()],
         ) {
-            Ok(_) => Ok(MutationOutput::ProtectedUserAdded(ProtectedUserId(tx.last_insert_rowid()))),
+            Ok(_) => Ok(MutationOutput::ProtectedUserAdded(*id)),
             Err(e) if is_constraint(&e) => refuse(MutationError::EmailTaken),
             Err(e) => Err(Err(e)),
         },

@@ -87,12 +87,14 @@ pub struct ProtectedUser {
     pub added: Timestamp,
 }
 
-/// The account changes committed with their audit events.
+/// The account changes committed with their audit events. New rows get ids chosen by the caller
+/// (random), so the events that record a change can name what it created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountMutation {
     /// Refused with `EmailTaken`; with `only_if_first`, refused with `Conflict` once any user
     /// exists (the one-time setup link).
     CreateUser {
+        id: UserId,
         email: String,
         role: Role,
         password_hash: PasswordHash,
@@ -135,6 +137,7 @@ pub enum AccountMutation {
         token_hash: [u8; 32],
     },
     CreateInvitation {
+        id: InvitationId,
         email: String,
         role: Role,
         token_hash: [u8; 32],
@@ -144,12 +147,14 @@ pub enum AccountMutation {
     /// Creates the invited user; `NotFound` unless the invitation is open at commit time.
     AcceptInvitation {
         id: InvitationId,
+        user: UserId,
         password_hash: PasswordHash,
     },
     RevokeInvitation {
         id: InvitationId,
     },
     AddProtectedUser {
+        id: ProtectedUserId,
         email: String,
         name: String,
     },

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use logbook_core::{OrgId, Role, Timestamp, UserId};
+use logbook_core::{InvitationId, OrgId, ProtectedUserId, Role, Timestamp, UserId};
 
 use crate::accounts::{PasswordHash, TotpSecret};
 use crate::contract::{org, LogWriter, SharedStore};
@@ -13,12 +13,20 @@ struct Accounts {
     store: SharedStore,
     org: OrgId,
     writer: LogWriter,
+    next_id: i64,
 }
 
 impl Accounts {
     async fn new(store: &SharedStore, slug: &str) -> Self {
         let (org, writer) = org(store, slug).await;
-        Self { store: store.clone(), org, writer }
+        // Ids are the caller's; offset per organization so two never collide.
+        let next_id = 1000 * org.0;
+        Self { store: store.clone(), org, writer, next_id }
+    }
+
+    fn id(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
     }
 
     fn now(&self) -> Timestamp {
@@ -43,6 +51,7 @@ impl Accounts {
 
     async fn add_user(&mut self, email: &str, role: Role) -> UserId {
         let m = AccountMutation::CreateUser {
+            id: UserId(self.id()),
             email: email.into(),
             role,
             password_hash: PasswordHash(format!("hash-of-{email}")),
@@ -58,6 +67,7 @@ impl Accounts {
 pub async fn users_keep_at_least_one_admin(store: SharedStore) {
     let mut a = Accounts::new(&store, "acme").await;
     let first = AccountMutation::CreateUser {
+        id: UserId(1),
         email: "ada@example.com".into(),
         role: Role::Admin,
         password_hash: PasswordHash("h".into()),
@@ -67,6 +77,7 @@ pub async fn users_keep_at_least_one_admin(store: SharedStore) {
     assert_eq!(a.apply(first).await, Err(MutationError::Conflict), "the setup link works once");
     let bob = a.add_user("bob@example.com", Role::Auditor).await;
     let dup = AccountMutation::CreateUser {
+        id: UserId(a.id()),
         email: "bob@example.com".into(),
         role: Role::Admin,
         password_hash: PasswordHash("h".into()),
@@ -171,6 +182,7 @@ pub async fn invitations_are_accepted_once(store: SharedStore) {
     let mut a = Accounts::new(&store, "acme").await;
     let expires = Timestamp::from_micros(a.now().as_micros() + 3_600_000_000);
     let invite = |email: &str, token: u8| AccountMutation::CreateInvitation {
+        id: InvitationId(i64::from(token)),
         email: email.into(),
         role: Role::Analyst,
         token_hash: [token; 32],
@@ -187,7 +199,11 @@ pub async fn invitations_are_accepted_once(store: SharedStore) {
     assert!(inv.is_open(a.now()));
     assert_eq!(store.invitations(a.org).await.unwrap().iter().map(|i| i.id).collect::<Vec<_>>(), [second, first]);
 
-    let accept = |id| AccountMutation::AcceptInvitation { id, password_hash: PasswordHash("h".into()) };
+    let accept = |id: InvitationId| AccountMutation::AcceptInvitation {
+        id,
+        user: UserId(100 + id.0),
+        password_hash: PasswordHash("h".into()),
+    };
     let Ok(MutationOutput::UserCreated(carol)) = a.apply(accept(first)).await else { panic!() };
     assert_eq!(store.user(a.org, carol).await.unwrap().unwrap().role, Role::Analyst);
     assert_eq!(a.apply(accept(first)).await, Err(MutationError::NotFound), "single use");
@@ -199,6 +215,7 @@ pub async fn invitations_are_accepted_once(store: SharedStore) {
 
     // An expired invitation cannot be accepted.
     let past = AccountMutation::CreateInvitation {
+        id: InvitationId(3),
         email: "erin@example.com".into(),
         role: Role::Auditor,
         token_hash: [3; 32],
@@ -214,14 +231,25 @@ pub async fn protected_users_page_and_search(store: SharedStore) {
     let mut a = Accounts::new(&store, "acme").await;
     let mut ids = Vec::new();
     for n in 0..12 {
-        let m =
-            AccountMutation::AddProtectedUser { email: format!("p{n:02}@example.com"), name: format!("Person {n}") };
+        let m = AccountMutation::AddProtectedUser {
+            id: ProtectedUserId(n + 1),
+            email: format!("p{n:02}@example.com"),
+            name: format!("Person {n}"),
+        };
         let Ok(MutationOutput::ProtectedUserAdded(id)) = a.apply(m).await else { panic!() };
         ids.push(id);
     }
-    let m = AccountMutation::AddProtectedUser { email: "odd_100%@example.com".into(), name: "Zoë Ünicode".into() };
+    let m = AccountMutation::AddProtectedUser {
+        id: ProtectedUserId(50),
+        email: "odd_100%@example.com".into(),
+        name: "Zoë Ünicode".into(),
+    };
     a.apply(m).await.unwrap();
-    let dup = AccountMutation::AddProtectedUser { email: "p03@example.com".into(), name: "Again".into() };
+    let dup = AccountMutation::AddProtectedUser {
+        id: ProtectedUserId(51),
+        email: "p03@example.com".into(),
+        name: "Again".into(),
+    };
     assert_eq!(a.apply(dup).await, Err(MutationError::EmailTaken));
 
     let page1 = store.protected_users(a.org, None, None, 5).await.unwrap();
