@@ -57,6 +57,11 @@ permission!(
     ManageSettings, "manage settings", Admin
 );
 
+permission!(
+    /// Change one's own password and TOTP (every role).
+    OwnAccount, "manage your own account", Admin | Analyst | Auditor
+);
+
 /// The signed-in user behind a request.
 #[derive(Clone)]
 pub struct Caller {

@@ -87,6 +87,24 @@ pub struct ServeArgs {
     /// Checkpoint origins are <origin-prefix>/<organization>. [default: logbook.local]
     #[arg(long, env = "LOGBOOK_ORIGIN_PREFIX")]
     pub origin_prefix: Option<String>,
+    /// The console's address as users reach it, for setup and invitation links; an https://
+    /// address also marks the session cookie Secure. [default: http://<listen>]
+    #[arg(long, env = "LOGBOOK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// SMTP relay for invitation emails (plain SMTP, e.g. the local MTA). Without it,
+    /// invitation links are shown to the inviting admin only.
+    #[arg(long, env = "LOGBOOK_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// [default: 25]
+    #[arg(long, env = "LOGBOOK_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// Sender address of invitation emails. [default: logbook@<smtp-host>]
+    #[arg(long, env = "LOGBOOK_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// SMTP user name. The password is read from LOGBOOK_SMTP_PASSWORD or from the file that
+    /// LOGBOOK_SMTP_PASSWORD_FILE names, never from a flag.
+    #[arg(long, env = "LOGBOOK_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +135,23 @@ pub enum AdminCommand {
     RevokeToken(TokenArgs),
     /// List API tokens (names and state, never secrets).
     ListTokens(OrgArgs),
+    /// Create a management user (for scripted set-ups); the password is read from stdin.
+    Create(CreateUserArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateUserArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long)]
+    pub email: String,
+    /// admin, analyst or auditor.
+    #[arg(long, default_value = "admin")]
+    pub role: String,
+    /// Read the password from the first line of stdin (required: a password never goes on
+    /// the command line, where other users can see it).
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
 }
 
 #[derive(Debug, Args)]

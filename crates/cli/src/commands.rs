@@ -92,11 +92,28 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     settings.witness_dir = a.witness_dir.or(file.witness_dir);
     settings.signing_key_file = a.signing_key_file.or(file.signing_key_file);
     settings.origin_prefix = a.origin_prefix.or(file.origin_prefix).unwrap_or_else(|| DEFAULT_ORIGIN_PREFIX.into());
+    settings.public_url = a.public_url.or(file.public_url);
+    if let Some(host) = a.smtp_host.or(file.smtp_host) {
+        settings.smtp = Some(logbook_accounts::SmtpConfig {
+            port: a.smtp_port.or(file.smtp_port).unwrap_or(25),
+            from: a.smtp_from.or(file.smtp_from).unwrap_or_else(|| format!("logbook@{host}")),
+            username: a.smtp_username.or(file.smtp_username),
+            password: crate::config::secret_from_env("LOGBOOK_SMTP_PASSWORD")?,
+            host,
+        });
+    }
 
     let store = store_url::open(&loc).await?;
     let app = Application::build(&settings, store, Arc::new(SystemClock), Arc::new(OsRandom)).await?;
     let addr = app.local_addr();
+    let url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     println!("Logbook is listening on http://{addr}");
+    println!("  console: {url}/");
+    if let Some(link) = app.setup_link() {
+        println!("  no admin yet: open this one-time link to create the first admin (valid 24 hours):");
+        println!("    {link}");
+        println!("  or, for scripted set-ups: logbook admin create --email you@example.com --password-stdin");
+    }
     println!("  store: {}", describe(&loc));
     println!("  public key: {}", app.log().signer().verifier_key());
     println!("  record events from a service: create a token with");
@@ -348,6 +365,25 @@ async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             log.shutdown().await;
             result?;
             println!("Revoked API token {:?}.", a.name);
+        }
+        AdminCommand::Create(a) => {
+            let role = logbook_core::Role::from_code(&a.role)?;
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password).context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            let (loc, file) = location(&a.store)?;
+            let log = one_shot(&loc, &file).await?;
+            let org = log.org(&OrgSlug::default_org()).await?;
+            let accounts = logbook_accounts::Accounts::new(
+                log.clone(),
+                org,
+                logbook_accounts::AccountsConfig::default(),
+                log.signer().secret(),
+            )?;
+            let result = accounts.create_user_as_operator(&a.email, role, password).await;
+            log.shutdown().await;
+            let user = result?;
+            println!("Created {} ({}). Sign in to the console with this email and password.", user.email, user.role);
         }
         AdminCommand::ListTokens(a) => {
             let (loc, _) = location(&a.store)?;

@@ -18,6 +18,25 @@ pub struct FileConfig {
     pub witness_dir: Option<PathBuf>,
     pub signing_key_file: Option<PathBuf>,
     pub origin_prefix: Option<String>,
+    pub public_url: Option<String>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub smtp_from: Option<String>,
+    pub smtp_username: Option<String>,
+}
+
+/// A secret from `NAME` or from the file `NAME_FILE` names (trailing newline removed).
+pub fn secret_from_env(name: &str) -> anyhow::Result<Option<String>> {
+    if let Ok(v) = std::env::var(name) {
+        return Ok(Some(v));
+    }
+    match std::env::var(format!("{name}_FILE")) {
+        Ok(path) => {
+            let v = std::fs::read_to_string(&path).with_context(|| format!("reading {name}_FILE ({path})"))?;
+            Ok(Some(v.trim_end_matches(['\n', '\r']).to_owned()))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 pub fn load_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {

@@ -24,9 +24,29 @@ pub enum ApiError {
     /// Malformed or invalid input; nothing was changed.
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
-    /// Missing, unknown or revoked credentials.
+    /// Missing, unknown or revoked API token.
     #[error("authentication required")]
     Unauthorized,
+    /// No live session: sign in first.
+    #[error("sign in first")]
+    SignInRequired,
+    /// A sign-in failed. One message whatever the reason (the log records the reason).
+    #[error("sign-in failed")]
+    SignInFailed,
+    /// The password was right; the TOTP code is needed.
+    #[error("TOTP code required")]
+    TotpRequired { pending: String },
+    /// Signed in, but the role does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A state-changing request without the session's CSRF token.
+    #[error("missing or wrong CSRF token")]
+    CsrfFailed,
+    #[error("{0}")]
+    Conflict(String),
+    /// Too much at once (e.g. a sign-in flood); retry later.
+    #[error("too many requests")]
+    TooManyRequests,
     #[error("{0}")]
     NotFound(String),
     /// The request conflicts with an earlier one (e.g. an idempotency key reused for another body).
@@ -70,6 +90,35 @@ impl IntoResponse for ApiError {
                 "unauthorized",
                 "a valid API token is required (Authorization: Bearer …)".into(),
             ),
+            ApiError::SignInRequired => (StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first".into()),
+            ApiError::SignInFailed => {
+                (StatusCode::UNAUTHORIZED, "sign_in_failed", "the email, password or code is not correct".into())
+            }
+            ApiError::TotpRequired { pending } => {
+                let body = serde_json::json!({"error": {"code": "totp_required", "message": "enter the code from your authenticator app", "pending": pending}});
+                return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+            }
+            ApiError::Forbidden(why) => (StatusCode::FORBIDDEN, "forbidden", why),
+            ApiError::CsrfFailed => (
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "this request needs the session's CSRF token (X-CSRF-Token header or csrf form field)".into(),
+            ),
+            ApiError::Conflict(why) => (StatusCode::CONFLICT, "conflict", why),
+            ApiError::TooManyRequests => {
+                let mut resp = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(ErrorBody {
+                        error: ErrorDetail {
+                            code: "too_many_requests",
+                            message: "too many requests at once; retry in a moment".into(),
+                        },
+                    }),
+                )
+                    .into_response();
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return resp;
+            }
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", what),
             ApiError::Unprocessable { code, message } => (StatusCode::UNPROCESSABLE_ENTITY, code, message),
             ApiError::PayloadTooLarge => {
@@ -130,5 +179,31 @@ impl From<ProofRequestError> for ApiError {
             ProofRequestError::NoCheckpoint => ApiError::NotFound("the log has no signed checkpoint yet".into()),
             ProofRequestError::Store(s) => s.into(),
         }
+    }
+}
+
+impl From<logbook_accounts::AccountError> for ApiError {
+    fn from(e: logbook_accounts::AccountError) -> Self {
+        use logbook_accounts::AccountError as A;
+        match e {
+            A::Invalid(m) => ApiError::bad_request("invalid", m),
+            A::Password(p) => ApiError::bad_request("weak_password", p.to_string()),
+            A::SignInFailed => ApiError::SignInFailed,
+            A::Busy => ApiError::TooManyRequests,
+            A::Forbidden(f) => ApiError::Forbidden(f.to_string()),
+            A::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            A::Conflict(m) => ApiError::Conflict(m),
+            A::InvalidLink => ApiError::bad_request("invalid_link", A::InvalidLink.to_string()),
+            A::Settings(s) => ApiError::bad_request("invalid_settings", s.to_string()),
+            A::Append(a) => a.into(),
+            A::Store(s) => s.into(),
+            A::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<logbook_accounts::Forbidden> for ApiError {
+    fn from(f: logbook_accounts::Forbidden) -> Self {
+        ApiError::Forbidden(f.to_string())
     }
 }

@@ -4,6 +4,8 @@
 //! port: tests use port 0 and drive the real server like a client). `main` only parses the
 //! configuration, chooses the store from the URL, and calls it.
 
+mod auth;
+mod console;
 pub mod error;
 mod extract;
 pub mod keys;
@@ -38,6 +40,13 @@ pub struct Settings {
     pub checkpoint_interval: Duration,
     /// The organization of the platform itself (single-tenant installations have only this one).
     pub default_org: OrgSlug,
+    /// The console's address as users reach it (for setup and invitation links); default
+    /// `http://<listen>`. An `https://` address also marks the session cookie `Secure`.
+    pub public_url: Option<String>,
+    /// Where invitations are mailed from; without it, links are only shown to the admin.
+    pub smtp: Option<logbook_accounts::SmtpConfig>,
+    /// How often expired sessions are looked for (each is ended with its Logout event).
+    pub session_sweep_interval: Duration,
 }
 
 impl Settings {
@@ -50,6 +59,9 @@ impl Settings {
             origin_prefix: "logbook.local".into(),
             checkpoint_interval: Duration::from_secs(1),
             default_org: OrgSlug::default_org(),
+            public_url: None,
+            smtp: None,
+            session_sweep_interval: Duration::from_secs(30),
         }
     }
 }
@@ -66,6 +78,8 @@ pub enum StartError {
     Log(#[from] logbook_log::AppendError),
     #[error("storage: {0}")]
     Store(#[from] logbook_store::StoreError),
+    #[error("accounts: {0}")]
+    Accounts(#[from] logbook_accounts::AccountError),
 }
 
 /// Shared by every handler.
@@ -74,6 +88,9 @@ pub(crate) struct AppState {
     pub log: Arc<LogService>,
     pub default_org: Org,
     pub metrics: Arc<metrics::Metrics>,
+    pub accounts: Arc<logbook_accounts::Accounts>,
+    /// Whether the session cookie is marked `Secure` (served over HTTPS).
+    pub secure_cookies: bool,
 }
 
 #[derive(Debug)]
@@ -81,6 +98,9 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
     log: Arc<LogService>,
+    accounts: Arc<logbook_accounts::Accounts>,
+    setup_link: Option<String>,
+    sweep_interval: Duration,
 }
 
 impl Application {
@@ -99,6 +119,7 @@ impl Application {
             ));
         }
         let signer = keys::load_or_create(settings, &*random)?;
+        let mac_secret = signer.secret().to_owned();
         let config = LogConfig {
             origin_prefix: settings.origin_prefix.clone(),
             checkpoint_interval: settings.checkpoint_interval,
@@ -109,12 +130,28 @@ impl Application {
         let default_org = log.org(&settings.default_org).await?;
         log.start_all().await?;
         let metrics = Arc::new(metrics::Metrics::new(log.metrics()));
-        let state = AppState { log: log.clone(), default_org, metrics };
-        let router = routes::router(state);
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Listen { addr: settings.listen, source })?;
-        Ok(Self { listener, router, log })
+        let bound = listener.local_addr().map_err(|source| StartError::Listen { addr: settings.listen, source })?;
+        let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+        let accounts_config = logbook_accounts::AccountsConfig {
+            public_url: public_url.clone(),
+            smtp: settings.smtp.clone(),
+            ..Default::default()
+        };
+        let accounts =
+            Arc::new(logbook_accounts::Accounts::new(log.clone(), default_org.clone(), accounts_config, &mac_secret)?);
+        let setup_link = accounts.setup_link().await?;
+        let state = AppState {
+            log: log.clone(),
+            default_org,
+            metrics,
+            accounts: accounts.clone(),
+            secure_cookies: public_url.starts_with("https://"),
+        };
+        let router = routes::router(state);
+        Ok(Self { listener, router, log, accounts, setup_link, sweep_interval: settings.session_sweep_interval })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -129,13 +166,35 @@ impl Application {
         &self.log
     }
 
+    pub fn accounts(&self) -> &Arc<logbook_accounts::Accounts> {
+        &self.accounts
+    }
+
+    /// On a store without users: the one-time link that creates the first admin.
+    pub fn setup_link(&self) -> Option<&str> {
+        self.setup_link.as_deref()
+    }
+
     /// Serves until `shutdown` completes, then finishes in-flight requests, commits what is
     /// queued, and signs the final checkpoints.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, router, log } = self;
+        let Self { listener, router, log, accounts, sweep_interval, .. } = self;
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(sweep_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match accounts.end_expired_sessions().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(sessions = n, "ended expired sessions"),
+                    Err(e) => tracing::warn!(error = %e, "looking for expired sessions failed"),
+                }
+            }
+        });
         let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
+        sweeper.abort();
         log.shutdown().await;
         served
     }

@@ -2,7 +2,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use logbook_core::OrgSlug;
 use logbook_store::Org;
@@ -11,6 +11,7 @@ use tower_http::trace::TraceLayer;
 use crate::metrics::StatusLabel;
 use crate::{ApiError, AppState};
 
+pub mod accounts;
 pub mod events;
 pub mod health;
 pub mod integrity;
@@ -26,6 +27,21 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/proof/inclusion", get(integrity::inclusion))
         .route("/api/v1/proof/consistency", get(integrity::consistency))
         .route("/api/v1/events", post(events::ingest))
+        .route("/api/v1/session", post(accounts::sign_in).get(accounts::session).delete(accounts::sign_out))
+        .route("/api/v1/setup", post(accounts::setup))
+        .route("/api/v1/users", get(accounts::list_users).post(accounts::add_user))
+        .route("/api/v1/users/{id}", patch(accounts::set_role).delete(accounts::delete_user))
+        .route("/api/v1/invitations", get(accounts::list_invitations).post(accounts::invite))
+        .route("/api/v1/invitations/accept", post(accounts::accept_invitation))
+        .route("/api/v1/invitations/{id}", delete(accounts::revoke_invitation))
+        .route("/api/v1/protected-users", get(accounts::list_protected).post(accounts::add_protected))
+        .route("/api/v1/protected-users/import", post(accounts::import_protected))
+        .route("/api/v1/protected-users/{id}", delete(accounts::remove_protected))
+        .route("/api/v1/settings", get(accounts::get_settings).patch(accounts::update_settings))
+        .route("/api/v1/account/password", put(accounts::change_password))
+        .route("/api/v1/account/totp", post(accounts::begin_totp).delete(accounts::remove_totp))
+        .route("/api/v1/account/totp/confirm", post(accounts::confirm_totp))
+        .merge(crate::console::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), common_headers))
         .layer(TraceLayer::new_for_http())

@@ -1,0 +1,221 @@
+//! Who is calling: the session cookie, the CSRF check, and the permission extractors.
+//!
+//! A handler that takes [`Auth<P>`] (JSON API) or [`Page<P>`] / [`PageForm<P, T>`] (console)
+//! cannot run unless the caller's session is alive and their current role holds `P`; state-
+//! changing requests must also carry the session's CSRF token (`X-CSRF-Token` for the API, a
+//! `csrf` form field for the console). The accounts service takes the resulting
+//! [`Authorized<P>`], so the check cannot be skipped.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use cookie::{Cookie, SameSite};
+use logbook_accounts::{Authorized, Caller, Permission, Secret};
+use logbook_core::{Source, LIMITS};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::{ApiError, AppState};
+
+pub const SESSION_COOKIE: &str = "logbook_session";
+
+/// Where a request came from, for the events it causes.
+pub fn request_source(parts: &Parts) -> Source {
+    let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip());
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().filter(|c| !c.is_control()).take(LIMITS.user_agent).collect::<String>())
+        .filter(|ua| !ua.is_empty());
+    Source { ip, user_agent }
+}
+
+fn session_token(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+}
+
+/// The `Set-Cookie` value that starts a session.
+pub fn session_cookie(state: &AppState, token: &Secret) -> HeaderValue {
+    let c = Cookie::build((SESSION_COOKIE, token.expose().to_owned()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.secure_cookies)
+        .build();
+    HeaderValue::from_str(&c.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The `Set-Cookie` value that clears it.
+pub fn clear_session_cookie(state: &AppState) -> HeaderValue {
+    let c = Cookie::build((SESSION_COOKIE, ""))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.secure_cookies)
+        .max_age(cookie::time::Duration::ZERO)
+        .build();
+    HeaderValue::from_str(&c.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+async fn caller(parts: &Parts, state: &AppState) -> Result<Option<Caller>, ApiError> {
+    let Some(token) = session_token(parts) else { return Ok(None) };
+    Ok(state.accounts.authenticate(&token, &request_source(parts)).await?)
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// A signed-in caller of the JSON API. State-changing methods need `X-CSRF-Token`.
+#[derive(Debug)]
+pub struct SessionCaller(pub Caller);
+
+impl FromRequestParts<AppState> for SessionCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = caller(parts, state).await?.ok_or(ApiError::SignInRequired)?;
+        if !is_safe(&parts.method) {
+            let presented = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if !state.accounts.check_csrf(&caller, presented) {
+                return Err(ApiError::CsrfFailed);
+            }
+        }
+        Ok(SessionCaller(caller))
+    }
+}
+
+/// A JSON API caller whose current role holds `P`.
+#[derive(Debug)]
+pub struct Auth<P>(pub Authorized<P>);
+
+impl<P: Permission> FromRequestParts<AppState> for Auth<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let SessionCaller(caller) = SessionCaller::from_request_parts(parts, state).await?;
+        Ok(Auth(caller.authorize::<P>()?))
+    }
+}
+
+/// Why a console page cannot be shown.
+#[derive(Debug)]
+pub enum PageRejection {
+    /// Not signed in: go to the sign-in page, then come back.
+    SignIn {
+        next: String,
+    },
+    Forbidden(String),
+    CsrfFailed,
+    BadForm(String),
+    Error(ApiError),
+}
+
+impl IntoResponse for PageRejection {
+    fn into_response(self) -> Response {
+        match self {
+            PageRejection::SignIn { next } => {
+                let next = form_urlencoded_component(&next);
+                Redirect::to(&format!("/login?next={next}")).into_response()
+            }
+            PageRejection::Forbidden(why) => crate::console::layout::error_page(403, "Not allowed", &why),
+            PageRejection::CsrfFailed => crate::console::layout::error_page(
+                403,
+                "Form expired",
+                "The form was not accepted (its security token is missing or out of date). Go back, reload the page and try again.",
+            ),
+            PageRejection::BadForm(why) => crate::console::layout::error_page(400, "Bad request", &why),
+            PageRejection::Error(e) => crate::console::layout::api_error_page(e),
+        }
+    }
+}
+
+fn form_urlencoded_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn page_caller(parts: &Parts, state: &AppState) -> Result<Caller, PageRejection> {
+    match caller(parts, state).await {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => {
+            let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            Err(PageRejection::SignIn { next: if is_safe(&parts.method) { next.to_owned() } else { "/".into() } })
+        }
+        Err(e) => Err(PageRejection::Error(e)),
+    }
+}
+
+/// A signed-in caller of a console page (any role).
+#[derive(Debug)]
+pub struct PageCaller(pub Caller);
+
+impl FromRequestParts<AppState> for PageCaller {
+    type Rejection = PageRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(PageCaller(page_caller(parts, state).await?))
+    }
+}
+
+/// A console page for callers whose role holds `P`.
+#[derive(Debug)]
+pub struct Page<P>(pub Authorized<P>);
+
+impl<P: Permission> FromRequestParts<AppState> for Page<P> {
+    type Rejection = PageRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = page_caller(parts, state).await?;
+        caller.authorize::<P>().map(Page).map_err(|f| PageRejection::Forbidden(f.to_string()))
+    }
+}
+
+#[derive(Deserialize)]
+struct WithCsrf<T> {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    form: T,
+}
+
+/// A console form post: the caller, their permission `P`, and the form, whose `csrf` field
+/// has been checked against the session.
+#[derive(Debug)]
+pub struct PageForm<P, T> {
+    pub auth: Authorized<P>,
+    pub form: T,
+}
+
+impl<P: Permission, T: DeserializeOwned + Send> FromRequest<AppState> for PageForm<P, T> {
+    type Rejection = PageRejection;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let Page(auth) = Page::<P>::from_request_parts(&mut parts, state).await?;
+        let req = Request::from_parts(parts, body);
+        let Form(WithCsrf { csrf, form }) =
+            Form::<WithCsrf<T>>::from_request(req, state).await.map_err(|e| PageRejection::BadForm(e.body_text()))?;
+        if !state.accounts.check_csrf(&auth, &csrf) {
+            return Err(PageRejection::CsrfFailed);
+        }
+        Ok(PageForm { auth, form })
+    }
+}
