@@ -25,6 +25,8 @@ pub mod accounts;
 pub mod contract;
 #[cfg(feature = "contract")]
 pub mod contract_accounts;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use accounts::{AccountMutation, AccountStore};
 

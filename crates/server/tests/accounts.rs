@@ -1,0 +1,779 @@
+//! The platform's accounts driven like a client, on both stores: every seed action recorded
+//! with who, what and details; nothing recorded for what was refused; the role × route matrix;
+//! sessions ending; and an administrative change that cannot be recorded is not made.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use logbook_core::{leaf, Event, ManualClock, OrgSlug, SeededRandom, Timestamp};
+use logbook_server::{Application, Settings};
+use logbook_store::testing::FaultyStore;
+use logbook_store::Store;
+use logbook_store_postgres::PgStore;
+use logbook_store_sqlite::SqliteStore;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const ADMIN: &str = "admin@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+
+struct App {
+    base: String,
+    http: reqwest::Client,
+    store: Arc<FaultyStore>,
+    clock: Arc<ManualClock>,
+    accounts: Arc<logbook_accounts::Accounts>,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A signed-in client: its cookie and CSRF token.
+#[derive(Clone, Debug)]
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl App {
+    /// The application on a fresh store with its first admin created through the setup link.
+    async fn spawn(backend: Backend) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::new(dir.path().to_owned());
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        settings.session_sweep_interval = Duration::from_secs(3600);
+        let inner: Arc<dyn Store> = match backend {
+            Backend::Sqlite => Arc::new(SqliteStore::open(dir.path()).await.unwrap()),
+            Backend::Postgres => {
+                Arc::new(PgStore::connect(&logbook_store_postgres::testing::fresh_database().await?).await.unwrap())
+            }
+        };
+        let store = Arc::new(FaultyStore::new(inner));
+        let clock = Arc::new(ManualClock::new(Timestamp::from_micros(1_790_000_000_000_000)));
+        let app =
+            Application::build(&settings, store.clone(), clock.clone(), Arc::new(SeededRandom::new(7))).await.unwrap();
+        let base = format!("http://{}", app.local_addr());
+        let link = app.setup_link().expect("an empty store offers the setup link").to_owned();
+        let accounts = app.accounts().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        let this = Self {
+            base,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent("accounts-test/1.0")
+                .build()
+                .unwrap(),
+            store,
+            clock,
+            accounts,
+            _dir: dir,
+            stop: Some(tx),
+        };
+        let token = link.split("token=").nth(1).unwrap();
+        let (status, body) = this
+            .call(
+                Method::POST,
+                "/api/v1/setup",
+                None,
+                Some(json!({"token": token, "email": ADMIN, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let (status, _) = this
+            .call(
+                Method::POST,
+                "/api/v1/setup",
+                None,
+                Some(json!({"token": token, "email": "x@example.com", "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, 400, "the setup link works once");
+        Some(this)
+    }
+
+    async fn call(&self, method: Method, path: &str, session: Option<&Session>, body: Option<Value>) -> (u16, Value) {
+        self.call_with(method, path, session, body, true).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        session: Option<&Session>,
+        body: Option<Value>,
+        send_csrf: bool,
+    ) -> (u16, Value) {
+        let mut req =
+            self.http.request(method, format!("{}{path}", self.base)).header("user-agent", "accounts-test/1.0");
+        if let Some(s) = session {
+            req = req.header("cookie", &s.cookie);
+            if send_csrf {
+                req = req.header("x-csrf-token", &s.csrf);
+            }
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn sign_in(&self, email: &str, password: &str) -> Session {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/session", self.base))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "sign-in of {email}");
+        let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        let body: Value = resp.json().await.unwrap();
+        Session { cookie, csrf: body["csrf_token"].as_str().unwrap().to_owned() }
+    }
+
+    /// Adds a user directly as the admin and signs them in.
+    async fn user(&self, admin: &Session, email: &str, role: &str) -> (i64, Session) {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                Some(admin),
+                Some(json!({"email": email, "role": role, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (body["id"].as_i64().unwrap(), self.sign_in(email, PASSWORD).await)
+    }
+
+    async fn events(&self) -> Vec<Event> {
+        let org = self.store.org(&OrgSlug::default_org()).await.unwrap().unwrap();
+        let size = self.store.log_head(org.id).await.unwrap().size;
+        self.store.events(org.id, 0..size).await.unwrap().iter().map(|r| leaf::decode(&r.leaf).unwrap()).collect()
+    }
+
+    async fn count(&self) -> usize {
+        self.events().await.len()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(super::App::spawn(super::Backend::Sqlite).await.unwrap()).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    match super::App::spawn(super::Backend::Postgres).await {
+                        Some(app) => super::$name(app).await,
+                        None => eprintln!("SKIPPED {}::postgres: PostgreSQL not available", stringify!($name)),
+                    }
+                }
+            }
+        )*
+    };
+}
+
+on_both_stores!(
+    every_seed_action_is_recorded_with_who_what_and_details,
+    refused_requests_record_nothing,
+    every_route_checks_the_current_role,
+    sessions_end_by_expiry_and_deletion_with_a_logout,
+    lockout_after_repeated_failures_is_recorded,
+    totp_codes_work_once_and_wrong_codes_are_failed_verification,
+    protected_users_import_reports_rows_and_records_each,
+    settings_changes_are_validated_and_recorded,
+    a_change_whose_event_cannot_be_stored_is_not_made,
+);
+
+/// The event of `action` after position `from`, checked for its label.
+fn find<'a>(events: &'a [Event], from: usize, action: &str) -> &'a Event {
+    let e =
+        events[from..].iter().find(|e| e.body.action.code() == action).unwrap_or_else(|| panic!("no {action} event"));
+    e
+}
+
+async fn every_seed_action_is_recorded_with_who_what_and_details(app: App) {
+    let start = app.count().await;
+    let admin = app.sign_in(ADMIN, PASSWORD).await;
+    let (status, _) = app
+        .call(Method::POST, "/api/v1/session", None, Some(json!({"email": ADMIN, "password": "wrong password!"})))
+        .await;
+    assert_eq!(status, 401);
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/session",
+            None,
+            Some(json!({"email": "ghost@example.com", "password": "whatever it is"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (401, Some("the email, password or code is not correct")),
+        "one generic message"
+    );
+
+    let (status, inv) = app
+        .call(
+            Method::POST,
+            "/api/v1/invitations",
+            Some(&admin),
+            Some(json!({"email": "bob@example.com", "role": "auditor"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{inv}");
+    let link = inv["link"].as_str().unwrap();
+    assert!(link.contains("/invite?token="), "{link}");
+    assert_eq!(inv["mailed"], false);
+    let token = link.split("token=").nth(1).unwrap();
+    let (status, bob) = app
+        .call(Method::POST, "/api/v1/invitations/accept", None, Some(json!({"token": token, "password": PASSWORD})))
+        .await;
+    assert_eq!(status, 201, "{bob}");
+    let (status, _) = app
+        .call(Method::POST, "/api/v1/invitations/accept", None, Some(json!({"token": token, "password": PASSWORD})))
+        .await;
+    assert_eq!(status, 400, "an invitation works once");
+    let bob_id = bob["id"].as_i64().unwrap();
+
+    let (status, body) = app
+        .call(Method::PATCH, &format!("/api/v1/users/{bob_id}"), Some(&admin), Some(json!({"role": "analyst"})))
+        .await;
+    assert_eq!((status, body["role"].as_str()), (200, Some("analyst")));
+
+    let bob_session = app.sign_in("bob@example.com", PASSWORD).await;
+    let (status, p) = app
+        .call(
+            Method::POST,
+            "/api/v1/protected-users",
+            Some(&bob_session),
+            Some(json!({"email": "Ceo@Example.com", "name": "Grace Hopper"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{p}");
+    let (status, _) =
+        app.call(Method::DELETE, &format!("/api/v1/protected-users/{}", p["id"]), Some(&bob_session), None).await;
+    assert_eq!(status, 204);
+
+    let (carol_id, _) = app.user(&admin, "carol@example.com", "auditor").await;
+    let (status, _) = app.call(Method::DELETE, &format!("/api/v1/users/{carol_id}"), Some(&admin), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = app.call(Method::DELETE, "/api/v1/session", Some(&bob_session), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = app.call(Method::GET, "/api/v1/session", Some(&bob_session), None).await;
+    assert_eq!(status, 401, "signed out means signed out");
+
+    let events = app.events().await;
+    let check = |action: &str, label: &str, user: &str, target: Option<&str>, details: &str| {
+        let e = find(&events, start, action);
+        assert_eq!(e.body.action.label(), label, "{action}");
+        assert_eq!(e.user(), user, "{action}: user");
+        assert_eq!(e.body.target.as_ref().map(|t| t.display.as_str()), target, "{action}: target");
+        assert!(e.body.details.contains(details), "{action}: {:?} should contain {details:?}", e.body.details);
+        assert_eq!(e.body.source.user_agent.as_deref(), Some("accounts-test/1.0"), "{action}: source");
+        assert!(e.body.source.ip.is_some(), "{action}: source ip");
+        e
+    };
+    check("login.success", "Login Success", ADMIN, None, "Method: password");
+    let failed: Vec<&Event> = events[start..].iter().filter(|e| e.body.action.code() == "login.failed").collect();
+    assert_eq!(failed.len(), 2);
+    assert_eq!((failed[0].user(), failed[0].body.details.as_str()), (ADMIN, "Invalid password"));
+    assert_eq!((failed[1].user(), failed[1].body.details.as_str()), ("ghost@example.com", "Unknown user"));
+    check("user.invited", "User Invited", ADMIN, Some("bob@example.com"), "Invited bob@example.com as Auditor");
+    let added = check(
+        "management_user.added",
+        "Management Users Added",
+        "bob@example.com",
+        Some("bob@example.com"),
+        "Accepted the invitation from admin@example.com as Auditor",
+    );
+    assert_eq!(added.body.fields["method"], "invitation");
+    let role = check(
+        "user.role_updated",
+        "User Role Updated",
+        ADMIN,
+        Some("bob@example.com"),
+        "Role changed from Auditor to Analyst",
+    );
+    assert_eq!((role.body.fields["old_role"].as_str(), role.body.fields["new_role"].as_str()), ("auditor", "analyst"));
+    check("protected_user.added", "Protected Users Added", "bob@example.com", Some("ceo@example.com"), "Grace Hopper");
+    check(
+        "protected_user.removed",
+        "Protected Users Removed",
+        "bob@example.com",
+        Some("ceo@example.com"),
+        "Grace Hopper",
+    );
+    check(
+        "management_user.deleted",
+        "Management Users Deleted",
+        ADMIN,
+        Some("carol@example.com"),
+        "Deleted carol@example.com",
+    );
+    let logouts: Vec<&Event> = events[start..].iter().filter(|e| e.body.action.code() == "logout").collect();
+    assert_eq!(logouts.len(), 2, "carol's session ended with her deletion, bob signed out");
+    assert_eq!((logouts[0].user(), logouts[0].body.fields["reason"].as_str()), ("carol@example.com", "user_deleted"));
+    assert_eq!((logouts[1].user(), logouts[1].body.details.as_str()), ("bob@example.com", "Signed out"));
+    for e in &events[start..] {
+        let text = format!("{:?}", e.body);
+        assert!(!text.contains(PASSWORD) && !text.contains("wrong password!"), "no password in any event: {text}");
+        assert!(!text.contains(&admin.csrf) && !text.contains(token), "no token in any event");
+    }
+}
+
+async fn refused_requests_record_nothing(app: App) {
+    let admin = app.sign_in(ADMIN, PASSWORD).await;
+    let (_, analyst) = app.user(&admin, "ann@example.com", "analyst").await;
+    let before = app.count().await;
+    let attempts: Vec<(Method, &str, Option<&Session>, Value, bool, u16)> = vec![
+        // Missing permission.
+        (
+            Method::POST,
+            "/api/v1/users",
+            Some(&analyst),
+            json!({"email": "x@example.com", "role": "admin", "password": PASSWORD}),
+            true,
+            403,
+        ),
+        (Method::PATCH, "/api/v1/settings", Some(&analyst), json!({"time_zone": "Europe/Berlin"}), true, 403),
+        // Bad CSRF token, and none at all.
+        (
+            Method::POST,
+            "/api/v1/protected-users",
+            Some(&admin),
+            json!({"email": "p@example.com", "name": "P"}),
+            false,
+            403,
+        ),
+        // Bad input.
+        (
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            json!({"email": "not-an-email", "role": "admin", "password": PASSWORD}),
+            true,
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            json!({"email": "y@example.com", "role": "root", "password": PASSWORD}),
+            true,
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            json!({"email": "y@example.com", "role": "admin", "password": "password1"}),
+            true,
+            400,
+        ),
+        (Method::POST, "/api/v1/users", Some(&admin), json!({"email": "y@example.com"}), true, 400),
+        (
+            Method::POST,
+            "/api/v1/protected-users",
+            Some(&admin),
+            json!({"email": "p@example.com", "name": ""}),
+            true,
+            400,
+        ),
+        (Method::PATCH, "/api/v1/settings", Some(&admin), json!({"time_zone": "Mars/Olympus"}), true, 400),
+        (Method::PATCH, "/api/v1/users/123", Some(&admin), json!({"role": "admin"}), true, 404),
+        (Method::DELETE, "/api/v1/users/abc", Some(&admin), json!(null), true, 400),
+        // Anonymous.
+        (Method::POST, "/api/v1/invitations", None, json!({"email": "z@example.com", "role": "admin"}), true, 401),
+    ];
+    for (method, path, session, body, csrf, expected) in attempts {
+        let body = (!body.is_null()).then_some(body);
+        let (status, answer) = app.call_with(method.clone(), path, session, body, csrf).await;
+        assert_eq!(status, expected, "{method} {path}: {answer}");
+        assert!(answer["error"]["code"].is_string(), "a JSON error: {answer}");
+    }
+    let (status, body) = {
+        let wrong = Session { cookie: admin.cookie.clone(), csrf: "forged".into() };
+        app.call(
+            Method::POST,
+            "/api/v1/protected-users",
+            Some(&wrong),
+            Some(json!({"email": "p@example.com", "name": "P"})),
+        )
+        .await
+    };
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("csrf")));
+    let (_, me) = app.call(Method::GET, "/api/v1/session", Some(&admin), None).await;
+    let (status, body) =
+        app.call(Method::DELETE, &format!("/api/v1/users/{}", me["user"]["id"]), Some(&admin), None).await;
+    assert_eq!(status, 409, "the last admin cannot be deleted: {body}");
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{}", me["user"]["id"]),
+            Some(&admin),
+            Some(json!({"role": "auditor"})),
+        )
+        .await;
+    assert_eq!(status, 409, "nor demoted");
+    assert_eq!(app.count().await, before, "no event for any refused request");
+}
+
+/// Every route, for anonymous, auditor, analyst and admin: 401 without a session, 403 without
+/// the permission, through to the handler otherwise.
+async fn every_route_checks_the_current_role(app: App) {
+    let admin = app.sign_in(ADMIN, PASSWORD).await;
+    let (_, auditor) = app.user(&admin, "aud@example.com", "auditor").await;
+    let (_, analyst) = app.user(&admin, "ana@example.com", "analyst").await;
+    let body = |v: Value| Some(v);
+    // (method, path, body, [auditor, analyst, admin] allowed)
+    let routes: Vec<(Method, &str, Option<Value>, [bool; 3])> = vec![
+        (Method::GET, "/api/v1/session", None, [true, true, true]),
+        (Method::GET, "/api/v1/users", None, [true, false, true]),
+        (Method::POST, "/api/v1/users", body(json!({"email": "bad"})), [false, false, true]),
+        (Method::PATCH, "/api/v1/users/1", body(json!({"role": "auditor"})), [false, false, true]),
+        (Method::DELETE, "/api/v1/users/1", None, [false, false, true]),
+        (Method::GET, "/api/v1/invitations", None, [true, false, true]),
+        (Method::POST, "/api/v1/invitations", body(json!({"email": "bad", "role": "auditor"})), [false, false, true]),
+        (Method::DELETE, "/api/v1/invitations/1", None, [false, false, true]),
+        (Method::GET, "/api/v1/protected-users", None, [true, true, true]),
+        (Method::POST, "/api/v1/protected-users", body(json!({"email": "bad", "name": "x"})), [false, true, true]),
+        (Method::DELETE, "/api/v1/protected-users/1", None, [false, true, true]),
+        (Method::GET, "/api/v1/settings", None, [false, false, true]),
+        (Method::PATCH, "/api/v1/settings", body(json!({"lockout_minutes": 0})), [false, false, true]),
+        (
+            Method::PUT,
+            "/api/v1/account/password",
+            body(json!({"current_password": "x", "new_password": "y"})),
+            [true, true, true],
+        ),
+        (Method::POST, "/api/v1/account/totp/confirm", body(json!({"secret": "!", "code": "1"})), [true, true, true]),
+        (Method::DELETE, "/api/v1/account/totp", body(json!({"password": "x"})), [true, true, true]),
+    ];
+    let sessions = [&auditor, &analyst, &admin];
+    for (method, path, b, allowed) in &routes {
+        let (status, answer) = app.call(method.clone(), path, None, b.clone()).await;
+        assert_eq!(status, 401, "anonymous {method} {path}: {answer}");
+        for (i, session) in sessions.iter().enumerate() {
+            let (status, answer) = app.call(method.clone(), path, Some(session), b.clone()).await;
+            if allowed[i] {
+                assert!(status != 401 && status != 403, "role {i} {method} {path} should pass: {status} {answer}");
+            } else {
+                assert_eq!(status, 403, "role {i} {method} {path}: {answer}");
+            }
+        }
+    }
+    // The import takes CSV, not JSON.
+    let import = |s: &Session| {
+        app.http
+            .post(format!("{}/api/v1/protected-users/import", app.base))
+            .header("cookie", &s.cookie)
+            .header("x-csrf-token", &s.csrf)
+            .body("email,name\n")
+            .send()
+    };
+    assert_eq!(import(&auditor).await.unwrap().status(), 403);
+    assert_eq!(import(&analyst).await.unwrap().status(), 200);
+
+    // Console pages: anonymous is sent to sign in, a missing permission is 403.
+    let pages: [(&str, [bool; 3]); 4] = [
+        ("/users", [true, false, true]),
+        ("/protected-users", [true, true, true]),
+        ("/settings", [false, false, true]),
+        ("/account", [true, true, true]),
+    ];
+    for (path, allowed) in pages {
+        let resp = app.http.get(format!("{}{path}", app.base)).send().await.unwrap();
+        assert_eq!(resp.status(), 303, "anonymous {path}");
+        assert!(resp.headers()["location"].to_str().unwrap().starts_with("/login?next="), "{path}");
+        for (i, s) in sessions.iter().enumerate() {
+            let resp = app.http.get(format!("{}{path}", app.base)).header("cookie", &s.cookie).send().await.unwrap();
+            assert_eq!(resp.status(), if allowed[i] { 200 } else { 403 }, "role {i} {path}");
+        }
+    }
+
+    // A role change bites on the very next request.
+    let (_, me) = app.call(Method::GET, "/api/v1/session", Some(&analyst), None).await;
+    let id = me["user"]["id"].as_i64().unwrap();
+    let (status, _) =
+        app.call(Method::PATCH, &format!("/api/v1/users/{id}"), Some(&admin), body(json!({"role": "auditor"}))).await;
+    assert_eq!(status, 200);
+    let (status, _) = app.call(Method::DELETE, "/api/v1/protected-users/1", Some(&analyst), None).await;
+    assert_eq!(status, 403, "demoted: no longer allowed");
+    let (status, _) = app.call(Method::GET, "/api/v1/users", Some(&analyst), None).await;
+    assert_eq!(status, 200, "and now allowed what auditors may");
+}
+
+async fn sessions_end_by_expiry_and_deletion_with_a_logout(app: App) {
+    let admin = app.sign_in(ADMIN, PASSWORD).await;
+    let (_, idle) = app.user(&admin, "idle@example.com", "auditor").await;
+    let start = app.count().await;
+    // 29 minutes of quiet: still alive (the default idle timeout is 30 minutes).
+    app.clock.advance_micros(29 * 60 * 1_000_000);
+    assert_eq!(app.call(Method::GET, "/api/v1/session", Some(&admin), None).await.0, 200);
+    app.clock.advance_micros(2 * 60 * 1_000_000);
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/session", Some(&admin), None).await.0,
+        200,
+        "activity kept the admin's alive"
+    );
+    assert_eq!(app.call(Method::GET, "/api/v1/session", Some(&idle), None).await.0, 401, "idle for 31 minutes");
+    assert_eq!(app.accounts.end_expired_sessions().await.unwrap(), 0, "already ended, once");
+    let events = app.events().await;
+    let logout = find(&events, start, "logout");
+    assert_eq!((logout.user(), logout.body.details.as_str()), ("idle@example.com", "Session expired (idle timeout)"));
+
+    // The background sweep ends sessions nobody uses any more.
+    let (_, quiet) = app.user(&admin, "quiet@example.com", "auditor").await;
+    let from = app.count().await;
+    // 31 + 23 × 29 = 698 minutes: the admin, active, is still within the 12-hour limit.
+    for _ in 0..23 {
+        app.clock.advance_micros(29 * 60 * 1_000_000);
+        assert_eq!(app.call(Method::GET, "/api/v1/session", Some(&admin), None).await.0, 200);
+    }
+    assert_eq!(app.accounts.end_expired_sessions().await.unwrap(), 1, "quiet's idle session");
+    assert_eq!(app.call(Method::GET, "/api/v1/session", Some(&quiet), None).await.0, 401);
+    // 727 minutes: the admin's session reaches its absolute limit, whatever the activity.
+    app.clock.advance_micros(29 * 60 * 1_000_000);
+    assert_eq!(app.call(Method::GET, "/api/v1/session", Some(&admin), None).await.0, 401, "absolute limit");
+    let events = app.events().await;
+    let reasons: Vec<&str> =
+        events[from..].iter().filter(|e| e.body.action.code() == "logout").map(|e| e.body.details.as_str()).collect();
+    assert_eq!(reasons, ["Session expired (idle timeout)", "Session expired (absolute limit)"]);
+}
+
+async fn lockout_after_repeated_failures_is_recorded(app: App) {
+    let admin = app.sign_in(ADMIN, PASSWORD).await;
+    let (_, _) = app.user(&admin, "dan@example.com", "auditor").await;
+    let start = app.count().await;
+    for _ in 0..10 {
+        let (status, _) = app
+            .call(
+                Method::POST,
+                "/api/v1/session",
+                None,
+                Some(json!({"email": "dan@example.com", "password": "nope nope nope"})),
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+    let (status, body) = app
+        .call(Method::POST, "/api/v1/session", None, Some(json!({"email": "dan@example.com", "password": PASSWORD})))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("sign_in_failed")),
+        "locked: the right password fails too, same message"
+    );
+    let events = app.events().await;
+    let locked = find(&events, start, "account.locked");
+    assert_eq!(locked.body.target.as_ref().unwrap().display, "dan@example.com");
+    assert!(locked.body.details.contains("after 10 consecutive failed sign-ins"), "{}", locked.body.details);
+    let last = events.last().unwrap();
+    assert_eq!((last.body.action.code(), last.body.details.as_str()), ("login.failed", "Account locked"));
+    app.clock.advance_micros(31 * 60 * 1_000_000);
+    app.sign_in("dan@example.com", PASSWORD).await;
+}
+
+async fn totp_codes_work_once_and_wrong_codes_are_failed_verification(app: App) {
+    let admin = app.sign_in(ADMIN, PASSWORD).await;
+    let (status, enrol) = app.call(Method::POST, "/api/v1/account/totp", Some(&admin), None).await;
+    assert_eq!(status, 200);
+    assert!(enrol["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/"));
+    assert!(enrol["qr_svg"].as_str().unwrap().contains("<svg"));
+    let secret = logbook_store::accounts::TotpSecret(enrol["secret"].as_str().unwrap().to_owned());
+    let code = |t: Timestamp| logbook_accounts::totp::code_at(&secret, t).unwrap();
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/account/totp/confirm",
+            Some(&admin),
+            Some(json!({"secret": secret.0, "code": "000000"})),
+        )
+        .await;
+    assert_eq!(status, 400, "a wrong code does not enrol");
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/account/totp/confirm",
+            Some(&admin),
+            Some(json!({"secret": secret.0, "code": code(app.clock.now_ts())})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    app.clock.advance_micros(60 * 1_000_000);
+
+    let start = app.count().await;
+    let (status, body) =
+        app.call(Method::POST, "/api/v1/session", None, Some(json!({"email": ADMIN, "password": PASSWORD}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("totp_required")));
+    let pending = body["error"]["pending"].as_str().unwrap().to_owned();
+    let step = |code: String| json!({"email": "", "password": "", "pending": pending, "totp": code});
+    let (status, _) = app.call(Method::POST, "/api/v1/session", None, Some(step("123456".into()))).await;
+    assert_eq!(status, 401);
+    let good = code(app.clock.now_ts());
+    let (status, _) = app.call(Method::POST, "/api/v1/session", None, Some(step(good.clone()))).await;
+    assert_eq!(status, 200);
+    let (status, _) = app.call(Method::POST, "/api/v1/session", None, Some(step(good))).await;
+    assert_eq!(status, 401, "the same code does not work twice");
+    let events = app.events().await;
+    let kinds: Vec<(&str, &str)> =
+        events[start..].iter().map(|e| (e.body.action.code(), e.body.details.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("login.failed", "Failed verification (wrong TOTP code)"),
+            ("login.success", "Method: password + TOTP"),
+            ("login.failed", "Failed verification (TOTP code already used)"),
+        ]
+    );
+}
+
+async fn protected_users_import_reports_rows_and_records_each(app: App) {
+    let admin = app.sign_in(ADMIN, PASSWORD).await;
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/protected-users",
+            Some(&admin),
+            Some(json!({"email": "old@example.com", "name": "Already There"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let start = app.count().await;
+    let csv = "Email,Name\nada@example.com,Ada Lovelace\nnot-an-email,Nobody\n\"grace@example.com\",\"Hopper, Grace\"\nold@example.com,Again\nada@example.com,Twice\nzoe@example.com,\n";
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/protected-users/import", app.base))
+        .header("cookie", &admin.cookie)
+        .header("x-csrf-token", &admin.csrf)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let report: Value = resp.json().await.unwrap();
+    assert_eq!(report["added"], 2, "{report}");
+    let lines: Vec<i64> = report["errors"].as_array().unwrap().iter().map(|e| e["line"].as_i64().unwrap()).collect();
+    assert_eq!(lines, [3, 5, 6, 7], "{report}");
+    let events = app.events().await;
+    let added: Vec<&str> = events[start..]
+        .iter()
+        .filter(|e| e.body.action.code() == "protected_user.added")
+        .map(|e| e.body.target.as_ref().unwrap().display.as_str())
+        .collect();
+    assert_eq!(added.len(), 2);
+    assert!(added.contains(&"ada@example.com") && added.contains(&"grace@example.com"));
+    let (_, page) = app.call(Method::GET, "/api/v1/protected-users?q=hopper", Some(&admin), None).await;
+    assert_eq!(page["protected_users"][0]["name"], "Hopper, Grace");
+    let (status, _) = app.call(Method::GET, "/api/v1/protected-users?limit=0", Some(&admin), None).await;
+    assert_eq!(status, 400);
+}
+
+async fn settings_changes_are_validated_and_recorded(app: App) {
+    let admin = app.sign_in(ADMIN, PASSWORD).await;
+    let (status, s) = app.call(Method::GET, "/api/v1/settings", Some(&admin), None).await;
+    assert_eq!((status, s["time_zone"].as_str(), s["session_idle_minutes"].as_u64()), (200, Some("UTC"), Some(30)));
+    let start = app.count().await;
+    let (status, s) = app
+        .call(
+            Method::PATCH,
+            "/api/v1/settings",
+            Some(&admin),
+            Some(json!({"time_zone": "Europe/Berlin", "lockout_threshold": 5})),
+        )
+        .await;
+    assert_eq!(
+        (status, s["time_zone"].as_str(), s["lockout_threshold"].as_u64()),
+        (200, Some("Europe/Berlin"), Some(5))
+    );
+    let (status, body) =
+        app.call(Method::PATCH, "/api/v1/settings", Some(&admin), Some(json!({"timezone": "UTC"}))).await;
+    assert_eq!(status, 400, "unknown fields are refused: {body}");
+    let events = app.events().await;
+    let e = find(&events, start, "settings.updated");
+    assert_eq!(e.body.fields["old.time_zone"], "UTC");
+    assert_eq!(e.body.fields["new.time_zone"], "Europe/Berlin");
+    assert!(e.body.details.contains("time_zone changed from UTC to Europe/Berlin"), "{}", e.body.details);
+    assert_eq!(events.len(), start + 1);
+}
+
+async fn a_change_whose_event_cannot_be_stored_is_not_made(app: App) {
+    let admin = app.sign_in(ADMIN, PASSWORD).await;
+    let before = app.count().await;
+    app.store.fail_before_commit.store(1, Ordering::SeqCst);
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"email": "eve@example.com", "role": "admin", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(!body.to_string().contains("injected"), "internal details are not sent: {body}");
+    let (_, users) = app.call(Method::GET, "/api/v1/users", Some(&admin), None).await;
+    assert!(!users.to_string().contains("eve@example.com"), "the user was not added");
+    assert_eq!(app.count().await, before, "and nothing was recorded");
+    app.store.fail_before_commit.store(1, Ordering::SeqCst);
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/protected-users",
+            Some(&admin),
+            Some(json!({"email": "p@example.com", "name": "P"})),
+        )
+        .await;
+    assert_eq!(status, 503);
+    let (_, page) = app.call(Method::GET, "/api/v1/protected-users", Some(&admin), None).await;
+    assert_eq!(page["protected_users"].as_array().unwrap().len(), 0);
+    // Once the store works again, so does the change.
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/protected-users",
+            Some(&admin),
+            Some(json!({"email": "p@example.com", "name": "P"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+}
+
+trait Now {
+    fn now_ts(&self) -> Timestamp;
+}
+
+impl Now for ManualClock {
+    fn now_ts(&self) -> Timestamp {
+        logbook_core::Clock::now(self)
+    }
+}
