@@ -4,6 +4,7 @@
 //! port: tests use port 0 and drive the real server like a client). `main` only parses the
 //! configuration, chooses the store from the URL, and calls it.
 
+mod cursor;
 pub mod error;
 mod extract;
 pub mod keys;
@@ -38,6 +39,9 @@ pub struct Settings {
     pub checkpoint_interval: Duration,
     /// The organization of the platform itself (single-tenant installations have only this one).
     pub default_org: OrgSlug,
+    /// The platform's time zone: day bounds of queries and the local times shown. Until the
+    /// settings page stores it, this is where it comes from (default UTC).
+    pub time_zone: jiff::tz::TimeZone,
 }
 
 impl Settings {
@@ -50,6 +54,7 @@ impl Settings {
             origin_prefix: "logbook.local".into(),
             checkpoint_interval: Duration::from_secs(1),
             default_org: OrgSlug::default_org(),
+            time_zone: jiff::tz::TimeZone::UTC,
         }
     }
 }
@@ -74,6 +79,10 @@ pub(crate) struct AppState {
     pub log: Arc<LogService>,
     pub default_org: Org,
     pub metrics: Arc<metrics::Metrics>,
+    pub time_zone: jiff::tz::TimeZone,
+    /// Authenticates query cursors. Derived from the checkpoint signing key, so every process
+    /// of a cluster (which shares that key) accepts the cursors of the others.
+    pub cursor_key: Arc<cursor::CursorKey>,
 }
 
 #[derive(Debug)]
@@ -99,6 +108,7 @@ impl Application {
             ));
         }
         let signer = keys::load_or_create(settings, &*random)?;
+        let cursor_key = Arc::new(cursor::CursorKey::derive(signer.secret()));
         let config = LogConfig {
             origin_prefix: settings.origin_prefix.clone(),
             checkpoint_interval: settings.checkpoint_interval,
@@ -109,7 +119,8 @@ impl Application {
         let default_org = log.org(&settings.default_org).await?;
         log.start_all().await?;
         let metrics = Arc::new(metrics::Metrics::new(log.metrics()));
-        let state = AppState { log: log.clone(), default_org, metrics };
+        let state =
+            AppState { log: log.clone(), default_org, metrics, time_zone: settings.time_zone.clone(), cursor_key };
         let router = routes::router(state);
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await

@@ -14,6 +14,7 @@ use crate::{ApiError, AppState};
 pub mod events;
 pub mod health;
 pub mod integrity;
+pub mod query;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -25,7 +26,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/public-key", get(integrity::public_key))
         .route("/api/v1/proof/inclusion", get(integrity::inclusion))
         .route("/api/v1/proof/consistency", get(integrity::consistency))
-        .route("/api/v1/events", post(events::ingest))
+        .route("/api/v1/events", post(events::ingest).get(query::list))
+        .route("/api/v1/events/export", get(query::export))
+        .route("/api/v1/users-in-log", get(query::users_in_log))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), common_headers))
         .layer(TraceLayer::new_for_http())
