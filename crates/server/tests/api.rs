@@ -854,7 +854,7 @@ async fn csv_export_round_trips_hostile_values_and_is_audited(app: TestApp) {
     assert_eq!(text.as_bytes(), &expected[..], "byte for byte what the CLI's encoder writes");
 
     // The export is on record, with its filters, and NDJSON carries every field.
-    let (s, _, nd) = app.get_text("/api/v1/events/export?format=ndjson&q=Z%C3%B6%C3%AB").await;
+    let (s, _, nd) = app.get_text("/api/v1/events/export?format=ndjson&q=ZO%C3%8B").await;
     assert_eq!(s, 200);
     let lines: Vec<Value> = nd.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 1);
@@ -863,7 +863,7 @@ async fn csv_export_round_trips_hostile_values_and_is_audited(app: TestApp) {
     let audits = audit["events"].as_array().unwrap();
     assert_eq!(audits.len(), 2, "{audit}");
     assert_eq!(audits[0]["fields"]["format"], "ndjson");
-    assert_eq!(audits[0]["fields"]["filter.q"], "Zöë");
+    assert_eq!(audits[0]["fields"]["filter.q"], "ZOË");
     assert_eq!(audits[1]["fields"]["filter.actions"], "login.failed");
     assert_eq!(audits[1]["actor"], json!({"type": "api_token", "id": "billing"}));
     assert!(audits[1]["details"].as_str().unwrap().contains("actions login.failed"), "{}", audits[1]);
