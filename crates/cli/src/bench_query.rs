@@ -14,7 +14,7 @@ use logbook_core::{Actor, Clock, ManualClock, OrgSlug, OsRandom, Source, SystemC
 use logbook_log::export::{seq_range, EventView};
 use logbook_log::{LogConfig, LogService};
 use logbook_server::{Application, Settings};
-use logbook_store::{EventFilter, Org, Store};
+use logbook_store::{EventFilter, Store};
 
 #[derive(Debug, Args)]
 pub struct BenchQueryArgs {

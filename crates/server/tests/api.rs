@@ -817,7 +817,7 @@ async fn csv_export_round_trips_hostile_values_and_is_audited(app: TestApp) {
     assert_eq!(s, 200, "{text}");
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/csv"));
     assert!(headers["content-disposition"].to_str().unwrap().starts_with("attachment; filename="));
-    assert!(text.ends_with("\r\n") && text.matches("\r\n").count() >= hostile.len() + 1, "CRLF records");
+    assert!(text.ends_with("\r\n") && text.matches("\r\n").count() > hostile.len(), "CRLF records");
     let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text.as_bytes());
     let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(header, logbook_log::export::CSV_HEADER);
