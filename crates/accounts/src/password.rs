@@ -171,8 +171,8 @@ mod tests {
         let h = Hasher::new(&random, 1, 2).unwrap();
         let attempts: Vec<_> = (0..12).map(|_| h.verify("x", None)).collect();
         let results = futures_lite(attempts).await;
-        assert!(results.iter().any(|r| *r == Err(HashError::Busy)), "{results:?}");
-        assert!(results.iter().any(|r| *r == Ok(false)));
+        assert!(results.contains(&Err(HashError::Busy)), "{results:?}");
+        assert!(results.contains(&Ok(false)));
     }
 
     async fn futures_lite<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {

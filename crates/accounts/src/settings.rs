@@ -57,6 +57,9 @@ fn in_range(field: &'static str, v: u32, min: u32, max: u32) -> Result<(), Setti
     }
 }
 
+/// One changed setting: (field, old value, new value).
+pub type Change = (&'static str, String, String);
+
 impl PlatformSettings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
@@ -85,8 +88,8 @@ impl PlatformSettings {
         Duration::from_secs(u64::from(self.lockout_minutes) * 60)
     }
 
-    /// The settings with `patch` applied (validated), and what changed: (field, old, new).
-    pub fn apply(&self, patch: &SettingsPatch) -> Result<(Self, Vec<(&'static str, String, String)>), SettingsError> {
+    /// The settings with `patch` applied (validated), and what changed.
+    pub fn apply(&self, patch: &SettingsPatch) -> Result<(Self, Vec<Change>), SettingsError> {
         let mut next = self.clone();
         let mut changes = Vec::new();
         macro_rules! field {

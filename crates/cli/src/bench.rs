@@ -407,7 +407,7 @@ async fn measure_verify(log: &LogService, org: &logbook_store::Org, store: Arc<S
     Ok(rate(report.size, t))
 }
 
-async fn fresh_pg_database(admin: &str, tag: &str) -> anyhow::Result<String> {
+pub(crate) async fn fresh_pg_database(admin: &str, tag: &str) -> anyhow::Result<String> {
     let (client, conn) =
         tokio_postgres::connect(admin, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
     tokio::spawn(conn);
@@ -418,7 +418,7 @@ async fn fresh_pg_database(admin: &str, tag: &str) -> anyhow::Result<String> {
     Ok(format!("{base}/{name}"))
 }
 
-async fn drop_pg_database(admin: &str, url: &str) {
+pub(crate) async fn drop_pg_database(admin: &str, url: &str) {
     if let (Ok((client, conn)), Some((_, name))) =
         (tokio_postgres::connect(admin, tokio_postgres::NoTls).await, url.rsplit_once('/'))
     {

@@ -47,6 +47,8 @@ pub enum Command {
     MigrateStore(MigrateArgs),
     /// Measure append, verify and proof speed against the raw engine, in one run.
     Bench(crate::bench::BenchArgs),
+    /// Measure the audit log's queries, export and API overhead on a demo-filled store.
+    BenchQuery(crate::bench_query::BenchQueryArgs),
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => export(a).await,
         Command::Demo(a) => crate::demo::run(a).await,
         Command::Bench(a) => crate::bench::run(a).await,
+        Command::BenchQuery(a) => crate::bench_query::run(a).await,
     }
 }
 
@@ -245,7 +246,7 @@ async fn export(a: crate::cli::ExportArgs) -> anyhow::Result<ExitCode> {
     use std::io::Write;
 
     use logbook_core::{Action, NewEvent, Outcome, Target};
-    use logbook_log::export::{for_each_event, parse_from, parse_to, seq_range, EventView, CSV_HEADER};
+    use logbook_log::export::{for_each_event, parse_from, parse_to, seq_range, ExportEncoder, ExportFormat};
 
     let tz = jiff::tz::TimeZone::get(&a.time_zone).with_context(|| format!("unknown time zone {:?}", a.time_zone))?;
     for code in &a.actions {
@@ -261,39 +262,24 @@ async fn export(a: crate::cli::ExportArgs) -> anyhow::Result<ExitCode> {
         user: a.user.clone(),
         actions: a.actions.clone(),
         seqs: seq_range(&*store, &org, from, to).await?,
+        text: None,
     };
 
     let stdout = std::io::stdout();
-    let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    // Streamed a page at a time; the writers only ever hold a buffer.
-    let mut csv_out = None;
-    let mut json_out = None;
-    match a.format {
-        crate::cli::ExportFormat::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            w.write_record(CSV_HEADER)?;
-            csv_out = Some(w);
-        }
-        crate::cli::ExportFormat::Ndjson => json_out = Some(out),
-    }
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let format = match a.format {
+        crate::cli::ExportFormat::Csv => ExportFormat::Csv,
+        crate::cli::ExportFormat::Ndjson => ExportFormat::Ndjson,
+    };
+    // Streamed a page at a time; the encoder only ever holds what the last rows produced.
+    let mut enc = ExportEncoder::new(format, tz.clone())?;
     let n = for_each_event(&*store, &org, &filter, |row| {
-        let view = EventView::from_row(row, &tz).map_err(std::io::Error::other)?;
-        if let Some(w) = csv_out.as_mut() {
-            w.write_record(view.csv_record()).map_err(std::io::Error::other)?;
-        }
-        if let Some(w) = json_out.as_mut() {
-            serde_json::to_writer(&mut *w, &view)?;
-            w.write_all(b"\n")?;
-        }
-        Ok(())
+        enc.row(row).map_err(std::io::Error::other)?;
+        out.write_all(&enc.take().map_err(std::io::Error::other)?)
     })
     .await;
-    if let Some(mut w) = csv_out {
-        w.flush()?;
-    }
-    if let Some(mut w) = json_out {
-        w.flush()?;
-    }
+    out.write_all(&enc.take()?)?;
+    out.flush()?;
     let n = n?;
 
     // The export itself is audited, with the filters that made it.

@@ -235,6 +235,34 @@ impl Scenario {
     }
 }
 
+/// Appends `events` scenario events through the real append path, their times walking evenly
+/// from `days` ago to now on `clock` (the log service's clock).
+pub async fn fill(
+    log: &LogService,
+    org: &logbook_store::Org,
+    clock: &ManualClock,
+    events: u64,
+    days: u64,
+    seed: u64,
+) -> anyhow::Result<u64> {
+    let now = SystemClock.now().as_micros();
+    let span = (days as i64) * 86_400_000_000;
+    // Small batches spread the times; big demos need big batches to finish in minutes.
+    let batch = (events / 20_000).clamp(1, 1000);
+    let mut scenario = Scenario::new(seed);
+    let mut done = 0u64;
+    while done < events {
+        let k = batch.min(events - done);
+        clock.set(Timestamp::from_micros(now - span + (span as f64 * done as f64 / events as f64) as i64));
+        log.append(org, (0..k).map(|_| scenario.next_event()).collect(), None).await?;
+        done += k;
+        if done % 1_000_000 < k {
+            eprintln!("{done} events…");
+        }
+    }
+    Ok(done)
+}
+
 pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let (loc, file) = location(&a.store)?;
     let store = store_url::open(&loc).await?;
@@ -248,20 +276,8 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let config = LogConfig { origin_prefix: settings.origin_prefix.clone(), ..LogConfig::default() };
     let log = LogService::new(store, clock.clone(), Arc::new(OsRandom), Arc::new(signer), config);
     let org = log.org(&OrgSlug::parse(&a.org)?).await?;
-    // Small batches spread the times; big demos need big batches to finish in minutes.
-    let batch = (a.events / 20_000).clamp(1, 1000);
-    let mut scenario = Scenario::new(a.seed);
     let started = std::time::Instant::now();
-    let mut done = 0u64;
-    while done < a.events {
-        let k = batch.min(a.events - done);
-        clock.set(Timestamp::from_micros(now - span + (span as f64 * done as f64 / a.events as f64) as i64));
-        log.append(&org, (0..k).map(|_| scenario.next_event()).collect(), None).await?;
-        done += k;
-        if done % 1_000_000 < k {
-            eprintln!("{done} events…");
-        }
-    }
+    let done = fill(&log, &org, &clock, a.events, a.days, a.seed).await?;
     clock.set(Timestamp::from_micros(SystemClock.now().as_micros()));
     log.shutdown().await;
     eprintln!("added {done} demo events to {} in {:.1} s", org.slug, started.elapsed().as_secs_f64());

@@ -120,6 +120,92 @@ impl EventView {
     }
 }
 
+/// What an export is written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// RFC 4180: CRLF line ends, quoted where needed, a header record, [`CSV_HEADER`] columns.
+    Csv,
+    /// One [`EventView`] JSON object per line.
+    Ndjson,
+}
+
+impl ExportFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Ndjson => "ndjson",
+        }
+    }
+}
+
+/// Where the CSV writer puts its bytes, shared with the encoder so that it can take them
+/// without giving up the writer (whose buffer `csv` keeps to itself).
+#[derive(Debug, Default)]
+struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn csv_writer() -> csv::Writer<Sink> {
+    csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Sink::default())
+}
+
+/// Turns rows into export bytes a piece at a time: what `logbook export` writes to stdout and
+/// the export API streams, so both produce the same bytes. Holds only the bytes not yet taken.
+#[derive(Debug)]
+pub struct ExportEncoder {
+    format: ExportFormat,
+    tz: TimeZone,
+    csv: Option<csv::Writer<Sink>>,
+    out: Vec<u8>,
+}
+
+impl ExportEncoder {
+    /// A new export; for CSV the header record is already in [`ExportEncoder::take`]'s bytes.
+    pub fn new(format: ExportFormat, tz: TimeZone) -> Result<Self, ExportError> {
+        let mut enc = Self { format, tz, csv: None, out: Vec::new() };
+        if format == ExportFormat::Csv {
+            let mut w = csv_writer();
+            w.write_record(CSV_HEADER).map_err(std::io::Error::other)?;
+            enc.csv = Some(w);
+        }
+        Ok(enc)
+    }
+
+    pub fn row(&mut self, row: &EventRow) -> Result<(), ExportError> {
+        let view = EventView::from_row(row, &self.tz).map_err(std::io::Error::other)?;
+        match &mut self.csv {
+            Some(w) => w.write_record(view.csv_record()).map_err(std::io::Error::other)?,
+            None => {
+                serde_json::to_writer(&mut self.out, &view).map_err(std::io::Error::other)?;
+                self.out.push(b'\n');
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes encoded since the last call.
+    pub fn take(&mut self) -> Result<Vec<u8>, ExportError> {
+        if let Some(w) = &mut self.csv {
+            w.flush()?;
+            return Ok(std::mem::take(&mut *w.get_ref().0.lock().unwrap_or_else(|p| p.into_inner())));
+        }
+        Ok(std::mem::take(&mut self.out))
+    }
+
+    pub fn format(&self) -> ExportFormat {
+        self.format
+    }
+}
+
 /// A `from`/`to` bound: an RFC 3339 instant, or a `YYYY-MM-DD` date read as a whole day in the
 /// platform's zone (`to` includes its day).
 #[derive(Debug, thiserror::Error)]
@@ -181,13 +267,13 @@ pub async fn for_each_event(
     let mut n = 0;
     loop {
         let page = store.query_events(org.id, filter, before, PAGE).await?;
-        for row in &page {
+        for row in &page.rows {
             each(row)?;
         }
-        n += page.len() as u64;
-        match page.last() {
-            Some(last) if page.len() == PAGE => before = last.seq,
-            _ => return Ok(n),
+        n += page.rows.len() as u64;
+        match page.next_before {
+            Some(next) => before = next,
+            None => return Ok(n),
         }
     }
 }

@@ -16,6 +16,7 @@ mod error;
 pub mod export;
 pub mod metrics;
 pub mod proofs;
+pub mod search;
 pub mod sequencer;
 pub mod tokens;
 pub mod witness;
@@ -80,6 +81,8 @@ pub(crate) struct Shared {
     pub signer: Arc<CheckpointSigner>,
     pub config: LogConfig,
     pub metrics: LogMetrics,
+    /// Woken by every commit: the search indexer has new events to add.
+    pub search_wakeup: tokio::sync::Notify,
 }
 
 #[derive(Debug)]
@@ -88,6 +91,7 @@ pub struct LogService {
     sequencers: Mutex<HashMap<i64, SequencerHandle>>,
     orgs: std::sync::RwLock<HashMap<i64, Org>>,
     closing: std::sync::atomic::AtomicBool,
+    search_indexer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl LogService {
@@ -99,10 +103,19 @@ impl LogService {
         config: LogConfig,
     ) -> Arc<Self> {
         Arc::new(Self {
-            shared: Arc::new(Shared { store, clock, random, signer, config, metrics: LogMetrics::default() }),
+            shared: Arc::new(Shared {
+                store,
+                clock,
+                random,
+                signer,
+                config,
+                metrics: LogMetrics::default(),
+                search_wakeup: tokio::sync::Notify::new(),
+            }),
             sequencers: Mutex::new(HashMap::new()),
             orgs: std::sync::RwLock::new(HashMap::new()),
             closing: std::sync::atomic::AtomicBool::new(false),
+            search_indexer: std::sync::Mutex::new(None),
         })
     }
 
@@ -169,7 +182,17 @@ impl LogService {
         for org in self.shared.store.orgs().await? {
             self.sequencer(&org).await?;
         }
+        self.start_search_indexer();
         Ok(())
+    }
+
+    /// Starts the background task that keeps every log's free-text index caught up (see
+    /// [`search`]). One-shot commands do not start it; `serve` does.
+    pub fn start_search_indexer(&self) {
+        let mut slot = self.search_indexer.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(tokio::spawn(search::run_indexer(self.shared.clone())));
+        }
     }
 
     async fn sequencer(&self, org: &Org) -> Result<SequencerHandle, AppendError> {
@@ -222,6 +245,10 @@ impl LogService {
     /// Stops taking appends, commits what is queued, signs the final checkpoints.
     pub async fn shutdown(&self) {
         self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+        // The index is derived data: stopping mid-batch loses nothing (its transaction rolls back).
+        if let Some(h) = self.search_indexer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            h.abort();
+        }
         let handles: Vec<_> = self.sequencers.lock().await.drain().map(|(_, h)| h).collect();
         for h in handles {
             h.close().await;

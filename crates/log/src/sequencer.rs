@@ -244,6 +244,8 @@ impl Sequencer {
                     m.log_size.set(self.edge.size() as i64);
                     self.last_time = now;
                     self.set_health(Ok(()));
+                    // The search indexer picks the new events up now rather than at its next tick.
+                    self.shared.search_wakeup.notify_one();
                     outputs.reverse();
                     for (s, (first_seq, count)) in batch.into_iter().zip(spans) {
                         let output = if s.mutation.is_some() { outputs.pop() } else { None };

@@ -6,6 +6,7 @@
 
 mod auth;
 mod console;
+mod cursor;
 pub mod error;
 mod extract;
 pub mod keys;
@@ -91,6 +92,9 @@ pub(crate) struct AppState {
     pub accounts: Arc<logbook_accounts::Accounts>,
     /// Whether the session cookie is marked `Secure` (served over HTTPS).
     pub secure_cookies: bool,
+    /// Authenticates query cursors. Derived from the checkpoint signing key, so every process
+    /// of a cluster (which shares that key) accepts the cursors of the others.
+    pub cursor_key: Arc<cursor::CursorKey>,
 }
 
 #[derive(Debug)]
@@ -120,6 +124,7 @@ impl Application {
         }
         let signer = keys::load_or_create(settings, &*random)?;
         let mac_secret = signer.secret().to_owned();
+        let cursor_key = Arc::new(cursor::CursorKey::derive(signer.secret()));
         let config = LogConfig {
             origin_prefix: settings.origin_prefix.clone(),
             checkpoint_interval: settings.checkpoint_interval,
@@ -149,6 +154,7 @@ impl Application {
             metrics,
             accounts: accounts.clone(),
             secure_cookies: public_url.starts_with("https://"),
+            cursor_key,
         };
         let router = routes::router(state);
         Ok(Self { listener, router, log, accounts, setup_link, sweep_interval: settings.session_sweep_interval })

@@ -5,20 +5,22 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{events, health, integrity};
+use crate::routes::{events, health, integrity, query};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Logbook API", description = "The audit log of the platform: ingestion, checkpoints and proofs."),
+    info(title = "Logbook API", description = "The audit log of the platform: ingestion, queries and exports, checkpoints and proofs."),
     paths(
         health::healthz, health::readyz, health::metrics,
         integrity::checkpoint, integrity::public_key, integrity::inclusion, integrity::consistency,
         events::ingest,
+        query::list, query::export, query::users_in_log,
     ),
     components(schemas(
         crate::error::ErrorBody, crate::error::ErrorDetail,
         integrity::InclusionProofBody, integrity::ConsistencyProofBody,
         events::EventInput, events::ActorInput, events::TargetInput, events::SourceInput, events::IngestResponse,
+        query::EventList, query::UserList,
     )),
     modifiers(&BearerToken),
 )]

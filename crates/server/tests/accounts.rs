@@ -354,7 +354,9 @@ async fn refused_requests_record_nothing(app: App) {
     let admin = app.sign_in(ADMIN, PASSWORD).await;
     let (_, analyst) = app.user(&admin, "ann@example.com", "analyst").await;
     let before = app.count().await;
-    let attempts: Vec<(Method, &str, Option<&Session>, Value, bool, u16)> = vec![
+    // (method, path, session, body, send the CSRF token, expected status)
+    type Attempt<'a> = (Method, &'a str, Option<&'a Session>, Value, bool, u16);
+    let attempts: Vec<Attempt> = vec![
         // Missing permission.
         (
             Method::POST,

@@ -21,13 +21,15 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
 use logbook_integrity::tree::{TileId, TileRow};
 use logbook_store::{
-    merge_newest_first, ApiToken, CommitBatch, CommitError, EventFilter, EventRow, IdempotencyRecord, LogHead, LogLock,
-    Mutation, MutationError, MutationOutput, Org, Store, StoreError, StoredCheckpoint,
+    merge_newest_first, search_text_of, ApiToken, CommitBatch, CommitError, EventFilter, EventPage, EventRow,
+    IdempotencyRecord, LogHead, LogLock, Mutation, MutationError, MutationOutput, Org, Store, StoreError,
+    StoredCheckpoint, SHORT_NEEDLE_SCAN_ROWS, TRIGRAM_MIN_CHARS,
 };
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("accounts.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("accounts.sql"), include_str!("search.sql")];
 
 /// How many schema versions this build applies.
 pub const MIGRATION_COUNT: usize = MIGRATIONS.len();
@@ -36,6 +38,7 @@ pub const MIGRATION_COUNT: usize = MIGRATIONS.len();
 const LOCK_MIGRATIONS: i32 = 0x4c42_0001;
 const LOCK_LOG: i32 = 0x4c42_0002;
 const LOCK_SEQUENCER: i32 = 0x4c42_0003;
+const LOCK_SEARCH: i32 = 0x4c42_0004;
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -214,6 +217,146 @@ async fn head(c: &impl deadpool_postgres::GenericClient, org: OrgId) -> Result<L
         .unwrap_or_default())
 }
 
+async fn search_indexed(c: &impl deadpool_postgres::GenericClient, org: OrgId) -> Result<u64, StoreError> {
+    let row = c.query_opt("SELECT indexed FROM search_progress WHERE org = $1", &[&org.0]).await.map_err(pg)?;
+    Ok(row.map(|r| u(r.get(0))).unwrap_or(0))
+}
+
+/// A page without text filter: one index walk per action, newest first, merged.
+async fn plain_page(
+    c: &impl deadpool_postgres::GenericClient,
+    org: OrgId,
+    filter: &EventFilter,
+    before: u64,
+    limit: usize,
+) -> Result<Vec<EventRow>, StoreError> {
+    let (lo, hi, lim) = (i(filter.seqs.start), i(filter.upper(before)), limit as i64);
+    let mut pages = Vec::new();
+    for action in filter.single_action_queries() {
+        let sql = format!(
+            "SELECT seq, time_us, action, \"user\", leaf, leaf_hash FROM events
+             WHERE org = $1 AND seq >= $2 AND seq < $3{}{} ORDER BY seq DESC LIMIT $4",
+            if filter.user.is_some() { " AND \"user\" = $5" } else { "" },
+            match (filter.user.is_some(), action.is_some()) {
+                (true, true) => " AND action = $6",
+                (false, true) => " AND action = $5",
+                _ => "",
+            },
+        );
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&org.0, &lo, &hi, &lim];
+        if let Some(u) = &filter.user {
+            params.push(u);
+        }
+        if let Some(a) = &action {
+            params.push(a);
+        }
+        let rows = c.query(&sql, &params).await.map_err(pg)?;
+        pages.push(rows.iter().map(event_from_row).collect::<Result<Vec<_>, _>>()?);
+    }
+    Ok(merge_newest_first(pages, limit))
+}
+
+/// Rows decoded per step of the scan of the events the indexer has not reached yet.
+const TAIL_CHUNK: usize = 1000;
+/// The first window of seqs a trigram search looks in; each next one is twice as wide. Narrow
+/// windows keep a common needle's first page cheap (PostgreSQL would otherwise collect every
+/// match from the GIN index before sorting); widening keeps a rare needle's cost near one pass.
+const FIRST_WINDOW: u64 = 16_384;
+
+/// `LIKE` pattern for a substring: the needle with its wildcards and escape character escaped.
+fn like_pattern(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for ch in needle.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
+
+/// A page with a text filter: first the events above the indexer's progress, matched by decoding
+/// them; then the indexed ones, from the trigram index in widening windows of seqs (or a bounded
+/// scan for a needle too short to have a trigram).
+async fn text_page(
+    c: &impl deadpool_postgres::GenericClient,
+    org: OrgId,
+    filter: &EventFilter,
+    needle: &str,
+    before: u64,
+    limit: usize,
+) -> Result<EventPage, StoreError> {
+    let indexed = search_indexed(c, org).await?;
+    let lo = filter.seqs.start;
+    let mut hi = filter.upper(before);
+    let mut rows: Vec<EventRow> = Vec::new();
+    let plain = filter.without_text();
+    let tail_lo = lo.max(indexed);
+    while hi > tail_lo && rows.len() < limit {
+        let range = EventFilter { seqs: tail_lo..hi, ..plain.clone() };
+        let chunk = plain_page(c, org, &range, hi, TAIL_CHUNK).await?;
+        let Some(last) = chunk.last().map(|r| r.seq) else { break };
+        for r in chunk {
+            if rows.len() == limit {
+                return Ok(EventPage::complete(rows, limit));
+            }
+            if search_text_of(&r)?.contains(needle) {
+                rows.push(r);
+            }
+        }
+        hi = last;
+    }
+    if rows.len() == limit {
+        return Ok(EventPage::complete(rows, limit));
+    }
+    let mut hi = hi.min(tail_lo);
+    let short = needle.chars().count() < TRIGRAM_MIN_CHARS;
+    let floor = if short { lo.max(hi.saturating_sub(SHORT_NEEDLE_SCAN_ROWS)) } else { lo };
+    let condition = if short { "strpos(s.text, $4) > 0" } else { "s.text LIKE $4" };
+    let pattern = if short { needle.to_owned() } else { like_pattern(needle) };
+    let mut sql = format!(
+        "SELECT e.seq, e.time_us, e.action, e.\"user\", e.leaf, e.leaf_hash FROM event_search s
+         JOIN events e ON e.org = s.org AND e.seq = s.seq
+         WHERE s.org = $1 AND s.seq >= $2 AND s.seq < $3 AND {condition}"
+    );
+    let mut extra: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    if let Some(u) = &filter.user {
+        extra.push(Box::new(u.clone()));
+        sql.push_str(&format!(" AND e.\"user\" = ${}", 5 + extra.len() - 1));
+    }
+    if !filter.actions.is_empty() {
+        extra.push(Box::new(filter.actions.clone()));
+        sql.push_str(&format!(" AND e.action = ANY(${})", 5 + extra.len() - 1));
+    }
+    sql.push_str(&format!(" ORDER BY s.seq DESC LIMIT ${}", 5 + extra.len()));
+    let stmt = c.prepare(&sql).await.map_err(pg)?;
+    let mut window = FIRST_WINDOW;
+    while hi > floor && rows.len() < limit {
+        let start = floor.max(hi.saturating_sub(window));
+        let want = (limit - rows.len()) as i64;
+        let (a, b) = (i(start), i(hi));
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&org.0, &a, &b, &pattern];
+        params.extend(extra.iter().map(|p| &**p as &(dyn ToSql + Sync)));
+        params.push(&want);
+        let found = c.query(&stmt, &params).await.map_err(pg)?;
+        for r in &found {
+            rows.push(event_from_row(r)?);
+        }
+        hi = start;
+        window = window.saturating_mul(2);
+    }
+    let next_before = if rows.len() >= limit {
+        rows.last().map(|r| r.seq)
+    } else if hi > lo {
+        Some(hi)
+    } else {
+        None
+    };
+    Ok(EventPage { rows, next_before })
+}
+
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
@@ -368,32 +511,54 @@ impl Store for PgStore {
         filter: &EventFilter,
         before: u64,
         limit: usize,
-    ) -> Result<Vec<EventRow>, StoreError> {
+    ) -> Result<EventPage, StoreError> {
         let c = self.client().await?;
-        let (lo, hi, lim) = (i(filter.seqs.start), i(filter.upper(before)), limit as i64);
-        let mut pages = Vec::new();
-        for action in filter.single_action_queries() {
-            let sql = format!(
-                "SELECT seq, time_us, action, \"user\", leaf, leaf_hash FROM events
-                 WHERE org = $1 AND seq >= $2 AND seq < $3{}{} ORDER BY seq DESC LIMIT $4",
-                if filter.user.is_some() { " AND \"user\" = $5" } else { "" },
-                match (filter.user.is_some(), action.is_some()) {
-                    (true, true) => " AND action = $6",
-                    (false, true) => " AND action = $5",
-                    _ => "",
-                },
-            );
-            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&org.0, &lo, &hi, &lim];
-            if let Some(u) = &filter.user {
-                params.push(u);
-            }
-            if let Some(a) = &action {
-                params.push(a);
-            }
-            let rows = c.query(&sql, &params).await.map_err(pg)?;
-            pages.push(rows.into_iter().map(|r| event_from_row(&r)).collect::<Result<Vec<_>, _>>()?);
+        match filter.needle() {
+            None => Ok(EventPage::complete(plain_page(&c, org, filter, before, limit).await?, limit)),
+            Some(needle) => text_page(&c, org, filter, &needle, before, limit).await,
         }
-        Ok(merge_newest_first(pages, limit))
+    }
+
+    async fn index_search_text(&self, org: OrgId, max: usize) -> Result<u64, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        // Indexers of several processes take turns; appends do not wait for them.
+        tx.execute("SELECT pg_advisory_xact_lock($1, $2::int)", &[&LOCK_SEARCH, &(org.0 as i32)]).await.map_err(pg)?;
+        let from = search_indexed(&tx, org).await?;
+        let rows: Vec<EventRow> = tx
+            .query(
+                "SELECT seq, time_us, action, \"user\", leaf, leaf_hash FROM events WHERE org = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+                &[&org.0, &i(from), &(max as i64)],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<_, _>>()?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let seqs: Vec<i64> = rows.iter().map(|r| i(r.seq)).collect();
+        let texts: Vec<String> = rows.iter().map(search_text_of).collect::<Result<_, _>>()?;
+        tx.execute(
+            "INSERT INTO event_search (org, seq, text) SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[])",
+            &[&org.0, &seqs, &texts],
+        )
+        .await
+        .map_err(pg)?;
+        let n = rows.len() as u64;
+        tx.execute(
+            "INSERT INTO search_progress (org, indexed) VALUES ($1, $2) ON CONFLICT (org) DO UPDATE SET indexed = excluded.indexed",
+            &[&org.0, &i(from + n)],
+        )
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(n)
+    }
+
+    async fn search_indexed(&self, org: OrgId) -> Result<u64, StoreError> {
+        search_indexed(&self.client().await?, org).await
     }
 
     async fn seq_at_or_after(&self, org: OrgId, t: Timestamp) -> Result<u64, StoreError> {

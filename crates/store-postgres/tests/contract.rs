@@ -111,6 +111,33 @@ async fn two_stores_starting_together_migrate_once() {
 }
 
 #[tokio::test]
+async fn a_store_from_before_search_is_upgraded_and_backfilled() {
+    let Some(url) = testing::fresh_database().await else { return };
+    let slug = logbook_core::OrgSlug::default_org();
+    {
+        let store = PgStore::connect(&url).await.unwrap();
+        let org = store.ensure_org(&slug, logbook_core::Timestamp::from_micros(1)).await.unwrap();
+        store.commit(org.id, LogWriter::new(org.id, &slug).batch(500)).await.unwrap();
+    }
+    // Back to version 1, as a store made before free-text search.
+    let c = raw(&url).await;
+    c.batch_execute(
+        "DROP TABLE event_search; DROP TABLE search_progress; DELETE FROM logbook_migrations WHERE version = 3",
+    )
+    .await
+    .unwrap();
+    let store = PgStore::connect(&url).await.unwrap();
+    let org = store.org(&slug).await.unwrap().unwrap();
+    let filter = logbook_store::EventFilter { text: Some("USER3@".into()), ..Default::default() };
+    let want: Vec<u64> = (0..500).rev().filter(|s| s % 7 == 3).collect();
+    let seqs = |p: logbook_store::EventPage| p.rows.iter().map(|r| r.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.query_events(org.id, &filter, u64::MAX, 500).await.unwrap()), want, "found before backfill");
+    while store.index_search_text(org.id, 128).await.unwrap() > 0 {}
+    assert_eq!(store.search_indexed(org.id).await.unwrap(), 500);
+    assert_eq!(seqs(store.query_events(org.id, &filter, u64::MAX, 500).await.unwrap()), want, "and from the index");
+}
+
+#[tokio::test]
 async fn a_malformed_url_is_a_clear_error() {
     let err = PgStore::connect("postgres://[bad").await.unwrap_err().to_string();
     assert!(err.contains("malformed"), "{err}");

@@ -15,13 +15,15 @@ use async_trait::async_trait;
 use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
 use logbook_integrity::tree::{TileId, TileRow};
 use logbook_store::{
-    merge_newest_first, ApiToken, CommitBatch, CommitError, EventFilter, EventRow, IdempotencyRecord, LogHead,
-    Mutation, MutationError, MutationOutput, Org, Store, StoreError, StoredCheckpoint,
+    merge_newest_first, search_text_of, ApiToken, CommitBatch, CommitError, EventFilter, EventPage, EventRow,
+    IdempotencyRecord, LogHead, Mutation, MutationError, MutationOutput, Org, Store, StoreError, StoredCheckpoint,
+    SHORT_NEEDLE_SCAN_ROWS, TRIGRAM_MIN_CHARS,
 };
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 /// The schema, in order. `PRAGMA user_version` records how many are applied.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("accounts.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("accounts.sql"), include_str!("search.sql")];
 
 /// The name of the database file inside the data directory.
 pub const FILE_NAME: &str = "logbook.db";
@@ -109,6 +111,13 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.read_with(move |c| f(c).map_err(backend)).await
+    }
+
+    async fn read_with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let pool = self.readers.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
@@ -125,7 +134,7 @@ impl SqliteStore {
                     c
                 }
             };
-            let out = f(&conn).map_err(backend);
+            let out = f(&conn);
             let mut pool = pool.lock().unwrap_or_else(|p| p.into_inner());
             if pool.len() < 8 {
                 pool.push(conn);
@@ -259,6 +268,137 @@ fn org_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Org> {
     })
 }
 
+/// The rowid of an event in `event_search`: seqs stay below 2^40 (a trillion events per log).
+fn search_rowid(org: OrgId, seq: u64) -> i64 {
+    (org.0 << 40) | i(seq)
+}
+
+fn search_indexed(c: &Connection, org: OrgId) -> rusqlite::Result<u64> {
+    c.query_row("SELECT indexed FROM search_progress WHERE org = ?1", [org.0], |r| r.get::<_, i64>(0))
+        .optional()
+        .map(|n| n.map(u).unwrap_or(0))
+}
+
+/// A page without text filter: one index walk per action, newest first, merged.
+fn plain_page(
+    c: &Connection,
+    org: OrgId,
+    filter: &EventFilter,
+    before: u64,
+    limit: usize,
+) -> rusqlite::Result<Vec<EventRow>> {
+    let (lo, hi) = (i(filter.seqs.start), i(filter.upper(before)));
+    let mut pages = Vec::new();
+    for action in filter.single_action_queries() {
+        let sql = format!(
+            "SELECT seq, time_us, action, user, leaf, leaf_hash FROM events
+             WHERE org = ?1 AND seq >= ?2 AND seq < ?3{}{} ORDER BY seq DESC LIMIT ?4",
+            if filter.user.is_some() { " AND user = ?5" } else { "" },
+            if action.is_some() { " AND action = ?6" } else { "" },
+        );
+        let mut stmt = c.prepare_cached(&sql)?;
+        let mut params: Vec<(&str, &dyn rusqlite::ToSql)> = Vec::new();
+        let limit = limit as i64;
+        params.push(("?1", &org.0));
+        params.push(("?2", &lo));
+        params.push(("?3", &hi));
+        params.push(("?4", &limit));
+        if let Some(u) = &filter.user {
+            params.push(("?5", u));
+        }
+        if let Some(a) = &action {
+            params.push(("?6", a));
+        }
+        let rows: rusqlite::Result<Vec<EventRow>> = stmt.query_map(params.as_slice(), event_row)?.collect();
+        pages.push(rows?);
+    }
+    Ok(merge_newest_first(pages, limit))
+}
+
+/// Rows decoded per step of the scan of the events the indexer has not reached yet.
+const TAIL_CHUNK: usize = 1000;
+
+/// A page with a text filter: first the events above the indexer's progress, matched by decoding
+/// them; then the indexed ones, from the trigram index (or a bounded scan for a short needle).
+fn text_page(
+    c: &Connection,
+    org: OrgId,
+    filter: &EventFilter,
+    needle: &str,
+    before: u64,
+    limit: usize,
+) -> Result<EventPage, StoreError> {
+    let indexed = search_indexed(c, org).map_err(backend)?;
+    let lo = filter.seqs.start;
+    let mut hi = filter.upper(before);
+    let mut rows: Vec<EventRow> = Vec::new();
+    let plain = filter.without_text();
+    let tail_lo = lo.max(indexed);
+    while hi > tail_lo && rows.len() < limit {
+        let range = EventFilter { seqs: tail_lo..hi, ..plain.clone() };
+        let chunk = plain_page(c, org, &range, hi, TAIL_CHUNK).map_err(backend)?;
+        let Some(last) = chunk.last().map(|r| r.seq) else { break };
+        for r in chunk {
+            if rows.len() == limit {
+                return Ok(EventPage::complete(rows, limit));
+            }
+            if search_text_of(&r)?.contains(needle) {
+                rows.push(r);
+            }
+        }
+        hi = last;
+    }
+    if rows.len() == limit {
+        return Ok(EventPage::complete(rows, limit));
+    }
+    let hi = hi.min(tail_lo);
+    if hi <= lo {
+        return Ok(EventPage { rows, next_before: None });
+    }
+    let short = needle.chars().count() < TRIGRAM_MIN_CHARS;
+    // A short needle has no trigram: scan at most SHORT_NEEDLE_SCAN_ROWS seqs, then resume there.
+    let scan_lo = if short { lo.max(hi.saturating_sub(SHORT_NEEDLE_SCAN_ROWS)) } else { lo };
+    let mut sql = String::from(
+        "SELECT e.seq, e.time_us, e.action, e.user, e.leaf, e.leaf_hash FROM event_search CROSS JOIN events e
+         WHERE event_search.rowid >= ? AND event_search.rowid < ? AND e.org = ? AND e.seq = event_search.rowid - ?",
+    );
+    let mut args: Vec<Value> =
+        vec![search_rowid(org, scan_lo).into(), search_rowid(org, hi).into(), org.0.into(), (org.0 << 40).into()];
+    if short {
+        sql.push_str(" AND instr(event_search.text, ?) > 0");
+        args.push(needle.to_owned().into());
+    } else {
+        // An FTS5 string is a phrase of the needle's trigrams: a substring match, no wildcards.
+        sql.push_str(" AND event_search MATCH ?");
+        args.push(format!("\"{}\"", needle.replace('"', "\"\"")).into());
+    }
+    if let Some(u) = &filter.user {
+        sql.push_str(" AND e.user = ?");
+        args.push(u.clone().into());
+    }
+    if !filter.actions.is_empty() {
+        sql.push_str(&format!(" AND e.action IN ({})", vec!["?"; filter.actions.len()].join(", ")));
+        args.extend(filter.actions.iter().map(|a| Value::from(a.clone())));
+    }
+    sql.push_str(" ORDER BY event_search.rowid DESC LIMIT ?");
+    let want = limit - rows.len();
+    args.push((want as i64).into());
+    let found: Vec<EventRow> = c
+        .prepare_cached(&sql)
+        .and_then(|mut st| st.query_map(params_from_iter(args), event_row)?.collect())
+        .map_err(backend)?;
+    let full = found.len() == want;
+    rows.extend(found);
+    let next_before = if full {
+        rows.last().map(|r| r.seq)
+    } else if scan_lo > lo {
+        Some(scan_lo)
+    } else {
+        None
+    };
+    Ok(EventPage { rows, next_before })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -345,37 +485,46 @@ impl Store for SqliteStore {
         filter: &EventFilter,
         before: u64,
         limit: usize,
-    ) -> Result<Vec<EventRow>, StoreError> {
+    ) -> Result<EventPage, StoreError> {
         let filter = filter.clone();
-        self.read(move |c| {
-            let (lo, hi) = (i(filter.seqs.start), i(filter.upper(before)));
-            let mut pages = Vec::new();
-            for action in filter.single_action_queries() {
-                let sql = format!(
-                    "SELECT seq, time_us, action, user, leaf, leaf_hash FROM events
-                     WHERE org = ?1 AND seq >= ?2 AND seq < ?3{}{} ORDER BY seq DESC LIMIT ?4",
-                    if filter.user.is_some() { " AND user = ?5" } else { "" },
-                    if action.is_some() { " AND action = ?6" } else { "" },
-                );
-                let mut stmt = c.prepare_cached(&sql)?;
-                let mut params: Vec<(&str, &dyn rusqlite::ToSql)> = Vec::new();
-                let limit = limit as i64;
-                params.push(("?1", &org.0));
-                params.push(("?2", &lo));
-                params.push(("?3", &hi));
-                params.push(("?4", &limit));
-                if let Some(u) = &filter.user {
-                    params.push(("?5", u));
-                }
-                if let Some(a) = &action {
-                    params.push(("?6", a));
-                }
-                let rows: rusqlite::Result<Vec<EventRow>> = stmt.query_map(params.as_slice(), event_row)?.collect();
-                pages.push(rows?);
-            }
-            Ok(merge_newest_first(pages, limit))
+        self.read_with(move |c| match filter.needle() {
+            None => Ok(EventPage::complete(plain_page(c, org, &filter, before, limit).map_err(backend)?, limit)),
+            Some(needle) => text_page(c, org, &filter, &needle, before, limit),
         })
         .await
+    }
+
+    async fn index_search_text(&self, org: OrgId, max: usize) -> Result<u64, StoreError> {
+        self.write(move |c: &mut Connection| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let from = search_indexed(&tx, org).map_err(backend)?;
+            let rows: Vec<EventRow> = tx
+                .prepare_cached(
+                    "SELECT seq, time_us, action, user, leaf, leaf_hash FROM events WHERE org = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
+                )
+                .and_then(|mut st| st.query_map(params![org.0, i(from), max as i64], event_row)?.collect())
+                .map_err(backend)?;
+            {
+                let mut ins =
+                    tx.prepare_cached("INSERT INTO event_search (rowid, text) VALUES (?1, ?2)").map_err(backend)?;
+                for r in &rows {
+                    ins.execute(params![search_rowid(org, r.seq), search_text_of(r)?]).map_err(backend)?;
+                }
+            }
+            let n = rows.len() as u64;
+            tx.execute(
+                "INSERT INTO search_progress (org, indexed) VALUES (?1, ?2) ON CONFLICT (org) DO UPDATE SET indexed = excluded.indexed",
+                params![org.0, i(from + n)],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn search_indexed(&self, org: OrgId) -> Result<u64, StoreError> {
+        self.read(move |c| search_indexed(c, org)).await
     }
 
     async fn seq_at_or_after(&self, org: OrgId, t: Timestamp) -> Result<u64, StoreError> {

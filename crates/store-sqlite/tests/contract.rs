@@ -71,3 +71,29 @@ async fn reopening_keeps_everything_and_does_not_migrate_twice() {
     let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
 }
+
+#[tokio::test]
+async fn a_store_from_before_search_is_upgraded_and_backfilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let slug = logbook_core::OrgSlug::default_org();
+    {
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let org = store.ensure_org(&slug, logbook_core::Timestamp::from_micros(1)).await.unwrap();
+        store.commit(org.id, LogWriter::new(org.id, &slug).batch(500)).await.unwrap();
+        // Back to version 1, as a store made before free-text search.
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        conn.execute_batch("DROP TABLE event_search; DROP TABLE search_progress; PRAGMA user_version = 2;").unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let org = store.org(&slug).await.unwrap().unwrap();
+    let filter = logbook_store::EventFilter { text: Some("USER3@".into()), ..Default::default() };
+    let want: Vec<u64> = (0..500).rev().filter(|s| s % 7 == 3).collect();
+    let seqs = |p: logbook_store::EventPage| p.rows.iter().map(|r| r.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.query_events(org.id, &filter, u64::MAX, 500).await.unwrap()), want, "found before backfill");
+    while store.index_search_text(org.id, 128).await.unwrap() > 0 {}
+    assert_eq!(store.search_indexed(org.id).await.unwrap(), 500);
+    assert_eq!(seqs(store.query_events(org.id, &filter, u64::MAX, 500).await.unwrap()), want, "and from the index");
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(v, 3);
+}

@@ -46,6 +46,11 @@ macro_rules! contract_tests {
             queries_page_newest_first_with_every_filter,
             time_ranges_become_seq_ranges,
             users_are_listed_distinct_and_sorted,
+            text_search_finds_substrings_case_insensitively,
+            text_search_finds_unindexed_events_at_once,
+            text_search_combines_with_every_filter,
+            short_needles_scan_a_bounded_range,
+            search_indexing_is_resumable_and_idempotent,
         );
     };
     (@accounts $make:path; $($case:ident,)*) => {
@@ -101,6 +106,18 @@ impl LogWriter {
     }
 
     pub fn event_with(&mut self, seq: u64, user: &str, action: Action) -> EventRow {
+        self.event_full(seq, user, action, "Invalid password", None)
+    }
+
+    /// An event with the given details and target, for the search tests.
+    pub fn event_full(
+        &mut self,
+        seq: u64,
+        user: &str,
+        action: Action,
+        details: &str,
+        target: Option<logbook_core::Target>,
+    ) -> EventRow {
         self.time += 1_000;
         let e = Event {
             org: self.slug.clone(),
@@ -110,8 +127,8 @@ impl LogWriter {
             body: NewEvent {
                 action,
                 actor: Actor { kind: ActorKind::Anonymous, id: user.into(), email: None },
-                target: None,
-                details: "Invalid password".into(),
+                target,
+                details: details.into(),
                 fields: Default::default(),
                 outcome: Outcome::Failure,
                 source: Source { ip: Some([192, 0, 2, 1].into()), user_agent: None },
@@ -404,11 +421,17 @@ async fn walk(store: &SharedStore, org: OrgId, filter: &EventFilter, limit: usiz
     let mut before = u64::MAX;
     loop {
         let page = store.query_events(org, filter, before, limit).await.unwrap();
-        assert!(page.len() <= limit);
-        assert!(page.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
-        let Some(last) = page.last() else { break };
-        before = last.seq;
-        seen.extend(page.iter().map(|e| e.seq));
+        assert!(page.rows.len() <= limit);
+        assert!(page.rows.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+        assert!(page.rows.iter().all(|r| r.seq < before), "below the cursor");
+        seen.extend(page.rows.iter().map(|e| e.seq));
+        match page.next_before {
+            Some(next) => {
+                assert!(next < before, "the cursor moves down");
+                before = next;
+            }
+            None => break,
+        }
     }
     seen
 }
@@ -423,7 +446,7 @@ pub async fn queries_page_newest_first_with_every_filter(store: SharedStore) {
     let all: Vec<u64> = (0..1000).rev().collect();
     let expect = |p: &dyn Fn(u64) -> bool| all.iter().copied().filter(|&s| p(s)).collect::<Vec<_>>();
 
-    let page = store.query_events(id, &EventFilter::default(), u64::MAX, 50).await.unwrap();
+    let page = store.query_events(id, &EventFilter::default(), u64::MAX, 50).await.unwrap().rows;
     assert_eq!(page.first().map(|e| e.seq), Some(999));
     assert_eq!(page.len(), 50);
     assert_eq!(page[0], store.events(id, 999..1000).await.unwrap()[0], "whole rows come back");
@@ -442,11 +465,12 @@ pub async fn queries_page_newest_first_with_every_filter(store: SharedStore) {
         user: Some(LogWriter::user_of(5)),
         actions: vec![LogWriter::action_of(1).code().into(), LogWriter::action_of(2).code().into()],
         seqs: 100..800,
+        text: None,
     };
     assert_eq!(walk(&store, id, &combined, 5).await, expect(&|s| s % 7 == 5 && s % 3 != 0 && (100..800).contains(&s)));
 
     let nobody = EventFilter { user: Some("nobody@example.com".into()), ..Default::default() };
-    assert!(store.query_events(id, &nobody, u64::MAX, 50).await.unwrap().is_empty());
+    assert!(store.query_events(id, &nobody, u64::MAX, 50).await.unwrap().rows.is_empty());
     assert_eq!(
         walk(&store, other, &EventFilter::default(), 100).await,
         (0..50).rev().collect::<Vec<_>>(),
@@ -479,4 +503,184 @@ pub async fn users_are_listed_distinct_and_sorted(store: SharedStore) {
     assert!(store.users(id, "zzz", 10).await.unwrap().is_empty());
     let (other, _) = org(&store, "globex").await;
     assert!(store.users(other, "", 10).await.unwrap().is_empty());
+}
+
+/// The details the search tests give event `seq`: a few words that recur with known periods.
+fn details_of(seq: u64) -> String {
+    let colour = ["Crimson", "teal", "OCHRE"][(seq % 3) as usize];
+    let extra = if seq % 10 == 0 { " 100% off_sale" } else { "" };
+    format!("Role of {colour} changed (ref {seq:04}){extra} — Zoë")
+}
+
+/// Commits `n` events with [`details_of`] details and a target on every fifth.
+async fn commit_searchable(store: &SharedStore, org: OrgId, w: &mut LogWriter, n: u64) {
+    let base = w.edge.size();
+    let events: Vec<EventRow> = (base..base + n)
+        .map(|s| {
+            let target = (s % 5 == 0).then(|| logbook_core::Target {
+                kind: "protected_user".into(),
+                id: format!("pu_{s}"),
+                display: format!("VIP{s}@Example.com"),
+            });
+            w.event_full(s, &LogWriter::user_of(s), LogWriter::action_of(s), &details_of(s), target)
+        })
+        .collect();
+    let tiles = w.edge.append_all(events.iter().map(|e| logbook_integrity::Hash(e.leaf_hash)));
+    let batch =
+        CommitBatch { base_size: base, events, tiles, mutations: Vec::new(), now: Timestamp::from_micros(w.time) };
+    store.commit(org, batch).await.unwrap();
+}
+
+async fn index_all(store: &SharedStore, org: OrgId) {
+    while store.index_search_text(org, 97).await.unwrap() > 0 {}
+}
+
+fn text(t: &str) -> EventFilter {
+    EventFilter { text: Some(t.into()), ..Default::default() }
+}
+
+/// The seqs of `0..n` whose search text contains `needle` (folded), newest first, computed
+/// from the same rules the stores must follow.
+fn expected(n: u64, needle: &str, keep: impl Fn(u64) -> bool) -> Vec<u64> {
+    let needle = crate::fold_case(needle);
+    (0..n)
+        .rev()
+        .filter(|&s| {
+            let mut hay = format!(
+                "{}\n{}\n{}\n{}",
+                LogWriter::user_of(s),
+                LogWriter::action_of(s).label(),
+                LogWriter::action_of(s).code(),
+                details_of(s)
+            );
+            if s % 5 == 0 {
+                hay.push_str(&format!("\nVIP{s}@Example.com\npu_{s}"));
+            }
+            crate::fold_case(&hay).contains(&needle) && keep(s)
+        })
+        .collect()
+}
+
+pub async fn text_search_finds_substrings_case_insensitively(store: SharedStore) {
+    let (id, mut w) = org(&store, "acme").await;
+    commit_searchable(&store, id, &mut w, 600).await;
+    index_all(&store, id).await;
+    assert_eq!(store.search_indexed(id).await.unwrap(), 600);
+    for needle in [
+        "crimson",
+        "CRIMSON",
+        "teal changed",
+        "ochre",
+        "user3@",
+        "Login Failed",
+        "role_updated",
+        "vip25@example",
+        "PU_35",
+        "zoë",
+        "ZOË",
+        "ref 0123",
+    ] {
+        assert_eq!(walk(&store, id, &text(needle), 37).await, expected(600, needle, |_| true), "{needle:?}");
+    }
+    // LIKE and FTS syntax are plain characters.
+    assert_eq!(walk(&store, id, &text("100% off_sale"), 50).await, expected(600, "100% off_sale", |_| true));
+    assert_eq!(walk(&store, id, &text("0% o"), 50).await, expected(600, "0% o", |_| true));
+    for nothing in ["100%%", "off%sale", "of_fsale", "\"crimson\"", "crimson OR teal", "teal*", "nobody-at-all"] {
+        assert!(walk(&store, id, &text(nothing), 50).await.is_empty(), "{nothing:?}");
+    }
+    // A needle never spans two parts of the text.
+    assert!(walk(&store, id, &text("com login"), 50).await.is_empty());
+    assert_eq!(walk(&store, id, &text(""), 100).await.len(), 600, "an empty needle filters nothing");
+}
+
+pub async fn text_search_finds_unindexed_events_at_once(store: SharedStore) {
+    let (id, mut w) = org(&store, "acme").await;
+    commit_searchable(&store, id, &mut w, 300).await;
+    // Nothing indexed yet: every search is answered by decoding the rows.
+    assert_eq!(store.search_indexed(id).await.unwrap(), 0);
+    let want = expected(300, "teal", |_| true);
+    assert_eq!(walk(&store, id, &text("teal"), 7).await, want);
+    // Partly indexed, at a point that is not a page boundary: still exactly the same.
+    store.index_search_text(id, 123).await.unwrap();
+    assert_eq!(store.search_indexed(id).await.unwrap(), 123);
+    for limit in [1, 7, 50, 500] {
+        assert_eq!(walk(&store, id, &text("teal"), limit).await, want, "limit {limit}");
+        assert_eq!(walk(&store, id, &text("te"), limit).await, expected(300, "te", |_| true), "limit {limit}");
+    }
+    commit_searchable(&store, id, &mut w, 50).await;
+    assert_eq!(walk(&store, id, &text("teal"), 9).await, expected(350, "teal", |_| true), "new events at once");
+    index_all(&store, id).await;
+    assert_eq!(walk(&store, id, &text("teal"), 9).await, expected(350, "teal", |_| true));
+}
+
+pub async fn text_search_combines_with_every_filter(store: SharedStore) {
+    let (id, mut w) = org(&store, "acme").await;
+    let (other, mut wo) = org(&store, "globex").await;
+    commit_searchable(&store, id, &mut w, 700).await;
+    commit_searchable(&store, other, &mut wo, 100).await;
+    index_all(&store, other).await;
+    store.index_search_text(id, 400).await.unwrap();
+    let combined = EventFilter {
+        user: Some(LogWriter::user_of(2)),
+        actions: vec![LogWriter::action_of(0).code().into(), LogWriter::action_of(2).code().into()],
+        seqs: 50..650,
+        text: Some("Crimson".into()),
+    };
+    let want = expected(700, "crimson", |s| s % 7 == 2 && s % 3 != 1 && (50..650).contains(&s));
+    assert!(!want.is_empty());
+    assert_eq!(walk(&store, id, &combined, 3).await, want);
+    let by_user = EventFilter { user: Some(LogWriter::user_of(4)), text: Some("ochre".into()), ..Default::default() };
+    assert_eq!(walk(&store, id, &by_user, 10).await, expected(700, "ochre", |s| s % 7 == 4));
+    let by_action = EventFilter {
+        actions: vec![LogWriter::action_of(1).code().into()],
+        text: Some("VIP".into()),
+        ..Default::default()
+    };
+    assert_eq!(walk(&store, id, &by_action, 10).await, expected(700, "vip", |s| s % 3 == 1));
+    let short_combined = EventFilter { text: Some("l".into()), ..combined.clone() };
+    assert_eq!(
+        walk(&store, id, &short_combined, 4).await,
+        expected(700, "l", |s| s % 7 == 2 && s % 3 != 1 && (50..650).contains(&s))
+    );
+    // Only its own log, indexed or not.
+    assert_eq!(walk(&store, other, &text("crimson"), 100).await, expected(100, "crimson", |_| true));
+    assert!(walk(&store, other, &text("ref 0500"), 100).await.is_empty());
+}
+
+pub async fn short_needles_scan_a_bounded_range(store: SharedStore) {
+    let (id, mut w) = org(&store, "acme").await;
+    commit_searchable(&store, id, &mut w, 400).await;
+    index_all(&store, id).await;
+    // A needle of one or two characters cannot use trigrams; it is still exact.
+    for needle in ["%", "_", "ë", "Zo", "7)", "00"] {
+        assert_eq!(walk(&store, id, &text(needle), 13).await, expected(400, needle, |_| true), "{needle:?}");
+    }
+}
+
+pub async fn search_indexing_is_resumable_and_idempotent(store: SharedStore) {
+    let (id, mut w) = org(&store, "acme").await;
+    assert_eq!(store.index_search_text(id, 10).await.unwrap(), 0, "an empty log");
+    commit_searchable(&store, id, &mut w, 30).await;
+    // Several indexers at once (several processes): each event is indexed once.
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            loop {
+                let k = s.index_search_text(id, 4).await.unwrap();
+                if k == 0 {
+                    return n;
+                }
+                n += k;
+            }
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 30);
+    assert_eq!(store.search_indexed(id).await.unwrap(), 30);
+    assert_eq!(walk(&store, id, &text("ref 00"), 100).await, expected(30, "ref 00", |_| true));
 }

@@ -17,7 +17,7 @@ use std::fmt;
 use std::ops::Range;
 
 use async_trait::async_trait;
-use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
+use logbook_core::{leaf, ApiTokenId, Event, OrgId, OrgSlug, Timestamp};
 use logbook_integrity::tree::{TileId, TileRow};
 
 pub mod accounts;
@@ -60,11 +60,14 @@ pub struct EventFilter {
     pub actions: Vec<String>,
     /// Only these seqs: a time range becomes a seq range (see [`Store::seq_at_or_after`]).
     pub seqs: Range<u64>,
+    /// Case-insensitive substring of the event's [`search_text`] (user, actor id, action label
+    /// and code, details, target display and id). It never contains a control character.
+    pub text: Option<String>,
 }
 
 impl Default for EventFilter {
     fn default() -> Self {
-        Self { user: None, actions: Vec::new(), seqs: 0..u64::MAX }
+        Self { user: None, actions: Vec::new(), seqs: 0..u64::MAX, text: None }
     }
 }
 
@@ -82,6 +85,74 @@ impl EventFilter {
     /// The exclusive upper seq bound of a page below the cursor `before`.
     pub fn upper(&self, before: u64) -> u64 {
         self.seqs.end.min(before)
+    }
+
+    /// The text filter as matched against [`search_text`]: case-folded; `None` when empty.
+    pub fn needle(&self) -> Option<String> {
+        self.text.as_deref().filter(|t| !t.is_empty()).map(fold_case)
+    }
+
+    /// The same filter without its text part (what a backend's plain index walk takes).
+    pub fn without_text(&self) -> Self {
+        Self { text: None, ..self.clone() }
+    }
+}
+
+/// A needle this long or longer can use a trigram index; a shorter one cannot (it has no
+/// trigram), so backends scan for it instead, a bounded number of rows per call.
+pub const TRIGRAM_MIN_CHARS: usize = 3;
+
+/// Most rows a backend examines for one page of a search it cannot answer from the index (a
+/// needle shorter than [`TRIGRAM_MIN_CHARS`]); the page then ends early with a resume point.
+pub const SHORT_NEEDLE_SCAN_ROWS: u64 = 200_000;
+
+/// Case folding shared by the stored search text and every needle, so both sides agree
+/// whatever the backend's own notion of case is.
+pub fn fold_case(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// The text free-text search looks in, case-folded: the User column, the actor's identifier,
+/// the action's label and code, the details, the target's display and identifier. Parts are
+/// joined by a newline, which no event field and no needle may contain (control characters are
+/// refused), so a match never spans two parts.
+pub fn search_text(e: &Event) -> String {
+    let mut parts: Vec<&str> = vec![e.user()];
+    if e.body.actor.id != e.user() {
+        parts.push(&e.body.actor.id);
+    }
+    parts.push(e.body.action.label());
+    parts.push(e.body.action.code());
+    parts.push(&e.body.details);
+    if let Some(t) = &e.body.target {
+        parts.push(&t.display);
+        parts.push(&t.id);
+    }
+    fold_case(&parts.join("\n"))
+}
+
+/// [`search_text`] of a stored row: what the indexers store and the unindexed tail is matched on.
+pub fn search_text_of(row: &EventRow) -> Result<String, StoreError> {
+    let e = leaf::decode(&row.leaf)
+        .map_err(|e| StoreError::Corrupt(format!("event {} cannot be decoded: {e}", row.seq)))?;
+    Ok(search_text(&e))
+}
+
+/// One page of a query, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventPage {
+    pub rows: Vec<EventRow>,
+    /// Where the next page starts (its `before`), or `None` when nothing older matches. Usually
+    /// the last row's `seq`; a bounded scan that stopped early gives the seq it stopped at, so a
+    /// page may hold fewer rows than asked and still have a next one.
+    pub next_before: Option<u64>,
+}
+
+impl EventPage {
+    /// A page that found what it could in a complete walk down to the filter's lower bound.
+    pub fn complete(rows: Vec<EventRow>, limit: usize) -> Self {
+        let next_before = if rows.len() >= limit && limit > 0 { rows.last().map(|r| r.seq) } else { None };
+        Self { rows, next_before }
     }
 }
 
@@ -272,13 +343,25 @@ pub trait Store: AccountStore + Send + Sync + fmt::Debug + 'static {
     /// One page of the audit log, newest first: events matching `filter` with `seq < before`
     /// (the keyset cursor), at most `limit`. Cost depends on the page size, not on how deep the
     /// page is.
+    ///
+    /// A text filter is answered from the backend's trigram index for the events the search
+    /// indexer has reached ([`Store::search_indexed`]) and by decoding the rows above that
+    /// point, so an event is found from the moment its commit returns.
     async fn query_events(
         &self,
         org: OrgId,
         filter: &EventFilter,
         before: u64,
         limit: usize,
-    ) -> Result<Vec<EventRow>, StoreError>;
+    ) -> Result<EventPage, StoreError>;
+
+    /// Adds the [`search_text`] of up to `max` events past [`Store::search_indexed`] to the
+    /// free-text index, in one transaction; returns how many. Safe to call from several
+    /// processes at once. Runs outside the append's commit (see ARCHITECTURE.md, "Querying").
+    async fn index_search_text(&self, org: OrgId, max: usize) -> Result<u64, StoreError>;
+
+    /// How many events (from `seq` 0) the free-text index holds.
+    async fn search_indexed(&self, org: OrgId) -> Result<u64, StoreError>;
 
     /// The first `seq` whose time is at or after `t` (the log's size when there is none). Time
     /// never decreases along `seq`, so this needs no time index.

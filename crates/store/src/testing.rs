@@ -90,8 +90,14 @@ impl Store for FaultyStore {
         f: &EventFilter,
         before: u64,
         limit: usize,
-    ) -> Result<Vec<EventRow>, StoreError> {
+    ) -> Result<EventPage, StoreError> {
         self.inner.query_events(org, f, before, limit).await
+    }
+    async fn index_search_text(&self, org: OrgId, max: usize) -> Result<u64, StoreError> {
+        self.inner.index_search_text(org, max).await
+    }
+    async fn search_indexed(&self, org: OrgId) -> Result<u64, StoreError> {
+        self.inner.search_indexed(org).await
     }
     async fn seq_at_or_after(&self, org: OrgId, t: Timestamp) -> Result<u64, StoreError> {
         self.inner.seq_at_or_after(org, t).await

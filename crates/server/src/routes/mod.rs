@@ -15,6 +15,7 @@ pub mod accounts;
 pub mod events;
 pub mod health;
 pub mod integrity;
+pub mod query;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -26,7 +27,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/public-key", get(integrity::public_key))
         .route("/api/v1/proof/inclusion", get(integrity::inclusion))
         .route("/api/v1/proof/consistency", get(integrity::consistency))
-        .route("/api/v1/events", post(events::ingest))
+        .route("/api/v1/events", post(events::ingest).get(query::list))
+        .route("/api/v1/events/export", get(query::export))
+        .route("/api/v1/users-in-log", get(query::users_in_log))
         .route("/api/v1/session", post(accounts::sign_in).get(accounts::session).delete(accounts::sign_out))
         .route("/api/v1/setup", post(accounts::setup))
         .route("/api/v1/users", get(accounts::list_users).post(accounts::add_user))

@@ -1,0 +1,478 @@
+//! Reading the log: `GET /api/v1/events` (one page), `GET /api/v1/events/export` (every matching
+//! event, streamed) and `GET /api/v1/users-in-log` (what the User filter offers).
+//!
+//! The handlers only authenticate and say who is asking; everything else is in functions that
+//! take the organization, so the extractor can change without touching them.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use jiff::tz::TimeZone;
+use logbook_core::{Action, Actor, NewEvent, Outcome, Source, Target, Timestamp};
+use logbook_log::export::{parse_from, parse_to, seq_range, EventView, ExportEncoder, ExportFormat};
+use logbook_store::{EventFilter, Org};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use logbook_accounts::permission::ReadAuditLog;
+
+use crate::auth::Auth;
+use crate::extract::ApiQuery;
+use crate::{ApiError, AppState};
+
+/// Page size when the request names none.
+pub const DEFAULT_LIMIT: usize = 50;
+/// Largest page.
+pub const MAX_LIMIT: usize = 500;
+/// Most actions one query may name.
+pub const MAX_ACTIONS: usize = 32;
+/// Longest search text, in characters.
+pub const MAX_QUERY_CHARS: usize = 200;
+/// Rows per store read while exporting: the most an export holds in memory at once.
+const EXPORT_PAGE: usize = 1000;
+
+/// The platform's time zone: day bounds of `from`/`to` and the `time_local` of every event.
+/// One place, so that the settings table can become its source without touching the handlers.
+pub async fn platform_time_zone(state: &AppState) -> Result<TimeZone, ApiError> {
+    Ok(state.accounts.settings().await?.time_zone())
+}
+
+/// The filters of the audit log, as the query string gives them. Documentation only: the query
+/// string is read by [`QueryParams::parse`], which also takes repeated `action`s.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct FilterParams {
+    /// Case-insensitive substring of the user, action label, details or target (at most 200
+    /// characters; a needle of one or two characters is answered by a bounded scan, so its
+    /// pages may hold fewer events than `limit` and still have a `next_cursor`).
+    q: Option<String>,
+    /// Exactly this user (the User column: email or identifier).
+    user: Option<String>,
+    /// An action code; repeat the parameter (or separate codes with commas) for several.
+    action: Option<Vec<String>>,
+    /// RFC 3339 instant (inclusive), or `YYYY-MM-DD`: from the start of that day in the
+    /// platform's time zone.
+    from: Option<String>,
+    /// RFC 3339 instant (inclusive), or `YYYY-MM-DD`: through the end of that day in the
+    /// platform's time zone.
+    to: Option<String>,
+}
+
+/// Paging of `GET /api/v1/events`. Documentation only (see [`FilterParams`]).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// Events per page: 1-500, default 50.
+    limit: Option<usize>,
+    /// The `next_cursor` of the previous page, with the same filters.
+    cursor: Option<String>,
+}
+
+/// `format` of the export. Documentation only (see [`FilterParams`]).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ExportParams {
+    /// `csv` (default; RFC 4180 with a header) or `ndjson`.
+    format: Option<String>,
+}
+
+/// The query string of a read, checked.
+#[derive(Debug, Default)]
+struct QueryParams {
+    q: Option<String>,
+    user: Option<String>,
+    actions: Vec<String>,
+    from: Option<(String, Timestamp)>,
+    to: Option<(String, Timestamp)>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    format: Option<ExportFormat>,
+}
+
+fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(code, message)
+}
+
+fn echo(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+impl QueryParams {
+    /// Reads the pairs of the query string; `allowed` names the parameters this endpoint takes
+    /// beyond the filters. An unknown or repeated parameter is an error, not silently ignored.
+    fn parse(pairs: Vec<(String, String)>, tz: &TimeZone, allowed: &[&str]) -> Result<Self, ApiError> {
+        let mut p = QueryParams::default();
+        let mut seen = std::collections::HashSet::new();
+        for (k, v) in pairs {
+            if k != "action" && !seen.insert(k.clone()) {
+                return Err(bad("bad_query", format!("{:?} is given more than once", echo(&k))));
+            }
+            let v_trimmed = v.trim();
+            match k.as_str() {
+                "q" => {
+                    if v.chars().any(char::is_control) {
+                        return Err(bad("bad_query", "q must not contain control characters"));
+                    }
+                    if v.chars().count() > MAX_QUERY_CHARS {
+                        return Err(bad("bad_query", format!("q is longer than {MAX_QUERY_CHARS} characters")));
+                    }
+                    // Inner spaces are part of the needle; surrounding ones are an accident.
+                    p.q = Some(v_trimmed.to_owned()).filter(|s| !s.is_empty());
+                }
+                "user" => {
+                    if v.chars().any(char::is_control) || v.chars().count() > 320 {
+                        return Err(bad(
+                            "bad_query",
+                            "user must be at most 320 characters, without control characters",
+                        ));
+                    }
+                    p.user = Some(v).filter(|s| !s.is_empty());
+                }
+                "action" => {
+                    for code in v.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                        let a = Action::from_code(code).map_err(|e| bad("unknown_action", e.to_string()))?;
+                        if !p.actions.iter().any(|x| x == a.code()) {
+                            p.actions.push(a.code().to_owned());
+                        }
+                    }
+                    if p.actions.len() > MAX_ACTIONS {
+                        return Err(bad("bad_query", format!("at most {MAX_ACTIONS} actions")));
+                    }
+                }
+                "from" | "to" if !v_trimmed.is_empty() => {
+                    let t = if k == "from" { parse_from(v_trimmed, tz) } else { parse_to(v_trimmed, tz) }
+                        .map_err(|e| bad("bad_time", format!("{k}: {e}")))?;
+                    let bound = Some((v_trimmed.to_owned(), t));
+                    if k == "from" {
+                        p.from = bound;
+                    } else {
+                        p.to = bound;
+                    }
+                }
+                "from" | "to" => {}
+                "limit" if allowed.contains(&"limit") => {
+                    let n: usize = v_trimmed
+                        .parse()
+                        .map_err(|_| bad("bad_limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}")))?;
+                    if n == 0 || n > MAX_LIMIT {
+                        return Err(bad("bad_limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}")));
+                    }
+                    p.limit = Some(n);
+                }
+                "cursor" if allowed.contains(&"cursor") => {
+                    p.cursor = Some(v_trimmed.to_owned()).filter(|s| !s.is_empty());
+                }
+                "format" if allowed.contains(&"format") => {
+                    p.format = Some(match v_trimmed {
+                        "csv" | "" => ExportFormat::Csv,
+                        "ndjson" => ExportFormat::Ndjson,
+                        other => {
+                            return Err(bad(
+                                "bad_format",
+                                format!("format must be csv or ndjson, not {:?}", echo(other)),
+                            ))
+                        }
+                    });
+                }
+                other => {
+                    let mut names = vec!["q", "user", "action", "from", "to"];
+                    names.extend_from_slice(allowed);
+                    return Err(bad(
+                        "bad_query",
+                        format!("unknown parameter {:?}; this endpoint takes {}", echo(other), names.join(", ")),
+                    ));
+                }
+            }
+        }
+        if let (Some((_, f)), Some((_, t))) = (&p.from, &p.to) {
+            if f >= t {
+                return Err(bad("bad_range", "from must be before to"));
+            }
+        }
+        Ok(p)
+    }
+
+    /// What a cursor is bound to: the organization and every filter, in a fixed encoding.
+    fn digest(&self, org: &Org) -> [u8; 32] {
+        let mut h = Sha256::new();
+        let mut field = |b: &[u8]| {
+            h.update((b.len() as u64).to_be_bytes());
+            h.update(b);
+        };
+        field(&org.id.0.to_be_bytes());
+        field(self.q.as_deref().unwrap_or("\u{0}none").as_bytes());
+        field(self.user.as_deref().unwrap_or("\u{0}none").as_bytes());
+        let mut actions = self.actions.clone();
+        actions.sort();
+        field(actions.join(",").as_bytes());
+        for bound in [&self.from, &self.to] {
+            match bound {
+                Some((_, t)) => field(&t.as_micros().to_be_bytes()),
+                None => field(b"none"),
+            }
+        }
+        h.finalize().into()
+    }
+
+    async fn filter(&self, state: &AppState, org: &Org) -> Result<EventFilter, ApiError> {
+        let seqs = seq_range(&**state.log.store(), org, self.from.as_ref().map(|b| b.1), self.to.as_ref().map(|b| b.1))
+            .await?;
+        Ok(EventFilter { user: self.user.clone(), actions: self.actions.clone(), seqs, text: self.q.clone() })
+    }
+}
+
+/// One page of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    /// Newest first. Each event: `seq`, `id`, `time` (RFC 3339, UTC), `time_local` (RFC 3339
+    /// with the platform zone's offset), `user`, `actor` {type, id, email}, `action`,
+    /// `action_label`, `target` {type, id, display} (when there is one), `details`, `fields`,
+    /// `outcome`, `source` {ip, user_agent}, `recorded_by`, `leaf_hash` (hex).
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<EventView>,
+    /// Pass as `cursor` (with the same filters) for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+    /// The IANA name of the platform's time zone that `time_local` and date bounds use.
+    pub time_zone: String,
+}
+
+fn zone_name(tz: &TimeZone) -> String {
+    tz.iana_name().unwrap_or("UTC").to_owned()
+}
+
+/// One page of events, newest first, matching every given filter. Pagination is by keyset: a
+/// page is as fast at any depth, and events appended meanwhile never shift later pages.
+#[utoipa::path(get, path = "/api/v1/events", tag = "query",
+    params(FilterParams, PageParams),
+    security(("session" = [])),
+    responses(
+        (status = 200, body = EventList),
+        (status = 400, body = crate::error::ErrorBody, description = "a bad parameter or cursor: `bad_query`, `bad_time`, `bad_range`, `bad_limit`, `unknown_action`, `bad_cursor`"),
+        (status = 401, body = crate::error::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(_reader): Auth<ReadAuditLog>,
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
+) -> Result<Json<EventList>, ApiError> {
+    let org = state.default_org.clone();
+    list_events(&state, &org, pairs).await.map(Json)
+}
+
+pub(crate) async fn list_events(
+    state: &AppState,
+    org: &Org,
+    pairs: Vec<(String, String)>,
+) -> Result<EventList, ApiError> {
+    let tz = platform_time_zone(state).await?;
+    let params = QueryParams::parse(pairs, &tz, &["limit", "cursor"])?;
+    let digest = params.digest(org);
+    let before = match &params.cursor {
+        Some(c) => state.cursor_key.decode(c, &digest)?,
+        None => u64::MAX,
+    };
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    let filter = params.filter(state, org).await?;
+    let page = state.log.store().query_events(org.id, &filter, before, limit).await?;
+    let events = page
+        .rows
+        .iter()
+        .map(|r| EventView::from_row(r, &tz).map_err(|e| ApiError::Internal(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = page.next_before.map(|b| state.cursor_key.encode(b, &digest));
+    Ok(EventList { events, next_cursor, time_zone: zone_name(&tz) })
+}
+
+/// Every event the filters select, newest first, streamed as CSV (RFC 4180, the columns of
+/// `logbook export`, cells a spreadsheet would run as formulas prefixed with `'`) or NDJSON.
+/// The export is itself recorded in the log (`audit_log.exported`, with its filters) before the
+/// first byte is sent; it covers the events stored at that moment.
+#[utoipa::path(get, path = "/api/v1/events/export", tag = "query",
+    params(ExportParams, FilterParams),
+    security(("session" = [])),
+    responses(
+        (status = 200, content_type = "text/csv", description = "the events, streamed"),
+        (status = 400, body = crate::error::ErrorBody, description = "a bad parameter: `bad_query`, `bad_time`, `bad_range`, `bad_format`, `unknown_action`"),
+        (status = 401, body = crate::error::ErrorBody)))]
+pub async fn export(
+    State(state): State<AppState>,
+    Auth(reader): Auth<ReadAuditLog>,
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let org = state.default_org.clone();
+    let who = Exporter { actor: reader.actor(), source: reader.source().clone(), recorded_by: "logbook".into() };
+    export_events(&state, &org, pairs, who).await
+}
+
+/// Who asks for an export: what its audit event records.
+#[derive(Debug)]
+struct Exporter {
+    actor: Actor,
+    source: Source,
+    recorded_by: String,
+}
+
+async fn export_events(
+    state: &AppState,
+    org: &Org,
+    pairs: Vec<(String, String)>,
+    who: Exporter,
+) -> Result<Response, ApiError> {
+    let tz = platform_time_zone(state).await?;
+    let params = QueryParams::parse(pairs, &tz, &["format"])?;
+    let format = params.format.unwrap_or(ExportFormat::Csv);
+    let mut filter = params.filter(state, org).await?;
+    // The export covers what is stored now, not its own audit event nor later appends.
+    let head = state.log.store().log_head(org.id).await?.size;
+    filter.seqs.end = filter.seqs.end.min(head);
+    filter.seqs.start = filter.seqs.start.min(filter.seqs.end);
+
+    let mut fields = BTreeMap::new();
+    fields.insert("format".to_owned(), format.name().to_owned());
+    fields.insert("time_zone".to_owned(), zone_name(&tz));
+    let mut described = Vec::new();
+    if let Some(q) = &params.q {
+        fields.insert("filter.q".into(), q.clone());
+        described.push(format!("search {q:?}"));
+    }
+    if let Some(u) = &params.user {
+        fields.insert("filter.user".into(), u.clone());
+        described.push(format!("user {u}"));
+    }
+    if !params.actions.is_empty() {
+        fields.insert("filter.actions".into(), params.actions.join(","));
+        described.push(format!("actions {}", params.actions.join(", ")));
+    }
+    if let Some((s, _)) = &params.from {
+        fields.insert("filter.from".into(), s.clone());
+        described.push(format!("from {s}"));
+    }
+    if let Some((s, _)) = &params.to {
+        fields.insert("filter.to".into(), s.clone());
+        described.push(format!("to {s}"));
+    }
+    let details = format!(
+        "Exported the audit log as {} ({})",
+        format.name().to_uppercase(),
+        if described.is_empty() { "no filters".to_owned() } else { described.join("; ") }
+    );
+    let event = NewEvent {
+        action: Action::AuditLogExported,
+        actor: who.actor,
+        target: Some(Target { kind: "audit_log".into(), id: org.slug.to_string(), display: org.slug.to_string() }),
+        details: details.chars().take(logbook_core::LIMITS.details).collect(),
+        fields,
+        outcome: Outcome::Success,
+        source: who.source,
+        recorded_by: who.recorded_by,
+    };
+    // Recorded before any byte leaves: an export cut short is still on record.
+    state.log.append(org, vec![event], None).await?;
+
+    let mut enc = ExportEncoder::new(format, tz).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let first = enc.take().map_err(|e| ApiError::Internal(e.to_string()))?;
+    // Two chunks in flight at most: a slow client slows the reads, memory stays flat.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let store = state.log.store().clone();
+    let org_id = org.id;
+    tokio::spawn(async move {
+        if tx.send(Ok(first)).await.is_err() {
+            return;
+        }
+        let mut before = u64::MAX;
+        loop {
+            let chunk = async {
+                let page = store.query_events(org_id, &filter, before, EXPORT_PAGE).await?;
+                for row in &page.rows {
+                    enc.row(row)?;
+                }
+                Ok::<_, logbook_log::export::ExportError>((enc.take()?, page.next_before))
+            }
+            .await;
+            match chunk {
+                Ok((bytes, next)) => {
+                    if tx.send(Ok(bytes)).await.is_err() {
+                        return; // the client went away
+                    }
+                    match next {
+                        Some(n) => before = n,
+                        None => return,
+                    }
+                }
+                Err(e) => {
+                    // The status is already sent: breaking the body tells the client the export
+                    // is incomplete.
+                    tracing::error!(error = %e, "export failed midway");
+                    let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
+                    return;
+                }
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let (content_type, ext) = match format {
+        ExportFormat::Csv => ("text/csv; charset=utf-8; header=present", "csv"),
+        ExportFormat::Ndjson => ("application/x-ndjson", "ndjson"),
+    };
+    let filename =
+        format!("audit-log-{}-{}.{ext}", org.slug, state.log.clock().now().to_jiff().strftime("%Y%m%dT%H%M%SZ"));
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsersParams {
+    /// Only users starting with this (case-sensitive, as stored).
+    #[serde(default)]
+    prefix: String,
+    /// At most this many: 1-100, default 20.
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    /// Distinct User column values, sorted.
+    pub users: Vec<String>,
+}
+
+/// The users that appear in the log, for the User filter: distinct, sorted, by prefix.
+#[utoipa::path(get, path = "/api/v1/users-in-log", tag = "query",
+    params(UsersParams),
+    security(("session" = [])),
+    responses(
+        (status = 200, body = UserList),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)))]
+pub async fn users_in_log(
+    State(state): State<AppState>,
+    Auth(_reader): Auth<ReadAuditLog>,
+    ApiQuery(params): ApiQuery<UsersParams>,
+) -> Result<Json<UserList>, ApiError> {
+    let org = state.default_org.clone();
+    list_users(&state, &org, params).await.map(Json)
+}
+
+async fn list_users(state: &AppState, org: &Org, params: UsersParams) -> Result<UserList, ApiError> {
+    let limit = params.limit.unwrap_or(20);
+    if limit == 0 || limit > 100 {
+        return Err(bad("bad_limit", "limit must be a whole number from 1 to 100"));
+    }
+    if params.prefix.chars().count() > 320 || params.prefix.chars().any(char::is_control) {
+        return Err(bad("bad_query", "prefix must be at most 320 characters, without control characters"));
+    }
+    let users = state.log.store().users(org.id, &params.prefix, limit).await?;
+    Ok(UserList { users })
+}
