@@ -12,3 +12,24 @@
     });
   }
 })();
+
+(function () {
+  // Audit Log: show that a new page is on its way; close the action menu with Escape.
+  var form = document.querySelector("form.filters");
+  if (form) {
+    form.addEventListener("submit", function () {
+      document.body.classList.add("loading");
+      form.setAttribute("aria-busy", "true");
+    });
+  }
+  document.querySelectorAll("details.multi").forEach(function (d) {
+    d.addEventListener("keydown", function (e) {
+      if (e.key === "Escape") { d.removeAttribute("open"); d.querySelector("summary").focus(); }
+    });
+  });
+  document.addEventListener("click", function (e) {
+    document.querySelectorAll("details.multi[open]").forEach(function (d) {
+      if (!d.contains(e.target)) d.removeAttribute("open");
+    });
+  });
+})();

@@ -1,6 +1,7 @@
 //! The console: server-rendered pages, compiled into the binary. Every page works without
 //! JavaScript; forms post back with the session's CSRF token and redirect after success.
 
+mod audit_log;
 pub mod layout;
 mod pages;
 
@@ -17,6 +18,8 @@ pub fn router() -> Router<AppState> {
         .route("/", get(pages::home))
         .route("/assets/style.css", get(style))
         .route("/assets/console.js", get(script))
+        .route("/audit-log", get(audit_log::audit_log))
+        .route("/audit-log/events/{seq}", get(audit_log::event_page))
         .route("/login", get(pages::login_page).post(pages::login))
         .route("/login/totp", post(pages::login_totp))
         .route("/logout", post(pages::logout))

@@ -1,0 +1,445 @@
+//! The Audit Log page: the table, its filters in the URL, keyset pages, CSV export of exactly
+//! the filtered rows, and each entry's full record with its inclusion proof checked against the
+//! latest signed checkpoint. Everything works without JavaScript.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use logbook_accounts::permission::ReadAuditLog;
+use logbook_accounts::Authorized;
+use logbook_core::{Action, Outcome};
+use logbook_integrity::checkpoint::CheckpointVerifier;
+use logbook_log::export::EventView;
+use maud::{html, Markup};
+
+use super::layout::{flash, page, respond, Flash};
+use crate::auth::Page;
+use crate::routes::query::{list_events, platform_time_zone, EventList};
+use crate::{ApiError, AppState};
+
+/// Page sizes offered.
+const PAGE_SIZES: [usize; 3] = [25, 50, 100];
+/// How many earlier pages the "Previous" link remembers (in the URL).
+const MAX_HISTORY: usize = 50;
+
+/// The page's query string: the API's filters, plus `prev` (the cursors of earlier pages).
+#[derive(Debug, Default, Clone)]
+struct View {
+    q: String,
+    user: String,
+    actions: Vec<String>,
+    from: String,
+    to: String,
+    limit: usize,
+    cursor: Option<String>,
+    prev: Vec<String>,
+}
+
+fn enc(s: &str) -> String {
+    super::pages::urlencode(s)
+}
+
+impl View {
+    fn parse(pairs: Vec<(String, String)>) -> Self {
+        let mut v = View { limit: 50, ..Default::default() };
+        for (k, val) in pairs {
+            match k.as_str() {
+                "q" => v.q = val,
+                "user" => v.user = val,
+                "action" => v.actions.extend(val.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)),
+                "from" => v.from = val,
+                "to" => v.to = val,
+                "limit" => v.limit = val.parse().ok().filter(|n| PAGE_SIZES.contains(n)).unwrap_or(50),
+                "cursor" => v.cursor = Some(val).filter(|c| !c.is_empty()),
+                "prev" => v.prev = val.split('~').filter(|c| !c.is_empty()).take(MAX_HISTORY).map(str::to_owned).collect(),
+                _ => {}
+            }
+        }
+        v.actions.sort();
+        v.actions.dedup();
+        v
+    }
+
+    /// The filters as the API takes them (for the query and the export link).
+    fn filter_pairs(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        for (k, v) in [("q", &self.q), ("user", &self.user), ("from", &self.from), ("to", &self.to)] {
+            if !v.trim().is_empty() {
+                p.push((k.to_owned(), v.clone()));
+            }
+        }
+        for a in &self.actions {
+            p.push(("action".to_owned(), a.clone()));
+        }
+        p
+    }
+
+    fn filters_query(&self) -> String {
+        self.filter_pairs().iter().map(|(k, v)| format!("{k}={}", enc(v))).collect::<Vec<_>>().join("&")
+    }
+
+    /// This view's URL with another cursor and history.
+    fn url(&self, cursor: Option<&str>, prev: &[String]) -> String {
+        let mut q = self.filters_query();
+        let mut add = |s: String| {
+            if !q.is_empty() {
+                q.push('&');
+            }
+            q.push_str(&s);
+        };
+        if self.limit != 50 {
+            add(format!("limit={}", self.limit));
+        }
+        if let Some(c) = cursor {
+            add(format!("cursor={}", enc(c)));
+        }
+        if !prev.is_empty() {
+            add(format!("prev={}", enc(&prev.join("~"))));
+        }
+        if q.is_empty() {
+            "/audit-log".into()
+        } else {
+            format!("/audit-log?{q}")
+        }
+    }
+
+    /// What "Audit Log Viewed" records: the filters, not the page.
+    fn recorded_filters(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        for (k, v) in self.filter_pairs() {
+            m.entry(k).and_modify(|e: &mut String| {
+                e.push(',');
+                e.push_str(&v)
+            }).or_insert(v);
+        }
+        m
+    }
+}
+
+fn icon_download() -> Markup {
+    html! {
+        svg width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true" {
+            path d="M12 3v12M7 10l5 5 5-5M5 21h14" {}
+        }
+    }
+}
+
+fn icon_refresh() -> Markup {
+    html! {
+        svg width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true" {
+            path d="M20 11a8 8 0 1 0-2.3 5.7M20 4v7h-7" {}
+        }
+    }
+}
+
+/// `2026-11-26T10:03:04.123456+01:00` → `2026-11-26 10:03:04`.
+fn short_time(local: &str) -> &str {
+    local.get(..19).unwrap_or(local)
+}
+
+fn filters_form(v: &View, users: &[String], zone: &str, now_utc: jiff::Timestamp) -> Markup {
+    let preset = |hours: i64| {
+        let from = now_utc.checked_sub(jiff::SignedDuration::from_hours(hours)).unwrap_or(now_utc);
+        let mut p = v.clone();
+        p.from = from.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        p.to = String::new();
+        p.url(None, &[])
+    };
+    let selected_actions = v.actions.len();
+    html! {
+        form.panel.filters method="get" action="/audit-log" role="search" aria-label="Filter the audit log" {
+            div.row {
+                div.grow2 {
+                    label for="q" { "Search" }
+                    input id="q" type="search" name="q" value=(v.q) placeholder="User, action, details or target";
+                }
+                div {
+                    label for="user" { "User" }
+                    input id="user" type="text" name="user" value=(v.user) list="users-in-log" placeholder="All users" autocomplete="off";
+                    datalist id="users-in-log" { @for u in users { option value=(u) {} } }
+                }
+                div {
+                    label id="actions-label" { "Action" }
+                    details.multi {
+                        summary aria-labelledby="actions-label" {
+                            @if selected_actions == 0 { "All actions" } @else { (selected_actions) " selected" }
+                        }
+                        fieldset.menu {
+                            legend.skip { "Actions" }
+                            @for a in Action::ALL {
+                                label.check {
+                                    input type="checkbox" name="action" value=(a.code()) checked[v.actions.iter().any(|x| x == a.code())];
+                                    " " (a.label())
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            div.row {
+                div {
+                    label for="from" { "From" }
+                    input id="from" type=(date_input_type(&v.from)) name="from" value=(v.from);
+                }
+                div {
+                    label for="to" { "To (inclusive)" }
+                    input id="to" type=(date_input_type(&v.to)) name="to" value=(v.to);
+                }
+                div.fit {
+                    label for="limit" { "Per page" }
+                    select id="limit" name="limit" {
+                        @for n in PAGE_SIZES { option value=(n) selected[n == v.limit] { (n) } }
+                    }
+                }
+                div.fit.actions-inline {
+                    button type="submit" { "Apply" }
+                    a.button.secondary href="/audit-log" { "Clear" }
+                }
+            }
+            p.presets.small {
+                span.muted { "Dates are days in " (zone) ". Quick ranges: " }
+                a href=(preset(24)) { "Last 24 hours" } " · "
+                a href=(preset(24 * 7)) { "Last 7 days" } " · "
+                a href=(preset(24 * 30)) { "Last 30 days" }
+            }
+        }
+    }
+}
+
+/// A calendar for a day; a text field for an instant (e.g. from a quick range), so it is kept.
+fn date_input_type(value: &str) -> &'static str {
+    let is_day = value.is_empty() || (value.len() == 10 && value.as_bytes().get(4) == Some(&b'-'));
+    if is_day {
+        "date"
+    } else {
+        "text"
+    }
+}
+
+fn table(list: &EventList, zone: &str) -> Markup {
+    html! {
+        div.table-wrap {
+            table.log aria-describedby="results-summary" {
+                thead {
+                    tr {
+                        th scope="col" { "Timestamp (" (zone) ")" }
+                        th scope="col" { "User" }
+                        th scope="col" { "Action" }
+                        th scope="col" { "Details" }
+                    }
+                }
+                tbody {
+                    @for e in &list.events {
+                        tr.failure[e.outcome == Outcome::Failure] data-seq=(e.seq) {
+                            td.nowrap {
+                                a.rowlink href=(format!("/audit-log/events/{}", e.seq)) title=(e.time_local) { (short_time(&e.time_local)) }
+                            }
+                            td { (e.user) }
+                            td.nowrap {
+                                (e.action_label)
+                                @if e.outcome == Outcome::Failure { " " span.badge.fail { "failure" } }
+                            }
+                            td { (e.details) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub async fn audit_log(
+    State(state): State<AppState>,
+    Page(auth): Page<ReadAuditLog>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let view = View::parse(pairs);
+    let csrf = state.accounts.csrf_token(&auth);
+    let zone = match platform_time_zone(&state).await {
+        Ok(tz) => tz.iana_name().unwrap_or("UTC").to_owned(),
+        Err(e) => return super::layout::api_error_page(e),
+    };
+    let mut pairs = view.filter_pairs();
+    pairs.push(("limit".into(), view.limit.to_string()));
+    if let Some(c) = &view.cursor {
+        pairs.push(("cursor".into(), c.clone()));
+    }
+    let (result, status) = match list_events(&state, &state.default_org, pairs).await {
+        Ok(list) => (Ok(list), StatusCode::OK),
+        Err(ApiError::BadRequest { message, .. }) => (Err(message), StatusCode::BAD_REQUEST),
+        Err(e) => return super::layout::api_error_page(e),
+    };
+    if result.is_ok() && view.cursor.is_none() {
+        if let Err(e) = state.accounts.record_view(&auth, &view.recorded_filters()).await {
+            return super::layout::api_error_page(e.into());
+        }
+    }
+    let users = state.log.store().users(state.default_org.id, "", 500).await.unwrap_or_default();
+    let now = state.log.clock().now().to_jiff();
+    let body = html! {
+        div.titlebar {
+            h1 { "Audit Log" }
+            div.tools {
+                a.button.icon href=(view.url(None, &[])) title="Refresh: newest events first" aria-label="Refresh" { (icon_refresh()) }
+                a.button.icon href=(format!("/api/v1/events/export?format=csv{}{}", if view.filters_query().is_empty() { "" } else { "&" }, view.filters_query()))
+                    title="Download these results as CSV" aria-label="Download CSV" download { (icon_download()) }
+            }
+        }
+        p.muted.small { "A read-only, tamper-evident record of sign-ins and administrative actions. Times are in " strong { (zone) } "." }
+        (filters_form(&view, &users, &zone, now))
+        @match &result {
+            Err(message) => { (flash(&Some(Flash::Error(message.clone())))) }
+            Ok(list) => {
+                p #results-summary.small.muted role="status" {
+                    @if list.events.is_empty() { "" }
+                    @else { "Showing " (list.events.len()) " entr" (if list.events.len() == 1 { "y" } else { "ies" }) ", newest first" (if view.cursor.is_some() { " (earlier page)" } else { "" }) "." }
+                }
+                @if list.events.is_empty() {
+                    div.panel.empty {
+                        p { strong { "No entries match these filters." } }
+                        p.muted { "Widen the date range, choose other actions, or " a href="/audit-log" { "clear all filters" } "." }
+                    }
+                } @else {
+                    (table(list, &zone))
+                }
+                nav.pager aria-label="Pages" {
+                    @if view.cursor.is_some() {
+                        @let (back, rest) = match view.prev.split_last() {
+                            Some((last, rest)) => (Some(last.as_str()), rest.to_vec()),
+                            None => (None, Vec::new()),
+                        };
+                        a.button.secondary href=(view.url(back, &rest)) rel="prev" { "← Newer" }
+                    }
+                    @if let Some(next) = &list.next_cursor {
+                        @let mut prev = view.prev.clone();
+                        @if let Some(c) = &view.cursor { (push(&mut prev, c)) }
+                        a.button.secondary href=(view.url(Some(next), &prev)) rel="next" { "Older →" }
+                    }
+                }
+            }
+        }
+        script src="/assets/console.js" defer {}
+    };
+    respond(status, page("Audit Log", &auth, &csrf, "/audit-log", body))
+}
+
+/// Pushes onto the page history (kept short) and renders nothing.
+fn push(prev: &mut Vec<String>, cursor: &str) -> Markup {
+    prev.push(cursor.to_owned());
+    if prev.len() > MAX_HISTORY {
+        prev.remove(0);
+    }
+    html! {}
+}
+
+/// One entry, every field, and whether its inclusion in the latest signed checkpoint checks out.
+pub async fn event_page(State(state): State<AppState>, Page(auth): Page<ReadAuditLog>, Path(seq): Path<String>) -> Response {
+    let Ok(seq) = seq.parse::<u64>() else {
+        return super::layout::error_page(404, "Not found", "There is no such entry.");
+    };
+    match render_event(&state, &auth, seq).await {
+        Ok(r) => r,
+        Err(e) => super::layout::api_error_page(e),
+    }
+}
+
+async fn render_event(state: &AppState, auth: &Authorized<ReadAuditLog>, seq: u64) -> Result<Response, ApiError> {
+    let csrf = state.accounts.csrf_token(auth);
+    let org = &state.default_org;
+    let tz = platform_time_zone(state).await?;
+    let rows = state.log.store().events(org.id, seq..seq.saturating_add(1)).await?;
+    let Some(row) = rows.first() else {
+        return Ok(super::layout::error_page(404, "Not found", "There is no such entry."));
+    };
+    let e = EventView::from_row(row, &tz).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let proof = verify_inclusion(state, seq, row.leaf_hash).await;
+    let body = html! {
+        p { a href="/audit-log" { "← Audit Log" } }
+        h1 { (e.action_label) " · entry " (e.seq) }
+        (proof_panel(&proof))
+        div.panel {
+            table.record {
+                tbody {
+                    (field("Timestamp (" .to_owned() + tz.iana_name().unwrap_or("UTC") + ")", &e.time_local))
+                    (field("Timestamp (UTC)".into(), &e.time))
+                    (field("User".into(), &e.user))
+                    (field("Action".into(), &format!("{} ({})", e.action_label, e.action)))
+                    (field("Details".into(), &e.details))
+                    (field("Outcome".into(), match e.outcome { Outcome::Success => "success", Outcome::Failure => "failure" }))
+                    (field("Actor".into(), &format!("{} {}{}", e.actor.kind.code(), e.actor.id, e.actor.email.as_ref().map(|m| format!(" <{m}>")).unwrap_or_default())))
+                    @if let Some(t) = &e.target {
+                        (field("Target".into(), &format!("{} {} {}", t.kind, t.id, t.display)))
+                    }
+                    (field("Source IP".into(), &e.source.ip.map(|i| i.to_string()).unwrap_or_default()))
+                    (field("User agent".into(), e.source.user_agent.as_deref().unwrap_or("")))
+                    @for (k, v) in &e.fields { (field(format!("Field: {k}"), v)) }
+                    (field("Recorded by".into(), &e.recorded_by))
+                    (field("Sequence number".into(), &e.seq.to_string()))
+                    (field("Event id".into(), &e.id))
+                    tr { th scope="row" { "Leaf hash" } td { code { (e.leaf_hash) } } }
+                }
+            }
+        }
+    };
+    Ok(respond(StatusCode::OK, page("Audit Log entry", auth, &csrf, "/audit-log", body)))
+}
+
+fn field(name: String, value: &str) -> Markup {
+    html! { tr { th scope="row" { (name) } td { (value) } } }
+}
+
+/// The result of checking one entry against the latest signed checkpoint.
+enum ProofStatus {
+    Verified { size: u64, signed: String },
+    /// Not yet covered by a signed checkpoint (it comes within a second or so).
+    Pending,
+    Failed(String),
+}
+
+async fn verify_inclusion(state: &AppState, seq: u64, leaf_hash: [u8; 32]) -> ProofStatus {
+    let org = &state.default_org;
+    let cp = match state.log.latest_checkpoint(org).await {
+        Ok(Some(cp)) => cp,
+        Ok(None) => return ProofStatus::Pending,
+        Err(e) => return ProofStatus::Failed(format!("the checkpoint could not be read ({e})")),
+    };
+    if seq >= cp.size {
+        return ProofStatus::Pending;
+    }
+    // The note is checked with the public key, exactly as an outside verifier would.
+    let verified = match CheckpointVerifier::new(state.log.signer().verifier_key()).and_then(|v| v.verify(&cp.note)) {
+        Ok(v) => v,
+        Err(e) => return ProofStatus::Failed(format!("the checkpoint's signature does not verify ({e})")),
+    };
+    let proof = match state.log.inclusion_proof(org, seq, Some(cp.size)).await {
+        Ok(p) => p,
+        Err(e) => return ProofStatus::Failed(format!("no proof could be built ({e})")),
+    };
+    if proof.leaf_hash.0 != leaf_hash {
+        return ProofStatus::Failed("the stored entry does not hash to the proven leaf".into());
+    }
+    match proof.verify_against(&verified) {
+        Ok(()) => ProofStatus::Verified { size: cp.size, signed: cp.signed_at.to_rfc3339() },
+        Err(e) => ProofStatus::Failed(format!("the inclusion proof does not verify ({e})")),
+    }
+}
+
+fn proof_panel(p: &ProofStatus) -> Markup {
+    html! {
+        @match p {
+            ProofStatus::Verified { size, signed } => {
+                p.notice.verified role="status" {
+                    strong { "✓ Verified" } " — included in the signed checkpoint of " (size) " entries (signed " (signed) "), checked with an inclusion proof and the public key."
+                }
+            }
+            ProofStatus::Pending => {
+                p.notice role="status" { "Not yet covered by a signed checkpoint; checkpoints are signed within about a second. Reload to verify." }
+            }
+            ProofStatus::Failed(why) => {
+                p.error role="alert" { strong { "✗ Verification failed" } " — " (why) ". Run " code { "logbook verify" } " and alert an administrator." }
+            }
+        }
+    }
+}
