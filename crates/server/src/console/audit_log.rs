@@ -48,12 +48,16 @@ impl View {
             match k.as_str() {
                 "q" => v.q = val,
                 "user" => v.user = val,
-                "action" => v.actions.extend(val.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)),
+                "action" => {
+                    v.actions.extend(val.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned))
+                }
                 "from" => v.from = val,
                 "to" => v.to = val,
                 "limit" => v.limit = val.parse().ok().filter(|n| PAGE_SIZES.contains(n)).unwrap_or(50),
                 "cursor" => v.cursor = Some(val).filter(|c| !c.is_empty()),
-                "prev" => v.prev = val.split('~').filter(|c| !c.is_empty()).take(MAX_HISTORY).map(str::to_owned).collect(),
+                "prev" => {
+                    v.prev = val.split('~').filter(|c| !c.is_empty()).take(MAX_HISTORY).map(str::to_owned).collect()
+                }
                 _ => {}
             }
         }
@@ -109,10 +113,12 @@ impl View {
     fn recorded_filters(&self) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
         for (k, v) in self.filter_pairs() {
-            m.entry(k).and_modify(|e: &mut String| {
-                e.push(',');
-                e.push_str(&v)
-            }).or_insert(v);
+            m.entry(k)
+                .and_modify(|e: &mut String| {
+                    e.push(',');
+                    e.push_str(&v)
+                })
+                .or_insert(v);
         }
         m
     }
@@ -335,7 +341,11 @@ fn push(prev: &mut Vec<String>, cursor: &str) -> Markup {
 }
 
 /// One entry, every field, and whether its inclusion in the latest signed checkpoint checks out.
-pub async fn event_page(State(state): State<AppState>, Page(auth): Page<ReadAuditLog>, Path(seq): Path<String>) -> Response {
+pub async fn event_page(
+    State(state): State<AppState>,
+    Page(auth): Page<ReadAuditLog>,
+    Path(seq): Path<String>,
+) -> Response {
     let Ok(seq) = seq.parse::<u64>() else {
         return super::layout::error_page(404, "Not found", "There is no such entry.");
     };
@@ -392,7 +402,10 @@ fn field(name: String, value: &str) -> Markup {
 
 /// The result of checking one entry against the latest signed checkpoint.
 enum ProofStatus {
-    Verified { size: u64, signed: String },
+    Verified {
+        size: u64,
+        signed: String,
+    },
     /// Not yet covered by a signed checkpoint (it comes within a second or so).
     Pending,
     Failed(String),
