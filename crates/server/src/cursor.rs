@@ -7,13 +7,13 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::ApiError;
 
 const VERSION: u8 = 1;
 const TAG_LEN: usize = 16;
-const BLOCK: usize = 64;
 
 /// The cursor MAC key. Never logged: its `Debug` is redacted.
 pub struct CursorKey([u8; 32]);
@@ -24,23 +24,15 @@ impl std::fmt::Debug for CursorKey {
     }
 }
 
-/// HMAC-SHA256 (RFC 2104).
+/// HMAC-SHA256 (RFC 2104) over the concatenated parts, with the `hmac` crate.
 pub fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
-    let mut k = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(k.map(|b| b ^ 0x36));
+    // HMAC takes keys of any length, so `new_from_slice` cannot fail; the fallback is unreachable.
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
     for m in message {
-        inner.update(m);
+        mac.update(m);
     }
-    let mut outer = Sha256::new();
-    outer.update(k.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
+    mac.finalize().into_bytes().into()
 }
 
 impl CursorKey {
