@@ -63,7 +63,9 @@ async fn a_role_with_only_insert_and_select_runs_logbook_and_cannot_change_histo
              GRANT CONNECT ON DATABASE {db} TO {role};
              GRANT USAGE ON SCHEMA public TO {role};
              GRANT SELECT, INSERT ON events, tiles, checkpoints TO {role};
-             GRANT SELECT, INSERT, UPDATE ON orgs, api_tokens, idempotency_keys TO {role};
+             GRANT SELECT, INSERT, UPDATE ON orgs, api_tokens, idempotency_keys, search_progress TO {role};
+             GRANT SELECT, INSERT ON event_search TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON users, sessions, session_views, invitations, protected_users, settings TO {role};
              GRANT SELECT ON logbook_migrations TO {role};
              GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};"
         ))
@@ -77,6 +79,37 @@ async fn a_role_with_only_insert_and_select_runs_logbook_and_cannot_change_histo
     store.commit(org.id, w.batch(10)).await.unwrap();
     store.commit(org.id, w.batch(300)).await.unwrap();
     assert_eq!(store.log_head(org.id).await.unwrap().size, 310);
+    // Account changes (rows that do change) and the search index work too.
+    let mut batch = w.batch(1);
+    batch.mutations.push(logbook_store::MutationEntry {
+        first_seq: 310,
+        count: 1,
+        mutation: logbook_store::Mutation::Account(logbook_store::AccountMutation::CreateUser {
+            id: logbook_core::UserId(7),
+            email: "ada@example.com".into(),
+            role: logbook_core::Role::Admin,
+            password_hash: logbook_store::accounts::PasswordHash("h".into()),
+            only_if_first: true,
+        }),
+    });
+    store.commit(org.id, batch).await.unwrap();
+    let mut batch = w.batch(1);
+    batch.mutations.push(logbook_store::MutationEntry {
+        first_seq: 311,
+        count: 1,
+        mutation: logbook_store::Mutation::Account(logbook_store::AccountMutation::CreateSession {
+            user: logbook_core::UserId(7),
+            token_hash: [1; 32],
+            expires: logbook_core::Timestamp::from_micros(i64::MAX),
+            totp_step: None,
+        }),
+    });
+    store.commit(org.id, batch).await.unwrap();
+    logbook_store::AccountStore::touch_session(&store, &[1; 32], logbook_core::Timestamp::from_micros(5))
+        .await
+        .unwrap();
+    while store.index_search_text(org.id, 1000).await.unwrap() > 0 {}
+    assert_eq!(store.search_indexed(org.id).await.unwrap(), 312);
 
     // Even with the triggers gone, the role cannot change or remove an event.
     owner
