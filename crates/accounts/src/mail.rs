@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -59,16 +60,22 @@ impl Mailer {
     }
 
     pub async fn send_invitation(&self, to: &str, inviter: &str, role: &str, link: &str) -> Result<(), MailError> {
+        // Short lines (at most 76 characters), so the body goes as 7bit and the link stays intact.
+        let text = format!(
+            "You are invited to the Logbook console as {role},\r\nby {inviter}.\r\n\r\n\
+             Open this link to choose your password and sign in:\r\n\r\n{link}\r\n\r\n\
+             The link works once and expires.\r\n\
+             If you did not expect this, ignore this message.\r\n"
+        );
+        // 7bit when it can be (ASCII), so the link stays one intact, clickable line; lettre
+        // picks a safe encoding otherwise.
+        let body = Body::new_with_encoding(text.clone(), ContentTransferEncoding::SevenBit)
+            .unwrap_or_else(|_| Body::new(text));
         let message = Message::builder()
             .from(self.config.from.parse().map_err(|e| MailError::Address(format!("{e}")))?)
             .to(to.parse().map_err(|e| MailError::Address(format!("{e}")))?)
             .subject("You are invited to the Logbook console")
-            .header(ContentType::TEXT_PLAIN)
-            .body(format!(
-                "{inviter} invited you to the Logbook console as {role}.\n\n\
-                 Open this link to choose your password and sign in:\n\n{link}\n\n\
-                 The link works once and expires. If you did not expect this, ignore this message.\n"
-            ))
+            .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(body))
             .map_err(|e| MailError::Address(e.to_string()))?;
         self.transport.send(message).await.map(drop).map_err(|e| MailError::Send(e.to_string()))
     }

@@ -262,6 +262,8 @@ const TAIL_CHUNK: usize = 1000;
 /// windows keep a common needle's first page cheap (PostgreSQL would otherwise collect every
 /// match from the GIN index before sorting); widening keeps a rare needle's cost near one pass.
 const FIRST_WINDOW: u64 = 16_384;
+/// The largest window walked in seq order; beyond it, one query through the trigram index.
+const LAST_WINDOW: u64 = 32_768;
 
 /// `LIKE` pattern for a substring: the needle with its wildcards and escape character escaped.
 fn like_pattern(needle: &str) -> String {
@@ -316,24 +318,47 @@ async fn text_page(
     let floor = if short { lo.max(hi.saturating_sub(SHORT_NEEDLE_SCAN_ROWS)) } else { lo };
     let condition = if short { "strpos(s.text, $4) > 0" } else { "s.text LIKE $4" };
     let pattern = if short { needle.to_owned() } else { like_pattern(needle) };
-    let mut sql = format!(
-        "SELECT e.seq, e.time_us, e.action, e.\"user\", e.leaf, e.leaf_hash FROM event_search s
-         JOIN events e ON e.org = s.org AND e.seq = s.seq
-         WHERE s.org = $1 AND s.seq >= $2 AND s.seq < $3 AND {condition}"
-    );
+    let mut rest = String::new();
     let mut extra: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
     if let Some(u) = &filter.user {
         extra.push(Box::new(u.clone()));
-        sql.push_str(&format!(" AND e.\"user\" = ${}", 5 + extra.len() - 1));
+        rest.push_str(&format!(" AND e.\"user\" = ${}", 5 + extra.len() - 1));
     }
     if !filter.actions.is_empty() {
         extra.push(Box::new(filter.actions.clone()));
-        sql.push_str(&format!(" AND e.action = ANY(${})", 5 + extra.len() - 1));
+        rest.push_str(&format!(" AND e.action = ANY(${})", 5 + extra.len() - 1));
     }
-    sql.push_str(&format!(" ORDER BY s.seq DESC LIMIT ${}", 5 + extra.len()));
+    rest.push_str(&format!(" ORDER BY s.seq DESC LIMIT ${}", 5 + extra.len()));
+    let columns = "e.seq, e.time_us, e.action, e.\"user\", e.leaf, e.leaf_hash";
+    let sql = format!(
+        "SELECT {columns} FROM event_search s JOIN events e ON e.org = s.org AND e.seq = s.seq
+         WHERE s.org = $1 AND s.seq >= $2 AND s.seq < $3 AND {condition}{rest}"
+    );
+    // `OFFSET 0` keeps the planner from merging the subquery: the matches come from the trigram
+    // index first, and only they are sorted.
+    let rare = format!(
+        "SELECT {columns} FROM (SELECT org, seq FROM event_search
+           WHERE org = $1 AND seq >= $2 AND seq < $3 AND text LIKE $4 OFFSET 0) s
+         JOIN events e ON e.org = s.org AND e.seq = s.seq WHERE true{rest}"
+    );
     let stmt = c.prepare(&sql).await.map_err(pg)?;
     let mut window = FIRST_WINDOW;
     while hi > floor && rows.len() < limit {
+        if !short && window > LAST_WINDOW {
+            // A rare needle: walking the seq index backwards would read every row of the range.
+            // Ask the trigram index once for all matches in what is left (few, for a rare
+            // needle; a common one has filled the page in the small windows already).
+            let want = (limit - rows.len()) as i64;
+            let (a, b) = (i(floor), i(hi));
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&org.0, &a, &b, &pattern];
+            params.extend(extra.iter().map(|p| &**p as &(dyn ToSql + Sync)));
+            params.push(&want);
+            for r in &c.query(&rare, &params).await.map_err(pg)? {
+                rows.push(event_from_row(r)?);
+            }
+            hi = floor;
+            break;
+        }
         let start = floor.max(hi.saturating_sub(window));
         let want = (limit - rows.len()) as i64;
         let (a, b) = (i(start), i(hi));

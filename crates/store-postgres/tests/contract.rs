@@ -200,3 +200,48 @@ async fn the_log_lock_is_held_across_processes() {
     l1.unlock().await;
     l2.unlock().await;
 }
+
+/// A needle that only old events hold is found through the trigram index in one query, not by
+/// walking every newer row (the path only a large log takes).
+#[tokio::test]
+async fn a_rare_needle_far_back_is_found_through_the_trigram_index() {
+    let Some(url) = testing::fresh_database().await else { return };
+    let store = PgStore::connect(&url).await.unwrap();
+    let slug = logbook_core::OrgSlug::default_org();
+    let org = store.ensure_org(&slug, logbook_core::Timestamp::from_micros(1)).await.unwrap();
+    let mut w = LogWriter::new(org.id, &slug);
+    let total = 300_000u64;
+    for start in (0..total).step_by(50_000) {
+        let events: Vec<_> = (start..start + 50_000)
+            .map(|s| {
+                let user = if s == 5 || s == 76 { "vip.rare@example.com".to_owned() } else { LogWriter::user_of(s) };
+                w.event_with(s, &user, LogWriter::action_of(s))
+            })
+            .collect();
+        let tiles = w.edge.append_all(events.iter().map(|e| logbook_integrity::Hash(e.leaf_hash)));
+        let batch = logbook_store::CommitBatch {
+            base_size: start,
+            events,
+            tiles,
+            mutations: Vec::new(),
+            now: logbook_core::Timestamp::from_micros(w.time),
+        };
+        store.commit(org.id, batch).await.unwrap();
+    }
+    while store.index_search_text(org.id, 50_000).await.unwrap() > 0 {}
+    let filter = logbook_store::EventFilter { text: Some("VIP.RARE".into()), ..Default::default() };
+    let started = std::time::Instant::now();
+    let page = store.query_events(org.id, &filter, u64::MAX, 50).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(page.rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [76, 5]);
+    assert_eq!(page.next_before, None, "nothing older is left");
+    let with_user = logbook_store::EventFilter {
+        text: Some("rare@".into()),
+        user: Some("vip.rare@example.com".into()),
+        actions: vec![LogWriter::action_of(76).code().into()],
+        ..Default::default()
+    };
+    let page = store.query_events(org.id, &with_user, u64::MAX, 50).await.unwrap();
+    assert_eq!(page.rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [76], "other filters still apply");
+    eprintln!("rare needle over {total} events: {took:?}");
+}

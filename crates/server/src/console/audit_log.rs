@@ -299,7 +299,7 @@ pub async fn audit_log(
             Err(message) => { (flash(&Some(Flash::Error(message.clone())))) }
             Ok(list) => {
                 p #results-summary.small.muted role="status" {
-                    @if list.events.is_empty() { "" }
+                    @if list.events.is_empty() { "No entries." }
                     @else { "Showing " (list.events.len()) " entr" (if list.events.len() == 1 { "y" } else { "ies" }) ", newest first" (if view.cursor.is_some() { " (earlier page)" } else { "" }) "." }
                 }
                 @if list.events.is_empty() {
@@ -310,7 +310,7 @@ pub async fn audit_log(
                 } @else {
                     (table(list, &zone))
                 }
-                nav.pager aria-label="Pages" {
+                @if view.cursor.is_some() || list.next_cursor.is_some() { nav.pager aria-label="Pages" {
                     @if view.cursor.is_some() {
                         @let (back, rest) = match view.prev.split_last() {
                             Some((last, rest)) => (Some(last.as_str()), rest.to_vec()),
@@ -323,7 +323,7 @@ pub async fn audit_log(
                         @if let Some(c) = &view.cursor { (push(&mut prev, c)) }
                         a.button.secondary href=(view.url(Some(next), &prev)) rel="next" { "Older →" }
                     }
-                }
+                } }
             }
         }
         script src="/assets/console.js" defer {}
@@ -372,7 +372,9 @@ async fn render_event(state: &AppState, auth: &Authorized<ReadAuditLog>, seq: u6
         div.panel {
             table.record {
                 tbody {
-                    (field("Timestamp (" .to_owned() + tz.iana_name().unwrap_or("UTC") + ")", &e.time_local))
+                    @if tz.iana_name().unwrap_or("UTC") != "UTC" {
+                        (field(format!("Timestamp ({})", tz.iana_name().unwrap_or("UTC")), &e.time_local))
+                    }
                     (field("Timestamp (UTC)".into(), &e.time))
                     (field("User".into(), &e.user))
                     (field("Action".into(), &format!("{} ({})", e.action_label, e.action)))
