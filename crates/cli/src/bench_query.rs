@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use logbook_core::{Actor, Clock, ManualClock, OrgSlug, OsRandom, Source, SystemClock, Timestamp};
+use logbook_core::{Clock, ManualClock, OrgSlug, OsRandom, SystemClock, Timestamp};
 use logbook_log::export::{seq_range, EventView};
 use logbook_log::{LogConfig, LogService};
 use logbook_server::{Application, Settings};
@@ -217,14 +217,28 @@ pub async fn run(a: BenchQueryArgs) -> anyhow::Result<ExitCode> {
     // The HTTP API on the same store, against the same query made directly plus the JSON view.
     let app = Application::build(&settings, store.clone(), Arc::new(SystemClock), Arc::new(OsRandom)).await?;
     let base = format!("http://{}", app.local_addr());
-    let api_log = app.log().clone();
-    let (_, secret) = api_log.create_api_token(&org, "bench", Actor::system(), Source::default(), "bench").await?;
-    let token = secret.expose().to_owned();
+    // Read as a signed-in auditor, as the console does: every request checks the session.
+    let password = "bench reader passphrase, not a real one";
+    let reader = format!("bench-reader-{}@example.com", std::process::id());
+    app.accounts().create_user_as_operator(&reader, logbook_core::Role::Auditor, password).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
         let _ = stop_rx.await;
     }));
     let client = reqwest::Client::new();
+    let signed_in = client
+        .post(format!("{base}/api/v1/session"))
+        .json(&serde_json::json!({"email": reader, "password": password}))
+        .send()
+        .await?;
+    anyhow::ensure!(signed_in.status().is_success(), "sign-in: {}", signed_in.status());
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("no session cookie")?
+        .to_owned();
     println!("## HTTP API against the same query directly on the store ({} runs each)", a.runs);
     println!();
     println!("Direct: `Store::query_events` plus building the JSON view of each row. API: `GET /api/v1/events?limit=50&…` over loopback HTTP/1.1 with keep-alive, body read.");
@@ -242,7 +256,7 @@ pub async fn run(a: BenchQueryArgs) -> anyhow::Result<ExitCode> {
         .await?;
         let url = format!("{base}/api/v1/events?limit=50&{query}");
         let (h50, h99) = percentiles(a.runs, || async {
-            let r = client.get(&url).bearer_auth(&token).send().await?;
+            let r = client.get(&url).header("cookie", &cookie).send().await?;
             anyhow::ensure!(r.status().is_success(), "{}", r.status());
             r.bytes().await?;
             Ok(())
@@ -265,7 +279,8 @@ pub async fn run(a: BenchQueryArgs) -> anyhow::Result<ExitCode> {
         let reset = reset_peak_rss();
         let rss_before = peak_rss_kib().unwrap_or(0);
         let started = Instant::now();
-        let mut resp = client.get(format!("{base}/api/v1/events/export?{query}")).bearer_auth(&token).send().await?;
+        let mut resp =
+            client.get(format!("{base}/api/v1/events/export?{query}")).header("cookie", &cookie).send().await?;
         anyhow::ensure!(resp.status().is_success(), "export: {}", resp.status());
         let (mut bytes, mut lines) = (0u64, 0u64);
         while let Some(chunk) = resp.chunk().await? {
