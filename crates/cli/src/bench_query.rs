@@ -120,6 +120,18 @@ pub async fn run(a: BenchQueryArgs) -> anyhow::Result<ExitCode> {
     );
     println!();
 
+    // A bulk load leaves PostgreSQL without statistics until autovacuum's ANALYZE runs; without
+    // them it may plan a page as a full scan. Measure what a settled database does.
+    if let Some(url) = &pg_url {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        let conn = tokio::spawn(conn);
+        client.batch_execute("ANALYZE").await?;
+        drop(client);
+        let _ = conn.await;
+        println!("ran ANALYZE after the bulk load (autovacuum does the same on its own schedule)");
+        println!();
+    }
+
     let tz = jiff::tz::TimeZone::UTC;
     let head = store.log_head(org.id).await?;
     let last = head.last_time.context("the store is empty")?;

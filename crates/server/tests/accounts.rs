@@ -525,6 +525,48 @@ async fn every_route_checks_the_current_role(app: App) {
         }
     }
 
+    // Console forms: anonymous is sent to sign in, a missing permission is 403, and the others
+    // reach the handler (which answers a page or a redirect).
+    let forms: [(&str, &str, [bool; 3]); 9] = [
+        ("/users/invite", "email=bad&role=auditor", [false, false, true]),
+        ("/users/add", "email=bad&role=auditor&password=x", [false, false, true]),
+        ("/users/1/role", "role=auditor", [false, false, true]),
+        ("/users/1/delete", "", [false, false, true]),
+        ("/invitations/1/revoke", "", [false, false, true]),
+        ("/protected-users/add", "email=bad&name=x", [false, true, true]),
+        ("/protected-users/1/remove", "", [false, true, true]),
+        (
+            "/settings",
+            "time_zone=UTC&session_idle_minutes=x&session_absolute_hours=1&lockout_threshold=1&lockout_minutes=1",
+            [false, false, true],
+        ),
+        ("/account/password", "current_password=x&new_password=y", [true, true, true]),
+    ];
+    for (path, body, allowed) in forms {
+        let post = |s: Option<&Session>| {
+            let mut req = app
+                .http
+                .post(format!("{}{path}", app.base))
+                .header("content-type", "application/x-www-form-urlencoded");
+            let mut body = body.to_owned();
+            if let Some(s) = s {
+                req = req.header("cookie", &s.cookie);
+                body = format!("csrf={}&{body}", s.csrf);
+            }
+            req.body(body).send()
+        };
+        let resp = post(None).await.unwrap();
+        assert_eq!(resp.status(), 303, "anonymous {path}");
+        for (i, s) in sessions.iter().enumerate() {
+            let status = post(Some(s)).await.unwrap().status().as_u16();
+            if allowed[i] {
+                assert!(status != 403 && status != 401, "role {i} POST {path}: {status}");
+            } else {
+                assert_eq!(status, 403, "role {i} POST {path}");
+            }
+        }
+    }
+
     // A role change bites on the very next request.
     let (_, me) = app.call(Method::GET, "/api/v1/session", Some(&analyst), None).await;
     let id = me["user"]["id"].as_i64().unwrap();
