@@ -43,8 +43,18 @@ pub enum ViewError {
 
 /// Local time, RFC 3339 with offset and microseconds.
 pub fn local_time(t: Timestamp, tz: &TimeZone) -> String {
-    let z = t.to_jiff().to_zoned(tz.clone());
-    format!("{}{}", z.strftime("%Y-%m-%dT%H:%M:%S%.6f"), z.strftime("%:z"))
+    // jiff's RFC 3339 printer with the zone's offset at that instant: the same text as
+    // strftime("%Y-%m-%dT%H:%M:%S%.6f%:z") at a fraction of the cost (exports call this per row).
+    let ts = t.to_jiff();
+    let mut out = String::with_capacity(32);
+    let printer = jiff::fmt::temporal::DateTimePrinter::new().precision(Some(6));
+    match printer.print_timestamp_with_offset(&ts, tz.to_offset(ts), &mut out) {
+        Ok(()) => out,
+        Err(_) => {
+            let z = ts.to_zoned(tz.clone());
+            format!("{}{}", z.strftime("%Y-%m-%dT%H:%M:%S%.6f"), z.strftime("%:z"))
+        }
+    }
 }
 
 impl EventView {
@@ -71,7 +81,13 @@ impl EventView {
 }
 
 fn hex_lower(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(DIGITS[usize::from(x >> 4)] as char);
+        s.push(DIGITS[usize::from(x & 0xf)] as char);
+    }
+    s
 }
 
 /// The CSV columns, in order.
@@ -98,25 +114,28 @@ pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl EventView {
-    pub fn csv_record(&self) -> [String; 11] {
-        let target = self.target.as_ref().map(|t| if t.display.is_empty() { t.id.clone() } else { t.display.clone() });
+    /// The CSV cells, neutralized; borrowed where nothing needs changing (an export writes
+    /// hundreds of thousands of these a second).
+    pub fn csv_record(&self) -> [std::borrow::Cow<'_, str>; 11] {
+        use std::borrow::Cow;
+        let target = self.target.as_ref().map(|t| if t.display.is_empty() { &t.id } else { &t.display });
+        let owned = |s: String| -> Cow<'_, str> { Cow::Owned(neutralize(&s).into_owned()) };
         [
-            self.time_local.clone(),
-            self.user.clone(),
-            self.action_label.clone(),
-            self.details.clone(),
-            self.time.clone(),
-            self.seq.to_string(),
-            target.unwrap_or_default(),
-            match self.outcome {
-                Outcome::Success => "success".into(),
-                Outcome::Failure => "failure".into(),
-            },
-            self.source.ip.map(|ip| ip.to_string()).unwrap_or_default(),
-            self.source.user_agent.clone().unwrap_or_default(),
-            self.leaf_hash.clone(),
+            neutralize(&self.time_local),
+            neutralize(&self.user),
+            neutralize(&self.action_label),
+            neutralize(&self.details),
+            neutralize(&self.time),
+            Cow::Owned(self.seq.to_string()),
+            target.map(|t| neutralize(t)).unwrap_or_default(),
+            Cow::Borrowed(match self.outcome {
+                Outcome::Success => "success",
+                Outcome::Failure => "failure",
+            }),
+            self.source.ip.map(|ip| owned(ip.to_string())).unwrap_or_default(),
+            self.source.user_agent.as_deref().map(neutralize).unwrap_or_default(),
+            neutralize(&self.leaf_hash),
         ]
-        .map(|c| neutralize(&c).into_owned())
     }
 }
 
@@ -183,7 +202,7 @@ impl ExportEncoder {
     pub fn row(&mut self, row: &EventRow) -> Result<(), ExportError> {
         let view = EventView::from_row(row, &self.tz).map_err(std::io::Error::other)?;
         match &mut self.csv {
-            Some(w) => w.write_record(view.csv_record()).map_err(std::io::Error::other)?,
+            Some(w) => w.write_record(view.csv_record().iter().map(|c| c.as_bytes())).map_err(std::io::Error::other)?,
             None => {
                 serde_json::to_writer(&mut self.out, &view).map_err(std::io::Error::other)?;
                 self.out.push(b'\n');
@@ -329,5 +348,30 @@ mod tests {
         let t = Timestamp::from_micros(1_764_149_400_123_456); // 2025-11-26T09:30:00.123456Z
         assert_eq!(local_time(t, &TimeZone::get("Europe/Berlin").unwrap()), "2025-11-26T10:30:00.123456+01:00");
         assert_eq!(local_time(t, &TimeZone::UTC), "2025-11-26T09:30:00.123456+00:00");
+        assert_eq!(local_time(Timestamp::from_micros(0), &TimeZone::UTC), "1970-01-01T00:00:00.000000+00:00");
+    }
+
+    #[test]
+    fn leaf_hashes_are_lowercase_hex() {
+        assert_eq!(hex_lower(&[0x00, 0x0f, 0xab, 0xff]), "000fabff");
+        assert_eq!(hex_lower(&[]), "");
+    }
+
+    /// The fast printer writes exactly what strftime wrote, across zones, DST and odd offsets.
+    #[test]
+    fn local_time_matches_strftime() {
+        let zones =
+            ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe", "Pacific/Chatham"];
+        for zone in zones {
+            let tz = TimeZone::get(zone).unwrap();
+            let mut us: i64 = 1_700_000_000_000_000;
+            for _ in 0..2000 {
+                us += 7_919_123_457; // about 2.2 hours and an odd fraction, to cross DST changes
+                let t = Timestamp::from_micros(us);
+                let z = t.to_jiff().to_zoned(tz.clone());
+                let want = format!("{}{}", z.strftime("%Y-%m-%dT%H:%M:%S%.6f"), z.strftime("%:z"));
+                assert_eq!(local_time(t, &tz), want, "{zone} {us}");
+            }
+        }
     }
 }
