@@ -119,6 +119,16 @@ fn check_name(name: &str) -> Result<String, AccountError> {
     Ok(n.to_owned())
 }
 
+/// How a management user came to be, for their Management Users Added event.
+struct HowAdded<'a> {
+    /// `None`: the new user is the actor (setup link, accepted invitation).
+    actor: Option<Actor>,
+    source: &'a Source,
+    details: String,
+    method: &'static str,
+    only_if_first: bool,
+}
+
 fn account(m: AccountMutation) -> Option<Mutation> {
     Some(Mutation::Account(m))
 }
@@ -160,29 +170,19 @@ impl Accounts {
         if !self.setup_token_is_valid(token) {
             return Err(AccountError::InvalidLink);
         }
-        let email = normalize_email(email)?;
-        password::check_policy(password, &email)?;
-        let hash = self.hasher.hash(password, self.random()).await?;
-        let id = UserId(self.new_id());
-        let event = EventBuilder::new(Action::ManagementUserAdded, user_actor(id, &email), source)
-            .target("management_user", id, &email)
-            .details("First admin, created with the setup link")
-            .field("role", Role::Admin.code())
-            .field("method", "setup_link")
-            .build();
-        let m = AccountMutation::CreateUser {
-            id,
-            email: email.clone(),
-            role: Role::Admin,
-            password_hash: hash,
+        let how = HowAdded {
+            actor: None,
+            source,
+            details: "First admin, created with the setup link".into(),
+            method: "setup_link",
             only_if_first: true,
         };
-        match self.append(vec![event], m).await {
+        let user = match self.create_user(email, Role::Admin, password, how).await {
             Err(AccountError::Conflict(_)) => return Err(AccountError::InvalidLink),
             other => other?,
-        }
+        };
         *self.setup.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        self.user_view(id).await
+        Ok(user)
     }
 
     /// `logbook admin create`: a user added by the operator, recorded with the system actor.
@@ -192,21 +192,37 @@ impl Accounts {
         role: Role,
         password: &str,
     ) -> Result<UserView, AccountError> {
+        let how = HowAdded {
+            actor: Some(Actor::system()),
+            source: &Source::default(),
+            details: format!("Added from the command line as {role}"),
+            method: "command_line",
+            only_if_first: false,
+        };
+        self.create_user(email, role, password, how).await
+    }
+
+    /// Validates, hashes and adds a management user, with its Management Users Added event.
+    async fn create_user(
+        &self,
+        email: &str,
+        role: Role,
+        password: &str,
+        how: HowAdded<'_>,
+    ) -> Result<UserView, AccountError> {
         let email = normalize_email(email)?;
         password::check_policy(password, &email)?;
         let hash = self.hasher.hash(password, self.random()).await?;
         let id = UserId(self.new_id());
-        let event = EventBuilder::new(Action::ManagementUserAdded, Actor::system(), &Source::default())
+        let actor = how.actor.unwrap_or_else(|| user_actor(id, &email));
+        let event = EventBuilder::new(Action::ManagementUserAdded, actor, how.source)
             .target("management_user", id, &email)
-            .details(format!("Added from the command line as {role}"))
+            .details(how.details)
             .field("role", role.code())
-            .field("method", "command_line")
+            .field("method", how.method)
             .build();
-        self.append(
-            vec![event],
-            AccountMutation::CreateUser { id, email, role, password_hash: hash, only_if_first: false },
-        )
-        .await?;
+        let m = AccountMutation::CreateUser { id, email, role, password_hash: hash, only_if_first: how.only_if_first };
+        self.append(vec![event], m).await?;
         self.user_view(id).await
     }
 
@@ -474,22 +490,15 @@ impl Accounts {
         role: Role,
         password: &str,
     ) -> Result<UserView, AccountError> {
-        let email = normalize_email(email)?;
-        password::check_policy(password, &email)?;
-        let hash = self.hasher.hash(password, self.random()).await?;
-        let id = UserId(self.new_id());
-        let e = EventBuilder::new(Action::ManagementUserAdded, by.actor(), &by.source)
-            .target("management_user", id, &email)
-            .details(format!("Added {email} as {role}"))
-            .field("role", role.code())
-            .field("method", "direct")
-            .build();
-        self.append(
-            vec![e],
-            AccountMutation::CreateUser { id, email, role, password_hash: hash, only_if_first: false },
-        )
-        .await?;
-        self.user_view(id).await
+        let shown = email.trim().to_lowercase();
+        let how = HowAdded {
+            actor: Some(by.actor()),
+            source: &by.source,
+            details: format!("Added {shown} as {role}"),
+            method: "direct",
+            only_if_first: false,
+        };
+        self.create_user(email, role, password, how).await
     }
 
     pub async fn set_role(
