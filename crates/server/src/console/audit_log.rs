@@ -109,6 +109,25 @@ impl View {
         }
     }
 
+    /// The page before this one (`None` on the first page).
+    fn newer_url(&self) -> Option<String> {
+        self.cursor.as_ref()?;
+        Some(match self.prev.split_last() {
+            Some((last, rest)) => self.url(Some(last), rest),
+            None => self.url(None, &[]),
+        })
+    }
+
+    /// The page after this one, remembering this one (a bounded history) for "Newer".
+    fn older_url(&self, next: &str) -> String {
+        let mut prev = self.prev.clone();
+        if let Some(c) = &self.cursor {
+            prev.push(c.clone());
+        }
+        let keep = prev.len().saturating_sub(MAX_HISTORY);
+        self.url(Some(next), &prev[keep..])
+    }
+
     /// What "Audit Log Viewed" records: the filters, not the page.
     fn recorded_filters(&self) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
@@ -311,17 +330,11 @@ pub async fn audit_log(
                     (table(list, &zone))
                 }
                 @if view.cursor.is_some() || list.next_cursor.is_some() { nav.pager aria-label="Pages" {
-                    @if view.cursor.is_some() {
-                        @let (back, rest) = match view.prev.split_last() {
-                            Some((last, rest)) => (Some(last.as_str()), rest.to_vec()),
-                            None => (None, Vec::new()),
-                        };
-                        a.button.secondary href=(view.url(back, &rest)) rel="prev" { "← Newer" }
+                    @if let Some(newer) = view.newer_url() {
+                        a.button.secondary href=(newer) rel="prev" { "← Newer" }
                     }
                     @if let Some(next) = &list.next_cursor {
-                        @let mut prev = view.prev.clone();
-                        @if let Some(c) = &view.cursor { (push(&mut prev, c)) }
-                        a.button.secondary href=(view.url(Some(next), &prev)) rel="next" { "Older →" }
+                        a.button.secondary href=(view.older_url(next)) rel="next" { "Older →" }
                     }
                 } }
             }
@@ -329,15 +342,6 @@ pub async fn audit_log(
         script src="/assets/console.js" defer {}
     };
     respond(status, page("Audit Log", &auth, &csrf, "/audit-log", body))
-}
-
-/// Pushes onto the page history (kept short) and renders nothing.
-fn push(prev: &mut Vec<String>, cursor: &str) -> Markup {
-    prev.push(cursor.to_owned());
-    if prev.len() > MAX_HISTORY {
-        prev.remove(0);
-    }
-    html! {}
 }
 
 /// One entry, every field, and whether its inclusion in the latest signed checkpoint checks out.
