@@ -11,6 +11,7 @@ pub mod mail;
 pub mod password;
 pub mod permission;
 pub mod settings;
+pub mod throttle;
 pub mod tokens;
 pub mod totp;
 
@@ -29,6 +30,7 @@ pub use mail::SmtpConfig;
 pub use ops::{ImportReport, ImportRowError, InvitationCreated, SignIn, SignedIn, TotpEnrolment};
 pub use permission::{Authorized, Caller, Forbidden, Permission};
 pub use settings::{PlatformSettings, SettingsPatch};
+pub use throttle::{AccountMetrics, SignInThrottle};
 pub use tokens::Secret;
 
 /// How the accounts behave; the policy admins change at run time lives in [`PlatformSettings`].
@@ -43,6 +45,8 @@ pub struct AccountsConfig {
     pub hash_permits: usize,
     /// Sign-ins allowed to wait for a hash; more are answered "busy" (HTTP 429).
     pub hash_queue: usize,
+    /// Failed sign-ins allowed per source address (shared by every process on the database).
+    pub sign_in_throttle: SignInThrottle,
 }
 
 impl Default for AccountsConfig {
@@ -54,6 +58,7 @@ impl Default for AccountsConfig {
             smtp: None,
             hash_permits: 2,
             hash_queue: 64,
+            sign_in_throttle: SignInThrottle::default(),
         }
     }
 }
@@ -71,6 +76,9 @@ pub enum AccountError {
     SignInFailed,
     #[error("too many sign-ins at once; try again in a moment")]
     Busy,
+    /// The request's address made too many failed sign-ins recently.
+    #[error("too many failed sign-ins from this address; try again in {minutes} minutes")]
+    Throttled { minutes: u64 },
     #[error(transparent)]
     Forbidden(#[from] Forbidden),
     #[error("{0} not found")]
@@ -157,6 +165,7 @@ pub struct Accounts {
     hasher: password::Hasher,
     mac: tokens::MacKey,
     mailer: Option<mail::Mailer>,
+    metrics: AccountMetrics,
     settings: Mutex<Option<(Instant, PlatformSettings)>>,
     setup: Mutex<Option<([u8; 32], Timestamp)>>,
 }
@@ -178,6 +187,7 @@ impl Accounts {
             hasher,
             mac: tokens::MacKey::derive(mac_secret),
             mailer,
+            metrics: AccountMetrics::default(),
             settings: Mutex::new(None),
             setup: Mutex::new(None),
         })
@@ -189,6 +199,10 @@ impl Accounts {
 
     pub fn log(&self) -> &Arc<LogService> {
         &self.log
+    }
+
+    pub fn metrics(&self) -> &AccountMetrics {
+        &self.metrics
     }
 
     fn now(&self) -> Timestamp {

@@ -242,6 +242,7 @@ impl Accounts {
         totp_code: Option<&str>,
         source: &Source,
     ) -> Result<SignIn, AccountError> {
+        self.check_address(source).await?;
         let now = self.now();
         let user = match normalize_email(email) {
             Ok(e) => self.log.store().user_by_email(self.org.id, &e).await?,
@@ -254,6 +255,7 @@ impl Accounts {
         };
         if user.locked_until.is_some_and(|t| t > now) {
             self.hasher.verify(password, None).await?;
+            self.count_address_failure(source).await;
             let e = EventBuilder::new(Action::LoginFailed, user_actor(user.id, &user.email), source)
                 .details("Account locked")
                 .field("reason", "locked")
@@ -277,6 +279,7 @@ impl Accounts {
 
     /// The TOTP step of a sign-in that passed its password step.
     pub async fn sign_in_totp(&self, pending: &str, code: &str, source: &Source) -> Result<SignedIn, AccountError> {
+        self.check_address(source).await?;
         let Some((id, _)) = MacKey::pending_user(pending) else { return Err(AccountError::SignInFailed) };
         let user = self.log.store().user(self.org.id, id).await?;
         let Some(user) = user.filter(|u| self.mac.pending_is_valid(pending, &u.password_hash.0, self.now())) else {
@@ -348,24 +351,32 @@ impl Accounts {
             "Invalid password" => "invalid_password",
             _ => "failed_verification",
         };
+        let counted = self.count_address_failure(source).await;
+        let failed = |actor: Actor| {
+            let mut b = EventBuilder::new(Action::LoginFailed, actor, source).field("reason", reason_code).failed();
+            match counted {
+                Some(c) if c.reached_limit => {
+                    b = b.details(format!(
+                        "{reason}; {} failed sign-ins from this address, further sign-ins from it refused for {} minutes",
+                        c.failures,
+                        self.config.sign_in_throttle.minutes()
+                    ));
+                }
+                _ => b = b.details(reason),
+            }
+            if let Some(c) = counted {
+                b = b.field("address_failures", c.failures);
+            }
+            b
+        };
         let Some(user) = user else {
-            let e = EventBuilder::new(Action::LoginFailed, typed_identifier(typed), source)
-                .details(reason)
-                .field("reason", reason_code)
-                .failed()
-                .build();
-            self.log.append(&self.org, vec![e], None).await?;
+            self.log.append(&self.org, vec![failed(typed_identifier(typed)).build()], None).await?;
             return Ok(());
         };
         let settings = self.settings().await?;
         let actor = user_actor(user.id, &user.email);
         let failures = user.failed_logins.saturating_add(1);
-        let mut events = vec![EventBuilder::new(Action::LoginFailed, actor.clone(), source)
-            .details(reason)
-            .field("reason", reason_code)
-            .field("consecutive_failures", failures)
-            .failed()
-            .build()];
+        let mut events = vec![failed(actor.clone()).field("consecutive_failures", failures).build()];
         let lock_until = (failures >= settings.lockout_threshold).then(|| after(self.now(), settings.lockout()));
         if lock_until.is_some() {
             events.push(

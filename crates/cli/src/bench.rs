@@ -52,7 +52,7 @@ pub struct BenchArgs {
 }
 
 /// Realistic events: a few dozen users, bursts of failed sign-ins, admin changes.
-fn sample_event(i: u64) -> NewEvent {
+pub(crate) fn sample_event(i: u64) -> NewEvent {
     let user = i.wrapping_mul(2_654_435_761) % 48;
     let (action, details, outcome) = match i % 10 {
         0..=4 => (Action::LoginSuccess, "Method: password + TOTP", Outcome::Success),
@@ -86,7 +86,7 @@ fn sample_event(i: u64) -> NewEvent {
     }
 }
 
-fn rate(n: u64, d: Duration) -> f64 {
+pub(crate) fn rate(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
@@ -120,7 +120,7 @@ impl Raw {
 /// The bare loop: the same rows into the same tables, one transaction per batch, WAL and
 /// synchronous=FULL, with nothing of Logbook in between.
 /// One pre-encoded row: time, action, user, leaf, leaf hash, search text.
-type RawRow = (i64, String, String, Vec<u8>, [u8; 32], String);
+pub(crate) type RawRow = (i64, String, String, Vec<u8>, [u8; 32], String);
 
 fn raw_ingest(dir: &Path, variant: Raw, rows: &[RawRow], batch: usize) -> anyhow::Result<Duration> {
     let path = dir.join(format!("raw-{variant:?}.db"));
@@ -323,6 +323,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
 
     if let Some(admin) = &a.postgres {
         postgres_section(&a, admin, &rows).await?;
+        crate::bench_processes::two_processes(&a, admin, &rows).await?;
     }
 
     if a.proof_log > 0 {

@@ -107,6 +107,14 @@ pub struct ServeArgs {
     /// LOGBOOK_SMTP_PASSWORD_FILE names, never from a flag.
     #[arg(long, env = "LOGBOOK_SMTP_USERNAME")]
     pub smtp_username: Option<String>,
+    /// Failed sign-ins allowed from one address (an IPv6 /64) within the window; then its
+    /// sign-ins are refused (429) until the window ends. 0 turns this off. [default: 30]
+    #[arg(long, env = "LOGBOOK_SIGN_IN_MAX_FAILURES")]
+    pub sign_in_max_failures: Option<u32>,
+    /// The window of --sign-in-max-failures, in minutes, from an address's first failure.
+    /// [default: 15]
+    #[arg(long, env = "LOGBOOK_SIGN_IN_WINDOW_MINUTES", value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub sign_in_window_minutes: Option<u64>,
 }
 
 #[derive(Debug, Args)]

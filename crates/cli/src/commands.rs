@@ -103,6 +103,13 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             host,
         });
     }
+    if let Some(n) = a.sign_in_max_failures.or(file.sign_in_max_failures) {
+        settings.sign_in_throttle.max_failures = n;
+    }
+    if let Some(m) = a.sign_in_window_minutes.or(file.sign_in_window_minutes) {
+        anyhow::ensure!((1..=1440).contains(&m), "sign_in_window_minutes must be 1 to 1440, not {m}");
+        settings.sign_in_throttle.window = std::time::Duration::from_secs(m * 60);
+    }
 
     let store = store_url::open(&loc).await?;
     let app = Application::build(&settings, store, Arc::new(SystemClock), Arc::new(OsRandom)).await?;

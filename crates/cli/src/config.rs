@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub smtp_port: Option<u16>,
     pub smtp_from: Option<String>,
     pub smtp_username: Option<String>,
+    pub sign_in_max_failures: Option<u32>,
+    pub sign_in_window_minutes: Option<u64>,
 }
 
 /// A secret from `NAME` or from the file `NAME_FILE` names (trailing newline removed).

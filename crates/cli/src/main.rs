@@ -1,6 +1,7 @@
 //! `logbook`: parse the command line, choose the store from the URL, run the command.
 
 mod bench;
+mod bench_processes;
 mod bench_query;
 mod cli;
 mod commands;

@@ -47,6 +47,9 @@ pub enum ApiError {
     /// Too much at once (e.g. a sign-in flood); retry later.
     #[error("too many requests")]
     TooManyRequests,
+    /// Too many failed sign-ins from the request's address; retry after the window.
+    #[error("too many failed sign-ins")]
+    TooManyAttempts { minutes: u64 },
     #[error("{0}")]
     NotFound(String),
     /// The request conflicts with an earlier one (e.g. an idempotency key reused for another body).
@@ -106,18 +109,11 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Conflict(why) => (StatusCode::CONFLICT, "conflict", why),
             ApiError::TooManyRequests => {
-                let mut resp = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    Json(ErrorBody {
-                        error: ErrorDetail {
-                            code: "too_many_requests",
-                            message: "too many requests at once; retry in a moment".into(),
-                        },
-                    }),
-                )
-                    .into_response();
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return resp;
+                return too_many("too_many_requests", "too many requests at once; retry in a moment".into(), 1)
+            }
+            ApiError::TooManyAttempts { minutes } => {
+                let message = format!("too many failed sign-ins from this address; try again in {minutes} minutes");
+                return too_many("too_many_attempts", message, minutes.saturating_mul(60));
             }
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", what),
             ApiError::Unprocessable { code, message } => (StatusCode::UNPROCESSABLE_ENTITY, code, message),
@@ -182,6 +178,14 @@ impl From<ProofRequestError> for ApiError {
     }
 }
 
+/// 429 with `Retry-After` in seconds.
+fn too_many(code: &'static str, message: String, retry_after_secs: u64) -> Response {
+    let mut resp =
+        (StatusCode::TOO_MANY_REQUESTS, Json(ErrorBody { error: ErrorDetail { code, message } })).into_response();
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    resp
+}
+
 impl From<logbook_accounts::AccountError> for ApiError {
     fn from(e: logbook_accounts::AccountError) -> Self {
         use logbook_accounts::AccountError as A;
@@ -190,6 +194,7 @@ impl From<logbook_accounts::AccountError> for ApiError {
             A::Password(p) => ApiError::bad_request("weak_password", p.to_string()),
             A::SignInFailed => ApiError::SignInFailed,
             A::Busy => ApiError::TooManyRequests,
+            A::Throttled { minutes } => ApiError::TooManyAttempts { minutes },
             A::Forbidden(f) => ApiError::Forbidden(f.to_string()),
             A::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             A::Conflict(m) => ApiError::Conflict(m),

@@ -48,6 +48,8 @@ pub struct Settings {
     pub smtp: Option<logbook_accounts::SmtpConfig>,
     /// How often expired sessions are looked for (each is ended with its Logout event).
     pub session_sweep_interval: Duration,
+    /// Failed sign-ins allowed per source address before its sign-ins are refused (429).
+    pub sign_in_throttle: logbook_accounts::SignInThrottle,
 }
 
 impl Settings {
@@ -63,6 +65,7 @@ impl Settings {
             public_url: None,
             smtp: None,
             session_sweep_interval: Duration::from_secs(30),
+            sign_in_throttle: logbook_accounts::SignInThrottle::default(),
         }
     }
 }
@@ -134,7 +137,6 @@ impl Application {
         let log = LogService::new(store, clock, random, Arc::new(signer), config);
         let default_org = log.org(&settings.default_org).await?;
         log.start_all().await?;
-        let metrics = Arc::new(metrics::Metrics::new(log.metrics()));
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Listen { addr: settings.listen, source })?;
@@ -143,10 +145,12 @@ impl Application {
         let accounts_config = logbook_accounts::AccountsConfig {
             public_url: public_url.clone(),
             smtp: settings.smtp.clone(),
+            sign_in_throttle: settings.sign_in_throttle,
             ..Default::default()
         };
         let accounts =
             Arc::new(logbook_accounts::Accounts::new(log.clone(), default_org.clone(), accounts_config, &mac_secret)?);
+        let metrics = Arc::new(metrics::Metrics::new(log.metrics(), accounts.metrics()));
         let setup_link = accounts.setup_link().await?;
         let state = AppState {
             log: log.clone(),
@@ -194,6 +198,9 @@ impl Application {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(sessions = n, "ended expired sessions"),
                     Err(e) => tracing::warn!(error = %e, "looking for expired sessions failed"),
+                }
+                if let Err(e) = accounts.prune_sign_in_throttle().await {
+                    tracing::warn!(error = %e, "forgetting old sign-in failures failed");
                 }
             }
         });

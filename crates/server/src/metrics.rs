@@ -2,6 +2,7 @@
 
 use std::sync::Mutex;
 
+use logbook_accounts::AccountMetrics;
 use logbook_log::LogMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -20,9 +21,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(log: &LogMetrics) -> Self {
+    pub fn new(log: &LogMetrics, accounts: &AccountMetrics) -> Self {
         let mut registry = Registry::default();
         log.register(&mut registry);
+        accounts.register(&mut registry);
         let http_responses = Family::<StatusLabel, Counter>::default();
         registry.register("logbook_http_responses", "HTTP responses by status", http_responses.clone());
         Self { registry: Mutex::new(registry), http_responses }

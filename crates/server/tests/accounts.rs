@@ -161,6 +161,20 @@ impl App {
         (body["id"].as_i64().unwrap(), self.sign_in(email, PASSWORD).await)
     }
 
+    /// Another application on the same store and data directory (as a second process would
+    /// be); returns its base URL. It serves until the test ends.
+    async fn second_process(&self) -> String {
+        let mut settings = Settings::new(self._dir.path().to_owned());
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        settings.session_sweep_interval = Duration::from_secs(3600);
+        let app = Application::build(&settings, self.store.clone(), self.clock.clone(), Arc::new(SeededRandom::new(8)))
+            .await
+            .unwrap();
+        let base = format!("http://{}", app.local_addr());
+        tokio::spawn(app.run_until(std::future::pending()));
+        base
+    }
+
     async fn events(&self) -> Vec<Event> {
         let org = self.store.org(&OrgSlug::default_org()).await.unwrap().unwrap();
         let size = self.store.log_head(org.id).await.unwrap().size;
@@ -212,6 +226,7 @@ on_both_stores!(
     settings_changes_are_validated_and_recorded,
     a_change_whose_event_cannot_be_stored_is_not_made,
     the_audit_log_page_records_views_once_per_filter_set,
+    sign_ins_are_throttled_per_address_across_processes,
 );
 
 /// The event of `action` after position `from`, checked for its label.
@@ -985,4 +1000,77 @@ async fn invitations_are_mailed_when_smtp_is_configured() {
     assert!(message.contains("To: new@example.com"), "{message}");
     assert!(message.contains(link), "the mail carries the link: {message}");
     assert!(message.contains("as Analyst"), "{message}");
+}
+
+/// A client whose connections come from `ip` (any 127.x.y.z address reaches the server).
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(Some(ip.parse().unwrap()))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn try_sign_in(http: &reqwest::Client, base: &str, email: &str, password: &str) -> reqwest::Response {
+    http.post(format!("{base}/api/v1/session"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn sign_ins_are_throttled_per_address_across_processes(app: App) {
+    let limit = logbook_accounts::SignInThrottle::default().max_failures;
+    let attacker = client_from("127.0.0.2");
+    let start = app.count().await;
+    for i in 1..=limit {
+        let resp = try_sign_in(&attacker, &app.base, &format!("ghost{i}@example.com"), "not the password").await;
+        assert_eq!(resp.status(), 401, "failure {i} of {limit} is an ordinary failed sign-in");
+    }
+    let events = app.events().await;
+    assert_eq!(events.len() - start, limit as usize, "every failure is recorded");
+    let last = events.last().unwrap();
+    assert_eq!(last.body.action.code(), "login.failed");
+    assert!(
+        last.body.details.starts_with(
+            "Unknown user; 30 failed sign-ins from this address, further sign-ins from it refused for 15 minutes"
+        ),
+        "the failure that reaches the limit says so: {}",
+        last.body.details
+    );
+    assert_eq!(last.body.fields.get("address_failures").map(String::as_str), Some("30"));
+
+    // Over the limit, even the right password is refused, before any hashing, and not recorded.
+    let resp = try_sign_in(&attacker, &app.base, ADMIN, PASSWORD).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "900");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_attempts");
+    let form = attacker
+        .post(format!("{}/login", app.base))
+        .form(&[("email", ADMIN), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 429, "the console's sign-in form is refused too");
+    assert!(form.text().await.unwrap().contains("too many failed sign-ins from this address"));
+    assert_eq!(app.count().await, start + limit as usize, "refusals are counted in /metrics, not logged one by one");
+
+    // Another address is not affected.
+    let resp = try_sign_in(&client_from("127.0.0.3"), &app.base, ADMIN, PASSWORD).await;
+    assert_eq!(resp.status(), 200);
+
+    // A second process on the same database refuses the address too: the counter is stored.
+    let other = app.second_process().await;
+    let resp = try_sign_in(&attacker, &other, ADMIN, PASSWORD).await;
+    assert_eq!(resp.status(), 429, "the other process shares the count");
+
+    let (_, metrics) = app.call(Method::GET, "/metrics", None, None).await;
+    let metrics = metrics.as_str().unwrap().to_owned();
+    assert!(metrics.contains("logbook_sign_ins_throttled_total 2"), "{metrics}");
+
+    // After the window the address may try again.
+    app.clock.advance_micros(16 * 60 * 1_000_000);
+    let resp = try_sign_in(&attacker, &app.base, ADMIN, PASSWORD).await;
+    assert_eq!(resp.status(), 200, "the window is over");
 }

@@ -482,4 +482,45 @@ impl AccountStore for PgStore {
         let row = c.query_opt("SELECT json FROM settings WHERE org = $1", &[&org.0]).await.map_err(pg)?;
         Ok(row.map(|r| r.get(0)))
     }
+
+    async fn sign_in_failures(&self, org: OrgId, address: &str, since: Timestamp) -> Result<u32, StoreError> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "SELECT failures FROM sign_in_throttle WHERE org = $1 AND address = $2 AND window_start_us >= $3",
+                &[&org.0, &address, &since.as_micros()],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.map_or(0, |r| r.get::<_, i32>(0).max(0) as u32))
+    }
+
+    async fn count_sign_in_failure(
+        &self,
+        org: OrgId,
+        address: &str,
+        now: Timestamp,
+        since: Timestamp,
+    ) -> Result<u32, StoreError> {
+        let c = self.client().await?;
+        // One statement, so concurrent failures from several processes are all counted; SET
+        // reads the old row, so an expired window restarts at `now` with one failure.
+        let row = c
+            .query_one(
+                "INSERT INTO sign_in_throttle AS t (org, address, window_start_us, failures) VALUES ($1, $2, $3, 1)
+                 ON CONFLICT (org, address) DO UPDATE SET
+                     failures = CASE WHEN t.window_start_us < $4 THEN 1 ELSE t.failures + 1 END,
+                     window_start_us = CASE WHEN t.window_start_us < $4 THEN $3 ELSE t.window_start_us END
+                 RETURNING failures",
+                &[&org.0, &address, &now.as_micros(), &since.as_micros()],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.get::<_, i32>(0).max(0) as u32)
+    }
+
+    async fn prune_sign_in_failures(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        c.execute("DELETE FROM sign_in_throttle WHERE window_start_us < $1", &[&before.as_micros()]).await.map_err(pg)
+    }
 }

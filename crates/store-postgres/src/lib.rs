@@ -29,7 +29,12 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("accounts.sql"), include_str!("search.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("accounts.sql"),
+    include_str!("search.sql"),
+    include_str!("throttle.sql"),
+];
 
 /// How many schema versions this build applies.
 pub const MIGRATION_COUNT: usize = MIGRATIONS.len();

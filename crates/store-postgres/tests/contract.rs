@@ -65,7 +65,7 @@ async fn a_role_with_only_insert_and_select_runs_logbook_and_cannot_change_histo
              GRANT SELECT, INSERT ON events, tiles, checkpoints TO {role};
              GRANT SELECT, INSERT, UPDATE ON orgs, api_tokens, idempotency_keys, search_progress TO {role};
              GRANT SELECT, INSERT ON event_search TO {role};
-             GRANT SELECT, INSERT, UPDATE, DELETE ON users, sessions, session_views, invitations, protected_users, settings TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON users, sessions, session_views, invitations, protected_users, settings, sign_in_throttle TO {role};
              GRANT SELECT ON logbook_migrations TO {role};
              GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};"
         ))
@@ -110,6 +110,14 @@ async fn a_role_with_only_insert_and_select_runs_logbook_and_cannot_change_histo
         .unwrap();
     while store.index_search_text(org.id, 1000).await.unwrap() > 0 {}
     assert_eq!(store.search_indexed(org.id).await.unwrap(), 312);
+    // So does the sign-in throttle (counted, read and pruned).
+    let t = logbook_core::Timestamp::from_micros;
+    assert_eq!(
+        logbook_store::AccountStore::count_sign_in_failure(&store, org.id, "192.0.2.1", t(10), t(0)).await.unwrap(),
+        1
+    );
+    assert_eq!(logbook_store::AccountStore::sign_in_failures(&store, org.id, "192.0.2.1", t(0)).await.unwrap(), 1);
+    assert_eq!(logbook_store::AccountStore::prune_sign_in_failures(&store, t(11)).await.unwrap(), 1);
 
     // Even with the triggers gone, the role cannot change or remove an event.
     owner
@@ -152,10 +160,11 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
         let org = store.ensure_org(&slug, logbook_core::Timestamp::from_micros(1)).await.unwrap();
         store.commit(org.id, LogWriter::new(org.id, &slug).batch(500)).await.unwrap();
     }
-    // Back to version 1, as a store made before free-text search.
+    // Back to version 2, as a store made before free-text search (and the sign-in throttle).
     let c = raw(&url).await;
     c.batch_execute(
-        "DROP TABLE event_search; DROP TABLE search_progress; DELETE FROM logbook_migrations WHERE version = 3",
+        "DROP TABLE event_search; DROP TABLE search_progress; DROP TABLE sign_in_throttle;
+         DELETE FROM logbook_migrations WHERE version >= 3",
     )
     .await
     .unwrap();

@@ -453,4 +453,49 @@ impl AccountStore for SqliteStore {
         self.read(move |c| c.query_row("SELECT json FROM settings WHERE org = ?1", [org.0], |r| r.get(0)).optional())
             .await
     }
+
+    async fn sign_in_failures(&self, org: OrgId, address: &str, since: Timestamp) -> Result<u32, StoreError> {
+        let address = address.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT failures FROM sign_in_throttle WHERE org = ?1 AND address = ?2 AND window_start_us >= ?3",
+            )?
+            .query_row(params![org.0, address, since.as_micros()], |r| r.get(0))
+            .optional()
+            .map(Option::unwrap_or_default)
+        })
+        .await
+    }
+
+    async fn count_sign_in_failure(
+        &self,
+        org: OrgId,
+        address: &str,
+        now: Timestamp,
+        since: Timestamp,
+    ) -> Result<u32, StoreError> {
+        let address = address.to_owned();
+        self.write(move |c: &mut Connection| {
+            // SET reads the old row, so an expired window restarts at `now` with one failure.
+            c.prepare_cached(
+                "INSERT INTO sign_in_throttle (org, address, window_start_us, failures) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT (org, address) DO UPDATE SET
+                     failures = CASE WHEN window_start_us < ?4 THEN 1 ELSE failures + 1 END,
+                     window_start_us = CASE WHEN window_start_us < ?4 THEN ?3 ELSE window_start_us END
+                 RETURNING failures",
+            )
+            .and_then(|mut st| st.query_row(params![org.0, address, now.as_micros(), since.as_micros()], |r| r.get(0)))
+            .map_err(crate::backend)
+        })
+        .await
+    }
+
+    async fn prune_sign_in_failures(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.write(move |c: &mut Connection| {
+            c.execute("DELETE FROM sign_in_throttle WHERE window_start_us < ?1", [before.as_micros()])
+                .map(|n| n as u64)
+                .map_err(crate::backend)
+        })
+        .await
+    }
 }

@@ -23,7 +23,12 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 /// The schema, in order. `PRAGMA user_version` records how many are applied.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("accounts.sql"), include_str!("search.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("accounts.sql"),
+    include_str!("search.sql"),
+    include_str!("throttle.sql"),
+];
 
 /// The name of the database file inside the data directory.
 pub const FILE_NAME: &str = "logbook.db";

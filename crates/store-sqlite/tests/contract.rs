@@ -80,9 +80,12 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
         let store = SqliteStore::open(dir.path()).await.unwrap();
         let org = store.ensure_org(&slug, logbook_core::Timestamp::from_micros(1)).await.unwrap();
         store.commit(org.id, LogWriter::new(org.id, &slug).batch(500)).await.unwrap();
-        // Back to version 1, as a store made before free-text search.
+        // Back to version 2, as a store made before free-text search (and the sign-in throttle).
         let conn = rusqlite::Connection::open(store.path()).unwrap();
-        conn.execute_batch("DROP TABLE event_search; DROP TABLE search_progress; PRAGMA user_version = 2;").unwrap();
+        conn.execute_batch(
+            "DROP TABLE event_search; DROP TABLE search_progress; DROP TABLE sign_in_throttle; PRAGMA user_version = 2;",
+        )
+        .unwrap();
     }
     let store = SqliteStore::open(dir.path()).await.unwrap();
     let org = store.org(&slug).await.unwrap().unwrap();
@@ -95,5 +98,5 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
     assert_eq!(seqs(store.query_events(org.id, &filter, u64::MAX, 500).await.unwrap()), want, "and from the index");
     let conn = rusqlite::Connection::open(store.path()).unwrap();
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(v, 3);
+    assert_eq!(v, 4, "every later migration applied");
 }

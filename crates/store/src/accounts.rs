@@ -215,6 +215,22 @@ pub trait AccountStore: Send + Sync {
     async fn protected_emails(&self, org: OrgId, emails: &[String]) -> Result<Vec<String>, StoreError>;
 
     async fn settings_json(&self, org: OrgId) -> Result<Option<String>, StoreError>;
+
+    /// Failed sign-ins from `address` in its current window, if that window began at or after
+    /// `window_since`; 0 otherwise.
+    async fn sign_in_failures(&self, org: OrgId, address: &str, window_since: Timestamp) -> Result<u32, StoreError>;
+    /// Counts one failed sign-in from `address` and returns the failures in its window: a
+    /// window that began before `window_since` is over, and a new one starts at `now`. Atomic,
+    /// so processes sharing the database count together.
+    async fn count_sign_in_failure(
+        &self,
+        org: OrgId,
+        address: &str,
+        now: Timestamp,
+        window_since: Timestamp,
+    ) -> Result<u32, StoreError>;
+    /// Forgets the addresses whose window began before `before`; returns how many.
+    async fn prune_sign_in_failures(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.

@@ -31,6 +31,7 @@ macro_rules! contract_tests {
             invitations_are_accepted_once,
             protected_users_page_and_search,
             settings_are_replaced_whole,
+            sign_in_failures_are_counted_per_address_and_window,
         );
         $crate::contract_tests!(@cases $make;
             orgs_are_created_once,

@@ -292,3 +292,38 @@ pub async fn settings_are_replaced_whole(store: SharedStore) {
     let other = Accounts::new(&store, "globex").await;
     assert_eq!(store.settings_json(other.org).await.unwrap(), None);
 }
+
+pub async fn sign_in_failures_are_counted_per_address_and_window(store: SharedStore) {
+    let a = Accounts::new(&store, "acme").await;
+    let b = Accounts::new(&store, "globex").await;
+    let t = |s: i64| Timestamp::from_micros(1_700_000_000_000_000 + s * 1_000_000);
+    let window = 900; // seconds
+    let addr = "203.0.113.9";
+    assert_eq!(store.sign_in_failures(a.org, addr, t(0)).await.unwrap(), 0, "nothing counted yet");
+    for n in 1..=3 {
+        assert_eq!(store.count_sign_in_failure(a.org, addr, t(n), t(n - window)).await.unwrap(), n as u32);
+    }
+    assert_eq!(store.sign_in_failures(a.org, addr, t(10 - window)).await.unwrap(), 3);
+    assert_eq!(store.sign_in_failures(a.org, "203.0.113.10", t(10 - window)).await.unwrap(), 0, "per address");
+    assert_eq!(store.sign_in_failures(b.org, addr, t(10 - window)).await.unwrap(), 0, "per organization");
+
+    // Concurrent failures (as from several processes) are all counted.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (store, org) = (store.clone(), a.org);
+        tasks.spawn(async move { store.count_sign_in_failure(org, addr, t(20), t(20 - window)).await.unwrap() });
+    }
+    let mut counts = tasks.join_all().await;
+    counts.sort_unstable();
+    assert_eq!(counts, (4..=23).collect::<Vec<u32>>(), "each failure got its own count");
+
+    // Once the window has passed, the address starts again from one.
+    let later = t(1 + window + 1);
+    assert_eq!(store.sign_in_failures(a.org, addr, t(window + 2 - window)).await.unwrap(), 0, "window over");
+    assert_eq!(store.count_sign_in_failure(a.org, addr, later, t(2)).await.unwrap(), 1);
+    assert_eq!(store.sign_in_failures(a.org, addr, t(2)).await.unwrap(), 1);
+
+    store.count_sign_in_failure(b.org, "198.51.100.1", t(5), t(5 - window)).await.unwrap();
+    assert_eq!(store.prune_sign_in_failures(t(100)).await.unwrap(), 1, "only the stale window is pruned");
+    assert_eq!(store.sign_in_failures(a.org, addr, t(2)).await.unwrap(), 1, "the live window stays");
+}

@@ -200,4 +200,19 @@ impl AccountStore for FaultyStore {
     async fn settings_json(&self, org: OrgId) -> Result<Option<String>, StoreError> {
         self.inner.settings_json(org).await
     }
+    async fn sign_in_failures(&self, org: OrgId, address: &str, since: Timestamp) -> Result<u32, StoreError> {
+        self.inner.sign_in_failures(org, address, since).await
+    }
+    async fn count_sign_in_failure(
+        &self,
+        org: OrgId,
+        address: &str,
+        now: Timestamp,
+        since: Timestamp,
+    ) -> Result<u32, StoreError> {
+        self.inner.count_sign_in_failure(org, address, now, since).await
+    }
+    async fn prune_sign_in_failures(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.inner.prune_sign_in_failures(before).await
+    }
 }

@@ -66,6 +66,7 @@ pub(crate) fn form_error(e: AccountError) -> Result<(StatusCode, String), Respon
         AccountError::Conflict(_) => StatusCode::CONFLICT,
         AccountError::NotFound(_) => StatusCode::NOT_FOUND,
         AccountError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AccountError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         AccountError::Busy | AccountError::Append(_) | AccountError::Store(_) | AccountError::Internal(_) => {
             return Err(layout::api_error_page(ApiError::from(e)))
         }
