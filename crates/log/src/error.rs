@@ -15,9 +15,16 @@ pub enum AppendError {
     /// The events were not stored. Details are logged, not shown.
     #[error("the log cannot store events right now")]
     Unavailable,
-    /// The commit failed and the store could not be read back to tell whether it landed.
+    /// The commit failed and the store could not be read back to tell whether it landed, or
+    /// the storage reported an I/O error, after which reading back proves nothing.
     #[error("the log could not confirm whether the events were stored")]
     OutcomeUnknown,
+    /// Not stored: the disk is full.
+    #[error("the disk is full")]
+    DiskFull,
+    /// Not stored: this log stopped taking appends after a storage I/O error, until restart.
+    #[error("appends are stopped after a storage I/O error; restart Logbook once the storage is fixed")]
+    Stopped,
     #[error("the stored log is damaged: {0}")]
     Damaged(String),
     #[error(transparent)]
@@ -40,6 +47,8 @@ impl AppendError {
         match self {
             AppendError::OutcomeUnknown => AppendError::OutcomeUnknown,
             AppendError::ShuttingDown => AppendError::ShuttingDown,
+            AppendError::DiskFull => AppendError::DiskFull,
+            AppendError::Stopped => AppendError::Stopped,
             _ => AppendError::Unavailable,
         }
     }

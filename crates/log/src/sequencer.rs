@@ -13,7 +13,7 @@ use std::time::Instant;
 use logbook_core::{leaf, EventId, NewEvent, Timestamp};
 use logbook_integrity::tree::TreeEdge;
 use logbook_integrity::{record_hash, Hash};
-use logbook_store::{CommitBatch, CommitError, EventRow, Mutation, MutationEntry, Org, StoredCheckpoint};
+use logbook_store::{CommitBatch, CommitError, EventRow, Mutation, MutationEntry, Org, StoreError, StoredCheckpoint};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -75,6 +75,9 @@ pub(crate) struct Sequencer {
     checkpointed_size: u64,
     last_checkpoint_at: Option<Instant>,
     health: Arc<StdMutex<Result<(), String>>>,
+    /// Set by a storage I/O error: from then on every submission is refused and nothing is
+    /// signed, until the process restarts and reloads the log from what is really on disk.
+    stopped: Option<String>,
 }
 
 /// How many times a batch is rebuilt after another writer moved the head before giving up.
@@ -94,6 +97,7 @@ impl Sequencer {
             checkpointed_size: 0,
             last_checkpoint_at: None,
             health: Arc::new(StdMutex::new(Ok(()))),
+            stopped: None,
         };
         // The checkpoint first, then the head: a checkpoint is stored only after its events, so
         // another writer appending and signing in between cannot make the head look short.
@@ -178,14 +182,14 @@ impl Sequencer {
                 self.sign_checkpoint().await;
             }
         }
-        if self.edge.size() > self.checkpointed_size {
+        if self.stopped.is_none() && self.edge.size() > self.checkpointed_size {
             self.sign_checkpoint().await;
         }
     }
 
     /// When the next checkpoint should be signed, if the log is ahead of its last one.
     fn checkpoint_due(&self) -> Option<Instant> {
-        if self.edge.size() <= self.checkpointed_size {
+        if self.stopped.is_some() || self.edge.size() <= self.checkpointed_size {
             return None;
         }
         Some(match self.last_checkpoint_at {
@@ -200,6 +204,11 @@ impl Sequencer {
 
     /// Commits a group of submissions; answers every submitter.
     async fn commit(&mut self, batch: Vec<Submission>) {
+        if let Some(why) = &self.stopped {
+            let why = why.clone();
+            self.fail_all(batch, why, AppendError::Stopped);
+            return;
+        }
         let mut refused = Vec::new();
         // Across processes (PostgreSQL), one sequencer at a time builds on the head and commits.
         match self.shared.store.lock_log(self.org.id).await {
@@ -287,6 +296,18 @@ impl Sequencer {
                         return;
                     }
                 }
+                Err(CommitError::Store(StoreError::Io(e))) => {
+                    // After a failed write or sync the data may read back from the page cache
+                    // without being on disk, and a later sync may succeed without writing it
+                    // (the kernel dropped the dirty pages). So nothing is acknowledged, this
+                    // log takes no more appends, and a restart reloads what the disk holds.
+                    self.shared.metrics.commit_failures.inc();
+                    let why = format!("storage I/O error while committing: {e}; appends stopped until restart");
+                    tracing::error!(org = %self.org.slug, error = %e, "storage I/O error: this log takes no more appends until Logbook restarts");
+                    self.stopped = Some(why.clone());
+                    self.fail_all(batch, why, AppendError::OutcomeUnknown);
+                    return;
+                }
                 Err(CommitError::Store(e)) => {
                     self.shared.metrics.commit_failures.inc();
                     // A commit can fail after it reached the disk (a connection lost at COMMIT):
@@ -306,7 +327,13 @@ impl Sequencer {
                                 let _ = s.reply.send(Ok(Appended { first_seq, count, output: None }));
                             }
                         }
-                        Some(false) => self.fail_all(batch, format!("commit failed: {e}"), AppendError::Unavailable),
+                        Some(false) => {
+                            let answer = match e {
+                                StoreError::DiskFull => AppendError::DiskFull,
+                                _ => AppendError::Unavailable,
+                            };
+                            self.fail_all(batch, format!("commit failed: {e}"), answer)
+                        }
                         None => self.fail_all(
                             batch,
                             format!("commit failed: {e}; outcome unknown"),

@@ -141,6 +141,10 @@ impl From<StoreError> for ApiError {
                 tracing::error!("the disk is full");
                 ApiError::Unavailable("the log cannot store data right now (disk full)")
             }
+            StoreError::Io(detail) => {
+                tracing::error!(error = %detail, "storage I/O error");
+                ApiError::Unavailable("the log cannot store data right now (storage I/O error)")
+            }
             e => ApiError::Internal(e.to_string()),
         }
     }
@@ -158,6 +162,12 @@ impl From<AppendError> for ApiError {
             }
             AppendError::OutcomeUnknown => ApiError::Unavailable(
                 "the log could not confirm whether the events were stored; retry with the same Idempotency-Key",
+            ),
+            AppendError::DiskFull => {
+                ApiError::Unavailable("the log cannot store events right now: the disk is full; nothing was stored")
+            }
+            AppendError::Stopped => ApiError::Unavailable(
+                "the log stopped taking events after a storage I/O error; nothing was stored, retry after it restarts",
             ),
             AppendError::Damaged(d) => ApiError::Internal(d),
             AppendError::Store(e) => e.into(),

@@ -85,6 +85,9 @@ fn pg(e: tokio_postgres::Error) -> StoreError {
     if e.code() == Some(&SqlState::DISK_FULL) {
         return StoreError::DiskFull;
     }
+    if e.code() == Some(&SqlState::IO_ERROR) {
+        return StoreError::Io(format!("PostgreSQL: {e}"));
+    }
     // For the logs: the server's own message says what went wrong.
     match e.as_db_error() {
         Some(db) => StoreError::Backend(format!("PostgreSQL: {} ({})", db.message(), db.code().code())),

@@ -45,6 +45,9 @@ fn backend(e: rusqlite::Error) -> StoreError {
         if f.code == ErrorCode::DiskFull {
             return StoreError::DiskFull;
         }
+        if f.code == ErrorCode::SystemIoFailure {
+            return StoreError::Io(e.to_string());
+        }
     }
     StoreError::Backend(e.to_string())
 }

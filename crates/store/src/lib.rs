@@ -282,6 +282,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the disk is full")]
     DiskFull,
+    /// The operating system failed a read, write or sync. After a failed sync the kernel may
+    /// have dropped the data it could not write, so nothing written since the last good sync
+    /// can be trusted to be on disk, even if it reads back.
+    #[error("storage I/O error: {0}")]
+    Io(String),
     #[error("no such organization")]
     NoSuchOrg,
 }

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -25,6 +25,12 @@ pub struct FaultyStore {
     pub fail_after_commit: AtomicU32,
     /// Run once just before the next `latest_checkpoint` is answered.
     pub before_latest_checkpoint: tokio::sync::Mutex<Option<Hook>>,
+    /// The commit (counting from 1) that fails with an I/O error; 0: none.
+    pub io_error_at_commit: AtomicU64,
+    /// Whether that I/O error comes after the commit's data was written (a failed sync: the
+    /// rows read back, but the store cannot promise they are on disk) or before (a failed write).
+    pub io_error_after_write: AtomicBool,
+    commits: AtomicU64,
 }
 
 impl std::fmt::Debug for FaultyStore {
@@ -40,6 +46,9 @@ impl FaultyStore {
             fail_before_commit: AtomicU32::new(0),
             fail_after_commit: AtomicU32::new(0),
             before_latest_checkpoint: tokio::sync::Mutex::new(None),
+            io_error_at_commit: AtomicU64::new(0),
+            io_error_after_write: AtomicBool::new(false),
+            commits: AtomicU64::new(0),
         }
     }
 
@@ -72,10 +81,19 @@ impl Store for FaultyStore {
         self.inner.lock_log(org).await
     }
     async fn commit(&self, org: OrgId, batch: CommitBatch) -> Result<Vec<MutationOutput>, CommitError> {
+        let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        let io_fault = self.io_error_at_commit.load(Ordering::SeqCst) == n;
+        let after_write = self.io_error_after_write.load(Ordering::SeqCst);
+        if io_fault && !after_write {
+            return Err(StoreError::Io("injected: write failed (EIO)".into()).into());
+        }
         if Self::take(&self.fail_before_commit) {
             return Err(StoreError::Backend("injected: connection refused".into()).into());
         }
         let out = self.inner.commit(org, batch).await?;
+        if io_fault {
+            return Err(StoreError::Io("injected: fsync failed (EIO)".into()).into());
+        }
         if Self::take(&self.fail_after_commit) {
             return Err(StoreError::Backend("injected: connection lost at COMMIT".into()).into());
         }

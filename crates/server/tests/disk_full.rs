@@ -1,0 +1,157 @@
+//! A real full disk: the SQLite store on a small tmpfs, filled until SQLite itself answers
+//! SQLITE_FULL. Appends get a clear 503 that says so, `/readyz` turns unhealthy, nothing
+//! acknowledged is lost, and once space is freed the same process takes appends again.
+//!
+//! Mounting needs root (CI runs as root); elsewhere the test says it was skipped.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use logbook_core::{leaf, Actor, OrgSlug, SeededRandom, Source, SystemClock};
+use logbook_server::{Application, Settings};
+use logbook_store::Store;
+use logbook_store_sqlite::SqliteStore;
+use serde_json::{json, Value};
+
+/// A tmpfs mounted for the test, unmounted when dropped.
+struct SmallDisk {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("mount -t tmpfs failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(Self { path: dir.path().to_owned(), _dir: dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// Fills the disk with a ballast file, then frees `leave` bytes of it.
+fn fill(dir: &Path, leave: u64) -> PathBuf {
+    let path = dir.join("ballast");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    let mut written = 0u64;
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(n) => written += n as u64,
+            Err(_) => break,
+        }
+    }
+    let _ = f.flush();
+    f.set_len(written.saturating_sub(leave)).unwrap();
+    f.sync_all().unwrap();
+    path
+}
+
+fn batch(round: u64) -> Value {
+    Value::Array(
+        (0..50)
+            .map(|i| {
+                json!({
+                    "action": "login.failed",
+                    "actor": {"type": "anonymous", "id": format!("guess{round}-{i}@example.com")},
+                    "details": format!("Invalid password, attempt {round}-{i} {}", "x".repeat(200)),
+                    "outcome": "failure",
+                    "source": {"ip": "203.0.113.9", "user_agent": "disk-full-test"}
+                })
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_a_clear_error_loses_nothing_and_recovers() {
+    let disk = match SmallDisk::mount("16m") {
+        Ok(d) => d,
+        Err(why) => {
+            assert!(std::env::var_os("LOGBOOK_REQUIRE_MOUNT").is_none(), "LOGBOOK_REQUIRE_MOUNT is set: {why}");
+            eprintln!(
+                "SKIPPED a_full_disk_is_a_clear_error_loses_nothing_and_recovers: needs root to mount a tmpfs ({why})"
+            );
+            return;
+        }
+    };
+    let mut settings = Settings::new(disk.path.clone());
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.checkpoint_interval = Duration::from_millis(50);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&disk.path).await.unwrap());
+    let app = Application::build(&settings, store.clone(), Arc::new(SystemClock), Arc::new(SeededRandom::new(5)))
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let log = app.log().clone();
+    let org = log.org(&OrgSlug::default_org()).await.unwrap();
+    let (_, token) = log.create_api_token(&org, "svc", Actor::system(), Source::default(), "test").await.unwrap();
+    let token = token.expose().to_owned();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    let http = reqwest::Client::new();
+    let ballast = fill(&disk.path, 1024 * 1024);
+
+    // Append until the disk is full.
+    let mut acked: Vec<(u64, String)> = Vec::new();
+    let mut full = None;
+    for round in 0..2_000u64 {
+        let body = batch(round);
+        let resp = http.post(format!("{base}/api/v1/events")).bearer_auth(&token).json(&body).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let answer: Value = resp.json().await.unwrap();
+        if status == 201 {
+            for (seq, e) in answer["seqs"].as_array().unwrap().iter().zip(body.as_array().unwrap()) {
+                acked.push((seq.as_u64().unwrap(), e["details"].as_str().unwrap().to_owned()));
+            }
+            continue;
+        }
+        full = Some((status, answer));
+        break;
+    }
+    let (status, answer) = full.expect("the disk filled up");
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"]["code"], "unavailable");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("disk is full") && message.contains("nothing was stored"), "{message}");
+    assert!(acked.len() > 100, "some events were stored before the disk filled: {}", acked.len());
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "not ready while the disk is full");
+
+    // Space again: the same process takes appends, and says it is ready.
+    std::fs::remove_file(&ballast).unwrap();
+    let resp = http.post(format!("{base}/api/v1/events")).bearer_auth(&token).json(&batch(9_999)).send().await.unwrap();
+    assert_eq!(resp.status(), 201, "appends work again once there is space");
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let _ = tx.send(());
+    server.await.unwrap().unwrap();
+
+    // Every acknowledged event is there, at its seq.
+    let size = store.log_head(org.id).await.unwrap().size;
+    let rows = store.events(org.id, 0..size).await.unwrap();
+    for (seq, details) in &acked {
+        assert_eq!(&leaf::decode(&rows[*seq as usize].leaf).unwrap().body.details, details, "seq {seq}");
+    }
+    eprintln!("disk full after {} acknowledged events; log size {size}", acked.len());
+}
