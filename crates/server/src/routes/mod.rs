@@ -1,14 +1,20 @@
-use axum::extract::{Request, State};
+use std::any::Any;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
+use futures_util::StreamExt;
 use logbook_core::OrgSlug;
 use logbook_store::Org;
+use tower_http::catch_panic::{CatchPanicLayer, ResponseForPanic};
 use tower_http::trace::TraceLayer;
 
-use crate::metrics::StatusLabel;
+use crate::metrics::{Metrics, StatusLabel};
 use crate::{ApiError, AppState};
 
 pub mod accounts;
@@ -46,9 +52,100 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/account/totp/confirm", post(accounts::confirm_totp))
         .merge(crate::console::router())
         .fallback(not_found)
+        // `read_body` enforces each route's own limit; this only backs it up for the extractors.
+        .layer(DefaultBodyLimit::max(events::MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
+        .layer(catch_panics(state.metrics.clone()))
         .layer(middleware::from_fn_with_state(state.clone(), common_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The largest request body of a JSON request or a console form.
+pub const MAX_FORM_BODY: usize = 64 * 1024;
+/// The largest protected-users import (CSV, or the console's form carrying it): 10,000 rows.
+pub const MAX_IMPORT_BODY: usize = 4 * 1024 * 1024;
+
+/// The most a request body may be on `path`.
+fn body_limit(path: &str) -> usize {
+    match path {
+        "/api/v1/events" => events::MAX_BODY,
+        "/api/v1/protected-users/import" | "/protected-users/import" => MAX_IMPORT_BODY,
+        _ => MAX_FORM_BODY,
+    }
+}
+
+/// Reads every request body before the handler runs: a declared length above the route's limit
+/// is answered 413 at once (nothing is read, so an `Expect: 100-continue` client sends nothing);
+/// a body that grows beyond it is cut at the limit (413); one that has not fully arrived within
+/// `body_read_timeout` is answered 408. The handler then reads the buffered body.
+async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = body_limit(req.uri().path());
+    let page = !req.uri().path().starts_with("/api/");
+    let refuse = |e: ApiError| if page { crate::console::layout::api_error_page(e) } else { e.into_response() };
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return refuse(ApiError::PayloadTooLarge);
+    }
+    if declared == Some(0) || (declared.is_none() && !req.headers().contains_key(header::TRANSFER_ENCODING)) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(state.body_read_timeout, read_at_most(body, limit)).await {
+        Err(_) => refuse(ApiError::RequestTimeout),
+        Ok(Err(BodyError::TooLarge)) => refuse(ApiError::PayloadTooLarge),
+        Ok(Err(BodyError::Broken(e))) => {
+            // The client went away or sent a malformed body; nobody may be reading this.
+            tracing::debug!(error = %e, "reading a request body failed");
+            refuse(ApiError::bad_request("bad_body", "the request body could not be read"))
+        }
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Broken(axum::Error),
+}
+
+async fn read_at_most(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(BodyError::Broken)?;
+        if buf.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// A panic in a handler (or an extractor) is answered like any internal error — 500 with the
+/// standard JSON body, the panic message logged and never sent — and counted in
+/// `logbook_http_panics_total`; the connection and the server carry on.
+pub(crate) fn catch_panics(metrics: Arc<Metrics>) -> CatchPanicLayer<PanicAnswer> {
+    CatchPanicLayer::custom(PanicAnswer { metrics })
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PanicAnswer {
+    metrics: Arc<Metrics>,
+}
+
+impl ResponseForPanic for PanicAnswer {
+    type ResponseBody = Body;
+
+    fn response_for_panic(&mut self, panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
+        self.metrics.http_panics.inc();
+        let message = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        ApiError::Internal(format!("a request handler panicked: {message}")).into_response()
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -73,5 +170,46 @@ pub async fn resolve_org(state: &AppState, org: Option<&str>) -> Result<Org, Api
             let slug = OrgSlug::parse(s).map_err(|e| ApiError::bad_request("bad_query", e.to_string()))?;
             state.log.existing_org(&slug).await?.ok_or_else(|| ApiError::NotFound("no such organization".into()))
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    use crate::metrics::Metrics;
+
+    async fn boom() -> &'static str {
+        panic!("secret detail at /work/crates/x.rs:1: SELECT * FROM users")
+    }
+
+    /// The real panic layer on a tiny router (the application has no route that panics).
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_json_and_counted() {
+        let metrics = Arc::new(Metrics::new(&logbook_log::LogMetrics::default()));
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "ok" }))
+            .layer(super::catch_panics(metrics.clone()));
+        for _ in 0..2 {
+            let resp = app.clone().oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(resp.headers()["content-type"], "application/json");
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(json, serde_json::json!({"error": {"code": "internal", "message": "internal error"}}));
+        }
+        assert_eq!(metrics.http_panics.get(), 2);
+        assert!(metrics.render().contains("logbook_http_panics_total 2"), "{}", metrics.render());
+        // The router still serves.
+        let resp = app.oneshot(Request::get("/fine").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
     }
 }
