@@ -359,6 +359,23 @@ async fn oversized_bodies_are_refused_with_413(backend: Backend) -> Option<()> {
         assert!(!answer.head.contains("100 Continue"), "{answer:?}");
     }
 
+    // A client that sends the body without waiting still reads the 413 (the server reads and
+    // discards a refused body of up to 16 MiB rather than resetting the connection).
+    for (path, size) in [("/api/v1/session", 200 * 1024), ("/api/v1/events", 9 * 1024 * 1024)] {
+        let resp = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(&app.token)
+            .header("content-type", "application/json")
+            .body(vec![b' '; size])
+            .send()
+            .await
+            .unwrap();
+        let answer = from_reqwest(resp).await;
+        app.record(&format!("POST {path} ({size} bytes sent)"), &answer);
+        assert_eq!((answer.status, answer.code().as_str()), (Some(413), "payload_too_large"), "{answer:?}");
+    }
+
     // Not declared (chunked): cut at the limit.
     let mut req =
         b"POST /api/v1/session HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -1,7 +1,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, BodyDataStream, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
@@ -75,6 +75,11 @@ fn body_limit(path: &str) -> usize {
     }
 }
 
+/// How much of a refused body is still read and thrown away (within `body_read_timeout`), so
+/// that a client that sends its body without waiting for `100 Continue` reads the 413 rather
+/// than a reset connection. A larger declared body is refused and the connection closed at once.
+const MAX_DRAIN: u64 = 16 * 1024 * 1024;
+
 /// Reads every request body before the handler runs: a declared length above the route's limit
 /// is answered 413 at once (nothing is read, so an `Expect: 100-continue` client sends nothing);
 /// a body that grows beyond it is cut at the limit (413); one that has not fully arrived within
@@ -86,15 +91,23 @@ async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> R
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        let waits_for_continue = req.headers().contains_key(header::EXPECT);
+        if !waits_for_continue && declared.is_some_and(|n| n <= MAX_DRAIN) {
+            drain(req.into_body().into_data_stream(), state.body_read_timeout);
+        }
         return refuse(ApiError::PayloadTooLarge);
     }
     if declared == Some(0) || (declared.is_none() && !req.headers().contains_key(header::TRANSFER_ENCODING)) {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
-    match tokio::time::timeout(state.body_read_timeout, read_at_most(body, limit)).await {
+    let mut stream = body.into_data_stream();
+    match tokio::time::timeout(state.body_read_timeout, read_at_most(&mut stream, limit)).await {
         Err(_) => refuse(ApiError::RequestTimeout),
-        Ok(Err(BodyError::TooLarge)) => refuse(ApiError::PayloadTooLarge),
+        Ok(Err(BodyError::TooLarge)) => {
+            drain(stream, state.body_read_timeout);
+            refuse(ApiError::PayloadTooLarge)
+        }
         Ok(Err(BodyError::Broken(e))) => {
             // The client went away or sent a malformed body; nobody may be reading this.
             tracing::debug!(error = %e, "reading a request body failed");
@@ -109,8 +122,7 @@ enum BodyError {
     Broken(axum::Error),
 }
 
-async fn read_at_most(body: Body, limit: usize) -> Result<Bytes, BodyError> {
-    let mut stream = body.into_data_stream();
+async fn read_at_most(stream: &mut BodyDataStream, limit: usize) -> Result<Bytes, BodyError> {
     let mut buf = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(BodyError::Broken)?;
@@ -120,6 +132,23 @@ async fn read_at_most(body: Body, limit: usize) -> Result<Bytes, BodyError> {
         buf.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(buf))
+}
+
+/// Reads and discards up to [`MAX_DRAIN`] more bytes of a refused body in the background, while
+/// the refusal is sent; hyper closes the connection afterwards.
+fn drain(mut stream: BodyDataStream, timeout: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut left = MAX_DRAIN;
+        let _ = tokio::time::timeout(timeout, async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                left = left.saturating_sub(chunk.len() as u64);
+                if left == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
 }
 
 /// A panic in a handler (or an extractor) is answered like any internal error — 500 with the
