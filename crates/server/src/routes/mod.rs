@@ -183,12 +183,43 @@ async fn not_found() -> ApiError {
 
 /// Counts responses and sets the headers every answer carries.
 async fn common_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
     let mut resp = next.run(req).await;
+    if api {
+        resp = framework_rejection_as_json(resp).await;
+    }
     state.metrics.http_responses.get_or_create(&StatusLabel { status: resp.status().as_u16() }).inc();
     let h = resp.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     resp
+}
+
+/// The API answers every error with `{"error": {"code", "message"}}`; axum's own refusals
+/// (a wrong method, a path segment that is not UTF-8, a form or body it cannot read) come as
+/// plain text or empty. They are rewritten here: the code is the status's reason
+/// (`method_not_allowed`, `bad_request`, …), the message axum's text.
+async fn framework_rejection_as_json(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let reason = status.canonical_reason().unwrap_or("Client Error");
+    let text = axum::body::to_bytes(body, 4096).await.ok().and_then(|b| String::from_utf8(b.to_vec()).ok());
+    let message = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty() && t.len() <= 500);
+    let body = serde_json::json!({"error": {
+        "code": reason.to_ascii_lowercase().replace(' ', "_"),
+        "message": message.unwrap_or_else(|| reason.to_owned()),
+    }});
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body.to_string()))
 }
 
 /// The organization a public request names with `?org=`, or the platform's own.
