@@ -368,6 +368,22 @@ async fn oversized_bodies_are_refused_with_413(backend: Backend) -> Option<()> {
         assert!(!answer.head.contains("100 Continue"), "{answer:?}");
     }
 
+    // The routes with large bodies read them only after authentication: a client without
+    // credentials is refused at once, without the server waiting for (or holding) its body.
+    for (path, size) in [
+        ("/api/v1/events", 8 * 1024 * 1024),
+        ("/api/v1/protected-users/import", 4 * 1024 * 1024),
+        ("/protected-users/import", 4 * 1024 * 1024),
+    ] {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\nContent-Length: {size}\r\n\r\n"
+        );
+        let started = Instant::now();
+        let answer = app.raw(&format!("POST {path} (unauthenticated, body never sent)"), req.as_bytes()).await;
+        assert!(matches!(answer.status, Some(401) | Some(303)), "{path}: {answer:?}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{path}: answered after {:?}", started.elapsed());
+    }
+
     // A client that sends the body without waiting still reads the 413 (the server reads and
     // discards a refused body of up to 16 MiB rather than resetting the connection).
     for (path, size) in [("/api/v1/session", 200 * 1024), ("/api/v1/events", 9 * 1024 * 1024)] {

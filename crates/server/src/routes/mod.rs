@@ -52,8 +52,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/account/totp/confirm", post(accounts::confirm_totp))
         .merge(crate::console::router())
         .fallback(not_found)
-        // `read_body` enforces each route's own limit; this only backs it up for the extractors.
-        .layer(DefaultBodyLimit::max(events::MAX_BODY))
+        // For the extractors that read a body themselves (the console's import form); `read_body`
+        // holds the others to their own limits.
+        .layer(DefaultBodyLimit::max(MAX_IMPORT_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(catch_panics(state.metrics.clone()))
         .layer(middleware::from_fn_with_state(state.clone(), common_headers))
@@ -80,13 +81,17 @@ fn body_limit(path: &str) -> usize {
 /// than a reset connection. A larger declared body is refused and the connection closed at once.
 const MAX_DRAIN: u64 = 16 * 1024 * 1024;
 
-/// Reads every request body before the handler runs: a declared length above the route's limit
-/// is answered 413 at once (nothing is read, so an `Expect: 100-continue` client sends nothing);
-/// a body that grows beyond it is cut at the limit (413); one that has not fully arrived within
-/// `body_read_timeout` is answered 408. The handler then reads the buffered body.
+/// Bounds every request body before the handler runs. A declared length above the route's
+/// limit is answered 413 at once (nothing is read, so an `Expect: 100-continue` client sends
+/// nothing). The small bodies of JSON requests and console forms are then read here with
+/// [`read_limited`] (at most [`MAX_FORM_BODY`], within `body_read_timeout`). The routes with
+/// large bodies — ingestion and the imports — read theirs in the handler, after authentication,
+/// through the same function (or, for the console's import form, `PageForm`, under the same
+/// timeout), so that an unauthenticated client cannot make the server hold megabytes.
 async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let limit = body_limit(req.uri().path());
-    let page = !req.uri().path().starts_with("/api/");
+    let path = req.uri().path();
+    let limit = body_limit(path);
+    let page = !path.starts_with("/api/");
     let refuse = |e: ApiError| if page { crate::console::layout::api_error_page(e) } else { e.into_response() };
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -97,23 +102,33 @@ async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> R
         }
         return refuse(ApiError::PayloadTooLarge);
     }
-    if declared == Some(0) || (declared.is_none() && !req.headers().contains_key(header::TRANSFER_ENCODING)) {
+    let no_body = declared == Some(0) || (declared.is_none() && !req.headers().contains_key(header::TRANSFER_ENCODING));
+    if no_body || limit > MAX_FORM_BODY {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
+    match read_limited(body, limit, state.body_read_timeout).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Err(e) => refuse(e),
+    }
+}
+
+/// Reads a whole request body: 413 beyond `limit` (the rest is drained in the background), 408
+/// when it has not arrived within `timeout`.
+pub(crate) async fn read_limited(body: Body, limit: usize, timeout: std::time::Duration) -> Result<Bytes, ApiError> {
     let mut stream = body.into_data_stream();
-    match tokio::time::timeout(state.body_read_timeout, read_at_most(&mut stream, limit)).await {
-        Err(_) => refuse(ApiError::RequestTimeout),
+    match tokio::time::timeout(timeout, read_at_most(&mut stream, limit)).await {
+        Err(_) => Err(ApiError::RequestTimeout),
         Ok(Err(BodyError::TooLarge)) => {
-            drain(stream, state.body_read_timeout);
-            refuse(ApiError::PayloadTooLarge)
+            drain(stream, timeout);
+            Err(ApiError::PayloadTooLarge)
         }
         Ok(Err(BodyError::Broken(e))) => {
             // The client went away or sent a malformed body; nobody may be reading this.
             tracing::debug!(error = %e, "reading a request body failed");
-            refuse(ApiError::bad_request("bad_body", "the request body could not be read"))
+            Err(ApiError::bad_request("bad_body", "the request body could not be read"))
         }
-        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Ok(bytes)) => Ok(bytes),
     }
 }
 
