@@ -211,8 +211,17 @@ impl<P: Permission, T: DeserializeOwned + Send> FromRequest<AppState> for PageFo
         let (mut parts, body) = req.into_parts();
         let Page(auth) = Page::<P>::from_request_parts(&mut parts, state).await?;
         let req = Request::from_parts(parts, body);
-        let Form(WithCsrf { csrf, form }) =
-            Form::<WithCsrf<T>>::from_request(req, state).await.map_err(|e| PageRejection::BadForm(e.body_text()))?;
+        // Small forms were read by `routes::read_body`; the import form is read here, after the
+        // permission check, under the same time limit.
+        let read = tokio::time::timeout(state.body_read_timeout, Form::<WithCsrf<T>>::from_request(req, state));
+        let Form(WithCsrf { csrf, form }) = match read.await {
+            Err(_) => return Err(PageRejection::Error(ApiError::RequestTimeout)),
+            Ok(Err(e)) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(PageRejection::Error(ApiError::PayloadTooLarge))
+            }
+            Ok(Err(e)) => return Err(PageRejection::BadForm(e.body_text())),
+            Ok(Ok(f)) => f,
+        };
         if !state.accounts.check_csrf(&auth, &csrf) {
             return Err(PageRejection::CsrfFailed);
         }

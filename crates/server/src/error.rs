@@ -57,6 +57,9 @@ pub enum ApiError {
     Unprocessable { code: &'static str, message: String },
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The request body did not arrive in time (a slow or stalled client).
+    #[error("request body too slow")]
+    RequestTimeout,
     /// The log cannot take or serve data right now; the client may retry.
     #[error("{0}")]
     Unavailable(&'static str),
@@ -119,6 +122,9 @@ impl IntoResponse for ApiError {
             ApiError::Unprocessable { code, message } => (StatusCode::UNPROCESSABLE_ENTITY, code, message),
             ApiError::PayloadTooLarge => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large".into())
+            }
+            ApiError::RequestTimeout => {
+                (StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time".into())
             }
             ApiError::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", why.into()),
             ApiError::Internal(detail) => {

@@ -13,6 +13,7 @@ pub mod keys;
 mod metrics;
 pub mod openapi;
 mod routes;
+mod serve;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -50,6 +51,15 @@ pub struct Settings {
     pub session_sweep_interval: Duration,
     /// Failed sign-ins allowed per source address before its sign-ins are refused (429).
     pub sign_in_throttle: logbook_accounts::SignInThrottle,
+    /// A client must send a request's line and headers within this time (slowloris); it also
+    /// bounds how long an idle keep-alive connection stays open. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// A request's whole body must arrive within this time once its headers are in, or it is
+    /// answered 408. Default 60 s.
+    pub body_read_timeout: Duration,
+    /// At most this many client connections at once; further ones wait in the listen backlog
+    /// until one closes. Default 512.
+    pub max_connections: usize,
 }
 
 impl Settings {
@@ -66,6 +76,9 @@ impl Settings {
             smtp: None,
             session_sweep_interval: Duration::from_secs(30),
             sign_in_throttle: logbook_accounts::SignInThrottle::default(),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
+            max_connections: 512,
         }
     }
 }
@@ -98,6 +111,8 @@ pub(crate) struct AppState {
     /// Authenticates query cursors. Derived from the checkpoint signing key, so every process
     /// of a cluster (which shares that key) accepts the cursors of the others.
     pub cursor_key: Arc<cursor::CursorKey>,
+    /// How long a request body may take to arrive (`Settings::body_read_timeout`).
+    pub body_read_timeout: Duration,
 }
 
 #[derive(Debug)]
@@ -108,6 +123,7 @@ pub struct Application {
     accounts: Arc<logbook_accounts::Accounts>,
     setup_link: Option<String>,
     sweep_interval: Duration,
+    connections: serve::ConnectionLimits,
 }
 
 impl Application {
@@ -124,6 +140,9 @@ impl Application {
             return Err(StartError::Config(
                 "the origin prefix must be non-empty, without spaces, control characters or '+' (e.g. logbook.example.com)".into(),
             ));
+        }
+        if settings.max_connections == 0 {
+            return Err(StartError::Config("max_connections must be at least 1".into()));
         }
         let signer = keys::load_or_create(settings, &*random)?;
         let mac_secret = signer.secret().to_owned();
@@ -159,9 +178,22 @@ impl Application {
             accounts: accounts.clone(),
             secure_cookies: public_url.starts_with("https://"),
             cursor_key,
+            body_read_timeout: settings.body_read_timeout,
         };
         let router = routes::router(state);
-        Ok(Self { listener, router, log, accounts, setup_link, sweep_interval: settings.session_sweep_interval })
+        let connections = serve::ConnectionLimits {
+            header_read_timeout: settings.header_read_timeout,
+            max_connections: settings.max_connections,
+        };
+        Ok(Self {
+            listener,
+            router,
+            log,
+            accounts,
+            setup_link,
+            sweep_interval: settings.session_sweep_interval,
+            connections,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -188,7 +220,7 @@ impl Application {
     /// Serves until `shutdown` completes, then finishes in-flight requests, commits what is
     /// queued, and signs the final checkpoints.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, router, log, accounts, sweep_interval, .. } = self;
+        let Self { listener, router, log, accounts, sweep_interval, connections, .. } = self;
         let sweeper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(sweep_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -204,9 +236,7 @@ impl Application {
                 }
             }
         });
-        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = serve::serve(listener, router, connections, shutdown).await;
         sweeper.abort();
         log.shutdown().await;
         served

@@ -18,6 +18,7 @@ pub struct StatusLabel {
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub http_responses: Family<StatusLabel, Counter>,
+    pub http_panics: Counter,
 }
 
 impl Metrics {
@@ -27,7 +28,9 @@ impl Metrics {
         accounts.register(&mut registry);
         let http_responses = Family::<StatusLabel, Counter>::default();
         registry.register("logbook_http_responses", "HTTP responses by status", http_responses.clone());
-        Self { registry: Mutex::new(registry), http_responses }
+        let http_panics = Counter::default();
+        registry.register("logbook_http_panics", "Request handlers that panicked (answered 500)", http_panics.clone());
+        Self { registry: Mutex::new(registry), http_responses, http_panics }
     }
 
     pub fn render(&self) -> String {

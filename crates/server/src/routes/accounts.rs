@@ -2,7 +2,7 @@
 //! users, settings and one's own account. Every handler that needs a permission takes
 //! [`Auth<P>`]; the accounts service records each change in the log.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -43,6 +43,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(t)) => Ok(ApiJson(t)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::PayloadTooLarge),
             Err(e) => Err(ApiError::bad_request("bad_json", e.body_text())),
         }
     }
@@ -314,8 +315,9 @@ pub async fn remove_protected(
 pub async fn import_protected(
     State(state): State<AppState>,
     Auth(auth): Auth<ManageProtectedUsers>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<ImportReport>, ApiError> {
+    let body = super::read_limited(body, super::MAX_IMPORT_BODY, state.body_read_timeout).await?;
     Ok(Json(state.accounts.import_protected(&auth, &body).await?))
 }
 

@@ -177,7 +177,7 @@ pub async fn ingest(
     body: Body,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| ApiError::PayloadTooLarge)?;
+    let bytes = super::read_limited(body, MAX_BODY, state.body_read_timeout).await?;
     let org = state
         .log
         .org_by_id(token.org)

@@ -1,14 +1,20 @@
-use axum::extract::{Request, State};
+use std::any::Any;
+use std::sync::Arc;
+
+use axum::body::{Body, BodyDataStream, Bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
+use futures_util::StreamExt;
 use logbook_core::OrgSlug;
 use logbook_store::Org;
+use tower_http::catch_panic::{CatchPanicLayer, ResponseForPanic};
 use tower_http::trace::TraceLayer;
 
-use crate::metrics::StatusLabel;
+use crate::metrics::{Metrics, StatusLabel};
 use crate::{ApiError, AppState};
 
 pub mod accounts;
@@ -46,9 +52,144 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/account/totp/confirm", post(accounts::confirm_totp))
         .merge(crate::console::router())
         .fallback(not_found)
+        // For the extractors that read a body themselves (the console's import form); `read_body`
+        // holds the others to their own limits.
+        .layer(DefaultBodyLimit::max(MAX_IMPORT_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
+        .layer(catch_panics(state.metrics.clone()))
         .layer(middleware::from_fn_with_state(state.clone(), common_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The largest request body of a JSON request or a console form.
+pub const MAX_FORM_BODY: usize = 64 * 1024;
+/// The largest protected-users import (CSV, or the console's form carrying it): 10,000 rows.
+pub const MAX_IMPORT_BODY: usize = 4 * 1024 * 1024;
+
+/// The most a request body may be on `path`.
+fn body_limit(path: &str) -> usize {
+    match path {
+        "/api/v1/events" => events::MAX_BODY,
+        "/api/v1/protected-users/import" | "/protected-users/import" => MAX_IMPORT_BODY,
+        _ => MAX_FORM_BODY,
+    }
+}
+
+/// How much of a refused body is still read and thrown away (within `body_read_timeout`), so
+/// that a client that sends its body without waiting for `100 Continue` reads the 413 rather
+/// than a reset connection. A larger declared body is refused and the connection closed at once.
+const MAX_DRAIN: u64 = 16 * 1024 * 1024;
+
+/// Bounds every request body before the handler runs. A declared length above the route's
+/// limit is answered 413 at once (nothing is read, so an `Expect: 100-continue` client sends
+/// nothing). The small bodies of JSON requests and console forms are then read here with
+/// [`read_limited`] (at most [`MAX_FORM_BODY`], within `body_read_timeout`). The routes with
+/// large bodies — ingestion and the imports — read theirs in the handler, after authentication,
+/// through the same function (or, for the console's import form, `PageForm`, under the same
+/// timeout), so that an unauthenticated client cannot make the server hold megabytes.
+async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let limit = body_limit(path);
+    let page = !path.starts_with("/api/");
+    let refuse = |e: ApiError| if page { crate::console::layout::api_error_page(e) } else { e.into_response() };
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        let waits_for_continue = req.headers().contains_key(header::EXPECT);
+        if !waits_for_continue && declared.is_some_and(|n| n <= MAX_DRAIN) {
+            drain(req.into_body().into_data_stream(), state.body_read_timeout);
+        }
+        return refuse(ApiError::PayloadTooLarge);
+    }
+    let no_body = declared == Some(0) || (declared.is_none() && !req.headers().contains_key(header::TRANSFER_ENCODING));
+    if no_body || limit > MAX_FORM_BODY {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    match read_limited(body, limit, state.body_read_timeout).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Err(e) => refuse(e),
+    }
+}
+
+/// Reads a whole request body: 413 beyond `limit` (the rest is drained in the background), 408
+/// when it has not arrived within `timeout`.
+pub(crate) async fn read_limited(body: Body, limit: usize, timeout: std::time::Duration) -> Result<Bytes, ApiError> {
+    let mut stream = body.into_data_stream();
+    match tokio::time::timeout(timeout, read_at_most(&mut stream, limit)).await {
+        Err(_) => Err(ApiError::RequestTimeout),
+        Ok(Err(BodyError::TooLarge)) => {
+            drain(stream, timeout);
+            Err(ApiError::PayloadTooLarge)
+        }
+        Ok(Err(BodyError::Broken(e))) => {
+            // The client went away or sent a malformed body; nobody may be reading this.
+            tracing::debug!(error = %e, "reading a request body failed");
+            Err(ApiError::bad_request("bad_body", "the request body could not be read"))
+        }
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Broken(axum::Error),
+}
+
+async fn read_at_most(stream: &mut BodyDataStream, limit: usize) -> Result<Bytes, BodyError> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(BodyError::Broken)?;
+        if buf.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Reads and discards up to [`MAX_DRAIN`] more bytes of a refused body in the background, while
+/// the refusal is sent; hyper closes the connection afterwards.
+fn drain(mut stream: BodyDataStream, timeout: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut left = MAX_DRAIN;
+        let _ = tokio::time::timeout(timeout, async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                left = left.saturating_sub(chunk.len() as u64);
+                if left == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
+}
+
+/// A panic in a handler (or an extractor) is answered like any internal error — 500 with the
+/// standard JSON body, the panic message logged and never sent — and counted in
+/// `logbook_http_panics_total`; the connection and the server carry on.
+pub(crate) fn catch_panics(metrics: Arc<Metrics>) -> CatchPanicLayer<PanicAnswer> {
+    CatchPanicLayer::custom(PanicAnswer { metrics })
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PanicAnswer {
+    metrics: Arc<Metrics>,
+}
+
+impl ResponseForPanic for PanicAnswer {
+    type ResponseBody = Body;
+
+    fn response_for_panic(&mut self, panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
+        self.metrics.http_panics.inc();
+        let message = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        ApiError::Internal(format!("a request handler panicked: {message}")).into_response()
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -57,12 +198,43 @@ async fn not_found() -> ApiError {
 
 /// Counts responses and sets the headers every answer carries.
 async fn common_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
     let mut resp = next.run(req).await;
+    if api {
+        resp = framework_rejection_as_json(resp).await;
+    }
     state.metrics.http_responses.get_or_create(&StatusLabel { status: resp.status().as_u16() }).inc();
     let h = resp.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     resp
+}
+
+/// The API answers every error with `{"error": {"code", "message"}}`; axum's own refusals
+/// (a wrong method, a path segment that is not UTF-8, a form or body it cannot read) come as
+/// plain text or empty. They are rewritten here: the code is the status's reason
+/// (`method_not_allowed`, `bad_request`, …), the message axum's text.
+async fn framework_rejection_as_json(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let reason = status.canonical_reason().unwrap_or("Client Error");
+    let text = axum::body::to_bytes(body, 4096).await.ok().and_then(|b| String::from_utf8(b.to_vec()).ok());
+    let message = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty() && t.len() <= 500);
+    let body = serde_json::json!({"error": {
+        "code": reason.to_ascii_lowercase().replace(' ', "_"),
+        "message": message.unwrap_or_else(|| reason.to_owned()),
+    }});
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body.to_string()))
 }
 
 /// The organization a public request names with `?org=`, or the platform's own.
@@ -73,5 +245,46 @@ pub async fn resolve_org(state: &AppState, org: Option<&str>) -> Result<Org, Api
             let slug = OrgSlug::parse(s).map_err(|e| ApiError::bad_request("bad_query", e.to_string()))?;
             state.log.existing_org(&slug).await?.ok_or_else(|| ApiError::NotFound("no such organization".into()))
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    use crate::metrics::Metrics;
+
+    async fn boom() -> &'static str {
+        panic!("secret detail at /work/crates/x.rs:1: SELECT * FROM users")
+    }
+
+    /// The real panic layer on a tiny router (the application has no route that panics).
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_json_and_counted() {
+        let metrics = Arc::new(Metrics::new(&logbook_log::LogMetrics::default()));
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "ok" }))
+            .layer(super::catch_panics(metrics.clone()));
+        for _ in 0..2 {
+            let resp = app.clone().oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(resp.headers()["content-type"], "application/json");
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(json, serde_json::json!({"error": {"code": "internal", "message": "internal error"}}));
+        }
+        assert_eq!(metrics.http_panics.get(), 2);
+        assert!(metrics.render().contains("logbook_http_panics_total 2"), "{}", metrics.render());
+        // The router still serves.
+        let resp = app.oneshot(Request::get("/fine").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
     }
 }

@@ -1,0 +1,98 @@
+//! The HTTP/1.1 listener. `axum::serve` has no knobs for slow or oversized request heads, so
+//! connections are served by hyper's own HTTP/1 builder:
+//!
+//! - a request line and headers must arrive within `header_read_timeout` (slowloris), which also
+//!   closes keep-alive connections idle that long;
+//! - at most [`MAX_HEADER_BYTES`] of request line and headers, and at most 100 header fields
+//!   (hyper's default): beyond either, hyper answers 431 and closes the connection;
+//! - at most `max_connections` connections at once: the accept loop holds a permit per
+//!   connection and stops accepting while none is free (the kernel's backlog queues the rest);
+//! - on shutdown, no new connection is accepted, idle ones are closed, in-flight requests are
+//!   finished, and `serve` returns once every connection has ended.
+//!
+//! Request bodies (size and time) are limited per route by `routes::read_body`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+/// Request line plus headers, in bytes.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains as described above.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).max_header_size(MAX_HEADER_BYTES);
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break, // never closed
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    if !is_connection_error(&e) {
+                        // E.g. out of file descriptors: wait for some to be released.
+                        tracing::error!(error = %e, "accept failed");
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            () = &mut shutdown => break,
+                        }
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(remote));
+            router.clone().oneshot(req)
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, client = %remote, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
+}
