@@ -246,7 +246,6 @@ impl LogService {
     pub async fn self_check(&self) -> selfcheck::SelfCheckRun {
         let mut verified = self.self_check_verified.lock().await;
         let shared = &self.shared;
-        let verifier = shared.signer.verifier();
         let mut run = selfcheck::SelfCheckRun { at: shared.clock.now(), orgs: Vec::new(), error: None };
         match shared.store.orgs().await {
             Err(e) => run.error = Some(format!("the list of logs could not be read: {e}")),
@@ -254,7 +253,7 @@ impl LogService {
                 for org in orgs {
                     let origin = self.origin(&org.slug);
                     let prev = verified.get(&org.id.0).copied();
-                    match selfcheck::check_org(&shared.store, &org, &origin, &verifier, prev).await {
+                    match selfcheck::check_org(&shared.store, &org, &origin, &shared.signer, prev).await {
                         Ok((check, now)) => {
                             if let Some(v) = now {
                                 verified.insert(org.id.0, v);

@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use logbook_core::Timestamp;
 use logbook_integrity::audit::{Auditor, CheckpointClaim, StoredEventRef};
-use logbook_integrity::checkpoint::CheckpointVerifier;
+use logbook_integrity::checkpoint::CheckpointSigner;
 use logbook_integrity::tree::TreeEdge;
 use logbook_integrity::Hash;
 use logbook_store::{Org, Store, StoreError};
@@ -101,13 +101,13 @@ pub struct SelfCheckStatus {
     pub last_success: Option<Timestamp>,
 }
 
-/// Checks one log (see the module documentation). `verified` is the checkpoint (size, root)
+/// Checks one log (see the module documentation) with the public key of `signer`. `verified` is the checkpoint (size, root)
 /// the previous run verified. Returns the result and, if intact, the checkpoint now verified.
 pub(crate) async fn check_org(
     store: &Arc<dyn Store>,
     org: &Org,
     origin: &str,
-    verifier: &CheckpointVerifier,
+    signer: &CheckpointSigner,
     verified: Option<(u64, Hash)>,
 ) -> Result<(OrgCheck, Option<(u64, Hash)>), StoreError> {
     let Some(cp) = store.latest_checkpoint(org.id).await? else {
@@ -117,8 +117,10 @@ pub(crate) async fn check_org(
         ));
     };
     let n = cp.size;
-    match verifier.verify(&cp.note) {
-        Ok(v) if v.origin == origin && v.size == n && v.root.0 == cp.root => {}
+    // The verifier is not `Send`: made and dropped here, between two awaits.
+    let note = signer.verifier().verify(&cp.note).map(|v| (v.origin, v.size, v.root)).map_err(|e| e.to_string());
+    match note {
+        Ok((o, size, r)) if o == origin && size == n && r.0 == cp.root => {}
         Ok(_) => {
             let p = format!("the newest stored checkpoint (size {n}) does not match its signed note");
             return Ok((OrgCheck::failed(org, n, n, p), None));

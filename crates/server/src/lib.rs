@@ -48,6 +48,9 @@ pub struct Settings {
     pub smtp: Option<logbook_accounts::SmtpConfig>,
     /// How often expired sessions are looked for (each is ended with its Logout event).
     pub session_sweep_interval: Duration,
+    /// How often the integrity self-check audits each log's newest part against its newest
+    /// signed checkpoint (`logbook_log::selfcheck`); zero turns it off.
+    pub self_check_interval: Duration,
 }
 
 impl Settings {
@@ -63,6 +66,7 @@ impl Settings {
             public_url: None,
             smtp: None,
             session_sweep_interval: Duration::from_secs(30),
+            self_check_interval: Duration::from_secs(300),
         }
     }
 }
@@ -105,6 +109,7 @@ pub struct Application {
     accounts: Arc<logbook_accounts::Accounts>,
     setup_link: Option<String>,
     sweep_interval: Duration,
+    self_check_interval: Duration,
 }
 
 impl Application {
@@ -157,7 +162,15 @@ impl Application {
             cursor_key,
         };
         let router = routes::router(state);
-        Ok(Self { listener, router, log, accounts, setup_link, sweep_interval: settings.session_sweep_interval })
+        Ok(Self {
+            listener,
+            router,
+            log,
+            accounts,
+            setup_link,
+            sweep_interval: settings.session_sweep_interval,
+            self_check_interval: settings.self_check_interval,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -184,7 +197,7 @@ impl Application {
     /// Serves until `shutdown` completes, then finishes in-flight requests, commits what is
     /// queued, and signs the final checkpoints.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, router, log, accounts, sweep_interval, .. } = self;
+        let Self { listener, router, log, accounts, sweep_interval, self_check_interval, .. } = self;
         let sweeper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(sweep_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -197,10 +210,25 @@ impl Application {
                 }
             }
         });
+        // The first check runs at once, then one per interval; a slow run delays the next.
+        let self_check = (!self_check_interval.is_zero()).then(|| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(self_check_interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    log.self_check().await;
+                }
+            })
+        });
         let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
         sweeper.abort();
+        if let Some(t) = self_check {
+            t.abort();
+        }
         log.shutdown().await;
         served
     }
