@@ -107,6 +107,11 @@ pub struct ServeArgs {
     /// LOGBOOK_SMTP_PASSWORD_FILE names, never from a flag.
     #[arg(long, env = "LOGBOOK_SMTP_USERNAME")]
     pub smtp_username: Option<String>,
+    /// Seconds between two integrity self-checks (each log's newest part audited against its
+    /// newest signed checkpoint; result in /metrics and on the Settings page); 0 turns them
+    /// off. [default: 300]
+    #[arg(long, env = "LOGBOOK_SELF_CHECK_INTERVAL", value_name = "SECONDS")]
+    pub self_check_interval: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub smtp_port: Option<u16>,
     pub smtp_from: Option<String>,
     pub smtp_username: Option<String>,
+    /// Seconds; 0 turns the self-check off.
+    pub self_check_interval: Option<u64>,
 }
 
 /// A secret from `NAME` or from the file `NAME_FILE` names (trailing newline removed).
