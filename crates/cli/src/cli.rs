@@ -115,6 +115,11 @@ pub struct ServeArgs {
     /// [default: 15]
     #[arg(long, env = "LOGBOOK_SIGN_IN_WINDOW_MINUTES", value_parser = clap::value_parser!(u64).range(1..=1440))]
     pub sign_in_window_minutes: Option<u64>,
+    /// Seconds between two integrity self-checks (each log's newest part audited against its
+    /// newest signed checkpoint; result in /metrics and on the Settings page); 0 turns them
+    /// off. [default: 300]
+    #[arg(long, env = "LOGBOOK_SELF_CHECK_INTERVAL", value_name = "SECONDS")]
+    pub self_check_interval: Option<u64>,
 }
 
 #[derive(Debug, Args)]

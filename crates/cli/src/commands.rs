@@ -94,6 +94,9 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     settings.signing_key_file = a.signing_key_file.or(file.signing_key_file);
     settings.origin_prefix = a.origin_prefix.or(file.origin_prefix).unwrap_or_else(|| DEFAULT_ORIGIN_PREFIX.into());
     settings.public_url = a.public_url.or(file.public_url);
+    if let Some(secs) = a.self_check_interval.or(file.self_check_interval) {
+        settings.self_check_interval = std::time::Duration::from_secs(secs);
+    }
     if let Some(host) = a.smtp_host.or(file.smtp_host) {
         settings.smtp = Some(logbook_accounts::SmtpConfig {
             port: a.smtp_port.or(file.smtp_port).unwrap_or(25),

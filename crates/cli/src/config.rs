@@ -25,6 +25,8 @@ pub struct FileConfig {
     pub smtp_username: Option<String>,
     pub sign_in_max_failures: Option<u32>,
     pub sign_in_window_minutes: Option<u64>,
+    /// Seconds; 0 turns the self-check off.
+    pub self_check_interval: Option<u64>,
 }
 
 /// A secret from `NAME` or from the file `NAME_FILE` names (trailing newline removed).

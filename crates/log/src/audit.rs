@@ -105,7 +105,7 @@ pub async fn audit_org(
     Ok(report)
 }
 
-async fn compare_completed(store: &dyn Store, org: &Org, auditor: &mut Auditor) -> Result<(), StoreError> {
+pub(crate) async fn compare_completed(store: &dyn Store, org: &Org, auditor: &mut Auditor) -> Result<(), StoreError> {
     let done = auditor.take_completed();
     let mut by_level: BTreeMap<u8, (u64, u64)> = BTreeMap::new();
     for t in &done {

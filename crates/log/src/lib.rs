@@ -8,6 +8,7 @@
 //!   directory ([`witness`]);
 //! - [`proofs`] answers inclusion and consistency proofs from stored tiles;
 //! - [`audit`] drives [`logbook_integrity::audit::Auditor`] over a whole store;
+//! - [`selfcheck`]: the periodic check of each log's newest part against its newest checkpoint;
 //! - [`tokens`]: API tokens for the platform's other services.
 
 pub mod audit;
@@ -17,6 +18,7 @@ pub mod export;
 pub mod metrics;
 pub mod proofs;
 pub mod search;
+pub mod selfcheck;
 pub mod sequencer;
 pub mod tokens;
 pub mod witness;
@@ -92,6 +94,10 @@ pub struct LogService {
     orgs: std::sync::RwLock<HashMap<i64, Org>>,
     closing: std::sync::atomic::AtomicBool,
     search_indexer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The checkpoint each log's last successful self-check verified (size, root); held for the
+    /// whole run, so that two runs never overlap.
+    self_check_verified: Mutex<HashMap<i64, (u64, logbook_integrity::Hash)>>,
+    self_check_status: std::sync::RwLock<selfcheck::SelfCheckStatus>,
 }
 
 impl LogService {
@@ -116,6 +122,8 @@ impl LogService {
             orgs: std::sync::RwLock::new(HashMap::new()),
             closing: std::sync::atomic::AtomicBool::new(false),
             search_indexer: std::sync::Mutex::new(None),
+            self_check_verified: Mutex::new(HashMap::new()),
+            self_check_status: std::sync::RwLock::new(selfcheck::SelfCheckStatus::default()),
         })
     }
 
@@ -231,6 +239,74 @@ impl LogService {
     /// The newest signed checkpoint of a log.
     pub async fn latest_checkpoint(&self, org: &Org) -> Result<Option<StoredCheckpoint>, StoreError> {
         self.shared.store.latest_checkpoint(org.id).await
+    }
+
+    /// Runs the self-check of every log once (see [`selfcheck`]), records the result for
+    /// [`LogService::self_check_status`] and the metrics, and logs a failure as an error.
+    pub async fn self_check(&self) -> selfcheck::SelfCheckRun {
+        let mut verified = self.self_check_verified.lock().await;
+        let shared = &self.shared;
+        let mut run = selfcheck::SelfCheckRun { at: shared.clock.now(), orgs: Vec::new(), error: None };
+        match shared.store.orgs().await {
+            Err(e) => run.error = Some(format!("the list of logs could not be read: {e}")),
+            Ok(orgs) => {
+                for org in orgs {
+                    let origin = self.origin(&org.slug);
+                    let prev = verified.get(&org.id.0).copied();
+                    match selfcheck::check_org(&shared.store, &org, &origin, &shared.signer, prev).await {
+                        Ok((check, now)) => {
+                            if let Some(v) = now {
+                                verified.insert(org.id.0, v);
+                            }
+                            run.orgs.push(check);
+                        }
+                        Err(e) => run.orgs.push(selfcheck::OrgCheck {
+                            org: org.slug.to_string(),
+                            from: 0,
+                            size: 0,
+                            first_bad_seq: None,
+                            problems: vec![format!("the store could not be read: {e}")],
+                        }),
+                    }
+                }
+            }
+        }
+        let m = &shared.metrics;
+        m.self_check_runs.inc();
+        let secs = run.at.as_micros().div_euclid(1_000_000);
+        m.self_check_last_run.set(secs);
+        if run.is_ok() {
+            m.self_check_ok.set(1);
+            m.self_check_last_success.set(secs);
+            m.self_check_verified_size.set(i64::try_from(run.verified_size()).unwrap_or(i64::MAX));
+            tracing::debug!(size = run.verified_size(), "self-check passed");
+        } else {
+            m.self_check_ok.set(0);
+            m.self_check_failures.inc();
+            if let Some(e) = &run.error {
+                tracing::error!(error = %e, "integrity self-check failed");
+            }
+            for o in run.orgs.iter().filter(|o| !o.is_ok()) {
+                tracing::error!(
+                    org = %o.org,
+                    checkpoint_size = o.size,
+                    first_bad_seq = ?o.first_bad_seq,
+                    problems = %o.problems.join("; "),
+                    "integrity self-check failed: the log does not match its newest signed checkpoint; run `logbook verify`"
+                );
+            }
+        }
+        let mut status = self.self_check_status.write().unwrap_or_else(|p| p.into_inner());
+        if run.is_ok() {
+            status.last_success = Some(run.at);
+        }
+        status.last = Some(run.clone());
+        run
+    }
+
+    /// The last self-check's result (none before the first run).
+    pub fn self_check_status(&self) -> selfcheck::SelfCheckStatus {
+        self.self_check_status.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Whether every sequencer can take appends (false after a failed commit until a

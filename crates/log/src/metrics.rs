@@ -15,6 +15,12 @@ pub struct LogMetrics {
     pub checkpoints_signed: Counter,
     pub witness_failures: Counter,
     pub log_size: Gauge,
+    pub self_check_runs: Counter,
+    pub self_check_failures: Counter,
+    pub self_check_ok: Gauge,
+    pub self_check_last_run: Gauge,
+    pub self_check_last_success: Gauge,
+    pub self_check_verified_size: Gauge,
 }
 
 impl Default for LogMetrics {
@@ -28,6 +34,12 @@ impl Default for LogMetrics {
             checkpoints_signed: Counter::default(),
             witness_failures: Counter::default(),
             log_size: Gauge::default(),
+            self_check_runs: Counter::default(),
+            self_check_failures: Counter::default(),
+            self_check_ok: Gauge::default(),
+            self_check_last_run: Gauge::default(),
+            self_check_last_success: Gauge::default(),
+            self_check_verified_size: Gauge::default(),
         }
     }
 }
@@ -50,5 +62,31 @@ impl LogMetrics {
             self.witness_failures.clone(),
         );
         r.register("logbook_log_size", "Entries in the most recently appended log", self.log_size.clone());
+        r.register("logbook_self_check_runs", "Integrity self-checks run", self.self_check_runs.clone());
+        r.register(
+            "logbook_self_check_failures",
+            "Integrity self-checks that found a log not matching its newest signed checkpoint (or could not read it)",
+            self.self_check_failures.clone(),
+        );
+        r.register(
+            "logbook_self_check_ok",
+            "1 if the last integrity self-check passed, 0 if it failed or none ran yet",
+            self.self_check_ok.clone(),
+        );
+        r.register(
+            "logbook_self_check_last_run_timestamp_seconds",
+            "When the last integrity self-check ran (Unix time)",
+            self.self_check_last_run.clone(),
+        );
+        r.register(
+            "logbook_self_check_last_success_timestamp_seconds",
+            "When an integrity self-check last passed (Unix time)",
+            self.self_check_last_success.clone(),
+        );
+        r.register(
+            "logbook_self_check_verified_size",
+            "Entries covered by the checkpoints the last passing self-check verified, over all logs",
+            self.self_check_verified_size.clone(),
+        );
     }
 }

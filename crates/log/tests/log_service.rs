@@ -201,3 +201,80 @@ async fn api_tokens_authenticate_until_revoked_and_are_stored_hashed() {
         assert!(!raw.windows(needle.len()).any(|w| w == needle), "the token itself is never stored");
     }
 }
+
+async fn wait_for_checkpoint(f: &Fixture, org: &logbook_store::Org, size: u64) {
+    for _ in 0..250 {
+        if f.log.latest_checkpoint(org).await.unwrap().is_some_and(|c| c.size == size) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no checkpoint of size {size}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_self_check_passes_on_a_healthy_log_and_names_damage_in_its_newest_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture(dir.path(), None, Duration::from_millis(20)).await;
+    let org = f.log.org(&OrgSlug::default_org()).await.unwrap();
+    let m = f.log.metrics().clone();
+    assert_eq!(f.log.self_check_status(), Default::default());
+
+    let empty = f.log.self_check().await;
+    assert!(empty.is_ok(), "{empty:?}");
+    assert_eq!(empty.verified_size(), 0);
+
+    f.log.append(&org, (0..600).map(event).collect(), None).await.unwrap();
+    wait_for_checkpoint(&f, &org, 600).await;
+    let run = f.log.self_check().await;
+    assert!(run.is_ok(), "{run:?}");
+    assert_eq!((run.orgs[0].from, run.orgs[0].size), (0, 600));
+    f.log.append(&org, (600..1000).map(event).collect(), None).await.unwrap();
+    wait_for_checkpoint(&f, &org, 1000).await;
+    let run = f.log.self_check().await;
+    assert!(run.is_ok(), "{run:?}");
+    assert_eq!((run.orgs[0].size, m.self_check_ok.get(), m.self_check_verified_size.get()), (1000, 1, 1000));
+    let status = f.log.self_check_status();
+    assert_eq!(status.last_success, Some(run.at));
+
+    // An attacker with the file.
+    let db = rusqlite::Connection::open(dir.path().join(logbook_store_sqlite::FILE_NAME)).unwrap();
+    for t in ["events", "tiles", "checkpoints"] {
+        for op in ["update", "delete"] {
+            db.execute_batch(&format!("DROP TRIGGER {t}_append_only_{op}")).unwrap();
+        }
+    }
+    let leaf: Vec<u8> = db.query_row("SELECT leaf FROM events WHERE seq = 700", [], |r| r.get(0)).unwrap();
+    let mut bad = leaf.clone();
+    bad[30] ^= 0x01;
+    db.execute("UPDATE events SET leaf = ?1 WHERE seq = 700", [&bad]).unwrap();
+    let run = f.log.self_check().await;
+    assert!(!run.is_ok());
+    assert_eq!(run.orgs[0].first_bad_seq, Some(700), "{run:?}");
+    assert_eq!((m.self_check_ok.get(), m.self_check_failures.get()), (0, 1));
+    assert_eq!(f.log.self_check_status().last_success, status.last_success);
+    db.execute("UPDATE events SET leaf = ?1 WHERE seq = 700", [&leaf]).unwrap();
+    assert!(f.log.self_check().await.is_ok());
+    assert_eq!(m.self_check_ok.get(), 1);
+
+    // A tree tile: entry 5 of level-0 tile 1 is the leaf hash of seq 261.
+    let tile: Vec<u8> = db.query_row("SELECT hashes FROM tiles WHERE level = 0 AND idx = 1", [], |r| r.get(0)).unwrap();
+    let mut bad = tile.clone();
+    bad[5 * 32 + 9] ^= 0x40;
+    db.execute("UPDATE tiles SET hashes = ?1 WHERE level = 0 AND idx = 1", [&bad]).unwrap();
+    assert_eq!(f.log.self_check().await.orgs[0].first_bad_seq, Some(261));
+    db.execute("UPDATE tiles SET hashes = ?1 WHERE level = 0 AND idx = 1", [&tile]).unwrap();
+
+    // The newest checkpoint's note, then the checkpoint itself removed.
+    let note: String = db.query_row("SELECT note FROM checkpoints WHERE size = 1000", [], |r| r.get(0)).unwrap();
+    db.execute("UPDATE checkpoints SET note = replace(note, '\n1000\n', '\n1001\n') WHERE size = 1000", []).unwrap();
+    let run = f.log.self_check().await;
+    assert!(run.orgs[0].problems[0].contains("not validly signed"), "{run:?}");
+    db.execute("UPDATE checkpoints SET note = ?1 WHERE size = 1000", [&note]).unwrap();
+    assert!(f.log.self_check().await.is_ok());
+    db.execute("DELETE FROM checkpoints WHERE size = 1000", []).unwrap();
+    let run = f.log.self_check().await;
+    assert!(run.orgs[0].problems[0].contains("checkpoints were removed"), "{run:?}");
+    assert_eq!(m.self_check_failures.get(), 4);
+    f.log.shutdown().await;
+}

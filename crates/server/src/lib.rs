@@ -60,6 +60,9 @@ pub struct Settings {
     /// At most this many client connections at once; further ones wait in the listen backlog
     /// until one closes. Default 512.
     pub max_connections: usize,
+    /// How often the integrity self-check audits each log's newest part against its newest
+    /// signed checkpoint (`logbook_log::selfcheck`); zero turns it off.
+    pub self_check_interval: Duration,
 }
 
 impl Settings {
@@ -79,6 +82,7 @@ impl Settings {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(60),
             max_connections: 512,
+            self_check_interval: Duration::from_secs(300),
         }
     }
 }
@@ -124,6 +128,7 @@ pub struct Application {
     setup_link: Option<String>,
     sweep_interval: Duration,
     connections: serve::ConnectionLimits,
+    self_check_interval: Duration,
 }
 
 impl Application {
@@ -193,6 +198,7 @@ impl Application {
             setup_link,
             sweep_interval: settings.session_sweep_interval,
             connections,
+            self_check_interval: settings.self_check_interval,
         })
     }
 
@@ -220,7 +226,7 @@ impl Application {
     /// Serves until `shutdown` completes, then finishes in-flight requests, commits what is
     /// queued, and signs the final checkpoints.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, router, log, accounts, sweep_interval, connections, .. } = self;
+        let Self { listener, router, log, accounts, sweep_interval, connections, self_check_interval, .. } = self;
         let sweeper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(sweep_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -236,8 +242,23 @@ impl Application {
                 }
             }
         });
+        // The first check runs at once, then one per interval; a slow run delays the next.
+        let self_check = (!self_check_interval.is_zero()).then(|| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(self_check_interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    log.self_check().await;
+                }
+            })
+        });
         let served = serve::serve(listener, router, connections, shutdown).await;
         sweeper.abort();
+        if let Some(t) = self_check {
+            t.abort();
+        }
         log.shutdown().await;
         served
     }

@@ -341,7 +341,7 @@ pub async fn audit_log(
         }
         script src="/assets/console.js" defer {}
     };
-    respond(status, page("Audit Log", &auth, &csrf, "/audit-log", body))
+    respond(status, page(&state, "Audit Log", &auth, &csrf, "/audit-log", body))
 }
 
 /// One entry, every field, and whether its inclusion in the latest signed checkpoint checks out.
@@ -399,7 +399,7 @@ async fn render_event(state: &AppState, auth: &Authorized<ReadAuditLog>, seq: u6
             }
         }
     };
-    Ok(respond(StatusCode::OK, page("Audit Log entry", auth, &csrf, "/audit-log", body)))
+    Ok(respond(StatusCode::OK, page(state, "Audit Log entry", auth, &csrf, "/audit-log", body)))
 }
 
 fn field(name: String, value: &str) -> Markup {

@@ -7,7 +7,7 @@ use logbook_accounts::permission::{ManageSettings, ReadAuditLog, ReadProtectedUs
 use logbook_accounts::Caller;
 use maud::{html, Markup, DOCTYPE};
 
-use crate::ApiError;
+use crate::{ApiError, AppState};
 
 pub const STYLE: &str = include_str!("style.css");
 pub const SCRIPT: &str = include_str!("console.js");
@@ -41,8 +41,27 @@ pub fn logo() -> Markup {
     }
 }
 
+/// For those who may manage settings (admins): an alert above every page while the last
+/// integrity self-check failed.
+fn integrity_banner(state: &AppState, caller: &Caller, current: &str) -> Markup {
+    // The settings page shows the details itself.
+    if !caller.may::<ManageSettings>() || current == "/settings" {
+        return html! {};
+    }
+    match state.log.self_check_status().last {
+        Some(run) if !run.is_ok() => html! {
+            p.error.banner role="alert" {
+                strong { "Integrity self-check failed. " }
+                "At " (run.at.to_rfc3339()) " the audit log did not match its newest signed checkpoint. "
+                a href="/settings#integrity" { "See Settings" } "."
+            }
+        },
+        _ => html! {},
+    }
+}
+
 /// A page of the signed-in console.
-pub fn page(title: &str, caller: &Caller, csrf: &str, current: &str, body: Markup) -> Markup {
+pub fn page(state: &AppState, title: &str, caller: &Caller, csrf: &str, current: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -66,7 +85,7 @@ pub fn page(title: &str, caller: &Caller, csrf: &str, current: &str, body: Marku
                         }
                     }
                 }
-                main id="content" { (body) }
+                main id="content" { (integrity_banner(state, caller, current)) (body) }
             }
         }
     }

@@ -412,7 +412,7 @@ async fn render_users(
             }
         }
     };
-    respond(status, page("Management users", auth, &csrf, "/users", body))
+    respond(status, page(state, "Management users", auth, &csrf, "/users", body))
 }
 
 pub async fn users(State(state): State<AppState>, Page(auth): Page<ReadUsers>, Query(n): Query<Notice>) -> Response {
@@ -614,7 +614,7 @@ async fn render_protected(
             }
         }
     };
-    respond(status, page("Protected users", auth, &csrf, "/protected-users", body))
+    respond(status, page(state, "Protected users", auth, &csrf, "/protected-users", body))
 }
 
 pub fn urlencode(s: &str) -> String {
@@ -743,7 +743,8 @@ async fn render_settings(
             }
             div.actions { button type="submit" { "Save settings" } }
         }
-        h2 { "Integrity" }
+        h2 id="integrity" { "Integrity" }
+        (self_check_panel(&state.log.self_check_status()))
         div.panel {
             p { "Every entry of the audit log is part of a signed Merkle log. Anyone with the public key can verify it with " code { "logbook verify" } "." }
             p { strong { "Public key: " } code { (state.log.signer().verifier_key()) } }
@@ -756,7 +757,62 @@ async fn render_settings(
             }
         }
     };
-    respond(status, page("Settings", auth, &csrf, "/settings", body))
+    respond(status, page(state, "Settings", auth, &csrf, "/settings", body))
+}
+
+/// The last integrity self-check, as the settings page shows it.
+fn self_check_panel(status: &logbook_log::selfcheck::SelfCheckStatus) -> Markup {
+    html! {
+        div.panel {
+            h3 { "Self-check" }
+            p.muted {
+                "In the background, the newest part of each organization's log (everything since the previous check, and at least the last "
+                (logbook_log::selfcheck::RECENT_EVENTS) " entries) is recomputed and compared with its newest signed checkpoint."
+            }
+            @match &status.last {
+                None => { p.muted { "No self-check has run yet." } }
+                Some(run) => {
+                    @if run.is_ok() {
+                        p.notice role="status" {
+                            "Passed: the log matches its newest signed checkpoint ("
+                            (run.verified_size()) " entries)."
+                        }
+                    } @else {
+                        p.error role="alert" {
+                            strong { "Self-check FAILED. " }
+                            "The stored audit log does not match its newest signed checkpoint: entries, tree tiles or checkpoints were changed or removed outside Logbook. Run "
+                            code { "logbook verify" } " on the store and keep the witness copies of the checkpoints."
+                        }
+                        @if let Some(e) = &run.error { p.error { (e) } }
+                    }
+                    p { strong { "Last run: " } (run.at.to_rfc3339()) }
+                    p {
+                        strong { "Last passed: " }
+                        @match status.last_success { Some(t) => { (t.to_rfc3339()) } None => { "never" } }
+                    }
+                    table {
+                        thead { tr { th { "Organization" } th { "Checkpoint size" } th { "Entries re-read" } th { "Result" } } }
+                        tbody {
+                            @for o in &run.orgs {
+                                tr {
+                                    td { (o.org) }
+                                    td { (o.size) }
+                                    td { (o.from) "–" (o.size) }
+                                    td {
+                                        @if o.is_ok() { "intact" } @else {
+                                            strong { "DAMAGED" }
+                                            @if let Some(seq) = o.first_bad_seq { " — first bad seq " (seq) }
+                                            ul { @for p in &o.problems { li { (p) } } }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 pub async fn settings(
@@ -850,7 +906,7 @@ async fn render_account(state: &AppState, caller: &Caller, message: Option<Flash
             }
         }
     };
-    respond(status, page("My account", caller, &csrf, "/account", body))
+    respond(status, page(state, "My account", caller, &csrf, "/account", body))
 }
 
 pub async fn account(

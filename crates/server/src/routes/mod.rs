@@ -268,7 +268,8 @@ mod tests {
     /// The real panic layer on a tiny router (the application has no route that panics).
     #[tokio::test]
     async fn a_panicking_handler_is_answered_500_json_and_counted() {
-        let metrics = Arc::new(Metrics::new(&logbook_log::LogMetrics::default()));
+        let metrics =
+            Arc::new(Metrics::new(&logbook_log::LogMetrics::default(), &logbook_accounts::AccountMetrics::default()));
         let app = Router::new()
             .route("/boom", get(boom))
             .route("/fine", get(|| async { "ok" }))
