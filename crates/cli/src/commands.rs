@@ -114,6 +114,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         settings.sign_in_throttle.window = std::time::Duration::from_secs(m * 60);
     }
 
+    let shutdown = shutdown_signal()?;
     let store = store_url::open(&loc).await?;
     let app = Application::build(&settings, store, Arc::new(SystemClock), Arc::new(OsRandom)).await?;
     let addr = app.local_addr();
@@ -130,7 +131,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     println!("  record events from a service: create a token with");
     println!("    logbook admin create-token --data-dir {} --name <service>", loc.data_dir.display());
     println!("  stop with Ctrl-C: queued events are committed and a final checkpoint is signed.");
-    app.run_until(shutdown_signal()).await.context("serving")?;
+    app.run_until(shutdown).await.context("serving")?;
     eprintln!("Logbook stopped cleanly.");
     Ok(ExitCode::SUCCESS)
 }
@@ -143,26 +144,28 @@ fn describe(loc: &StoreLocation) -> String {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes at the first SIGINT or SIGTERM. The handlers are installed here, before the
+/// server announces itself, so a signal sent right after "listening" is a clean shutdown rather
+/// than the default action (which kills the process without its final checkpoint).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (mut int, mut term) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    eprintln!("Shutting down: finishing requests, committing queued events, signing the final checkpoint…");
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = int.recv() => {},
+            _ = term.recv() => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("Shutting down: finishing requests, committing queued events, signing the final checkpoint…");
+    })
 }
 
 fn read_public_key(arg: &str) -> anyhow::Result<String> {

@@ -47,6 +47,10 @@ pub struct LogConfig {
     pub max_batch_events: usize,
     /// Where each new checkpoint is also written, outside the database.
     pub witness_dir: Option<PathBuf>,
+    /// Test-only and wrong on purpose: answer submitters before their commit, as a
+    /// non-durable log would (the negative control of the crash harness).
+    #[cfg(feature = "fault-injection")]
+    pub ack_before_commit: bool,
 }
 
 impl Default for LogConfig {
@@ -56,6 +60,14 @@ impl Default for LogConfig {
             checkpoint_interval: Duration::from_secs(1),
             max_batch_events: 10_000,
             witness_dir: None,
+            #[cfg(feature = "fault-injection")]
+            ack_before_commit: {
+                let on = std::env::var_os("LOGBOOK_FAULT_ACK_BEFORE_COMMIT").is_some();
+                if on {
+                    tracing::warn!("FAULT INJECTION: appends are acknowledged before their commit (test builds only)");
+                }
+                on
+            },
         }
     }
 }

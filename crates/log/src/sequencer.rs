@@ -240,6 +240,15 @@ impl Sequencer {
                 return;
             }
             let (commit, next_edge, spans) = self.build(&batch);
+            #[cfg(feature = "fault-injection")]
+            if self.shared.config.ack_before_commit {
+                for (s, (first_seq, count)) in batch.iter_mut().zip(spans.iter().copied()) {
+                    // The real answer goes now; the one sent after the commit reaches nobody.
+                    let (unheard, _) = oneshot::channel();
+                    let early = std::mem::replace(&mut s.reply, unheard);
+                    let _ = early.send(Ok(Appended { first_seq, count, output: None }));
+                }
+            }
             let started = Instant::now();
             let (events, now) = (commit.events.len() as u64, commit.now);
             match self.shared.store.commit(self.org.id, commit).await {

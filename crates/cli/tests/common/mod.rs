@@ -126,11 +126,17 @@ pub struct Server {
 }
 
 /// Starts `logbook serve --listen 127.0.0.1:0 ARGS` and waits until it listens.
-#[allow(clippy::zombie_processes)] // the caller kills and waits
 pub fn start(args: &[&str]) -> Server {
+    start_with_env(args, &[])
+}
+
+/// [`start`] with extra environment variables.
+#[allow(clippy::zombie_processes)] // the caller kills and waits
+pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = bin()
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -154,11 +160,21 @@ pub fn terminate(server: Server) {
     assert!(child.wait().unwrap().success(), "graceful shutdown exits 0");
 }
 
-/// Every acknowledged event: (its unique details, the seq it was acknowledged with).
-pub type Acked = std::sync::Arc<std::sync::Mutex<Vec<(String, u64)>>>;
+/// What the clients of a load were told.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    /// Every event acknowledged with 201: its unique details and its seq.
+    pub acked: std::sync::Mutex<Vec<(String, u64)>>,
+    /// Every event refused with an answer that says nothing was stored.
+    pub refused: std::sync::Mutex<Vec<String>>,
+    /// The identifier typed at every sign-in answered 401 (its Login Failed event was stored).
+    pub failed_sign_ins: std::sync::Mutex<Vec<String>>,
+}
+
+pub type Acked = std::sync::Arc<Outcomes>;
 
 /// Eight clients appending to the given servers in turn (singly and in batches of five), each
-/// event with unique details, recording what is acknowledged, until `stop`.
+/// event with unique details, recording what they are told, until `stop`.
 pub fn load(
     bases: Vec<String>,
     token: &str,
@@ -184,36 +200,117 @@ pub fn load(
                         .collect();
                     i += 1;
                     let Ok(resp) = client.post(format!("{base}/api/v1/events")).bearer_auth(&token).json(&body).send().await else {
+                        // No answer (the server died): the events may or may not be stored.
                         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                         continue;
                     };
-                    if resp.status().as_u16() != 201 {
-                        continue;
-                    }
+                    let status = resp.status().as_u16();
                     let Ok(v) = resp.json::<serde_json::Value>().await else { continue };
-                    let seqs: Vec<u64> = serde_json::from_value(v["seqs"].clone()).unwrap();
-                    assert_eq!(seqs.len(), names.len());
-                    acked.lock().unwrap().extend(names.into_iter().zip(seqs));
+                    if status == 201 {
+                        let seqs: Vec<u64> = serde_json::from_value(v["seqs"].clone()).unwrap();
+                        assert_eq!(seqs.len(), names.len());
+                        acked.acked.lock().unwrap().extend(names.into_iter().zip(seqs));
+                    } else if v["error"]["message"].as_str().is_some_and(|m| m.contains("nothing was stored")) {
+                        acked.refused.lock().unwrap().extend(names);
+                    }
                 }
             })
         })
         .collect()
 }
 
-/// Checks that the default log is gapless and holds every acknowledged event exactly once, at
-/// its acknowledged seq. Returns the log size.
-pub async fn check_acknowledged(store: &dyn logbook_store::Store, acked: &[(String, u64)]) -> u64 {
+/// Two clients signing in with a wrong password through the given servers in turn, each with
+/// a unique typed identifier, recording those answered 401, until `stop`. (Run the servers with
+/// `--sign-in-max-failures 0`, or they answer 429 after a while.)
+pub fn sign_in_load(
+    bases: Vec<String>,
+    outcomes: &Acked,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tag: &str,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use std::sync::atomic::Ordering;
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
+    (0..2)
+        .map(|c| {
+            let (client, bases, outcomes, stop, tag) =
+                (client.clone(), bases.clone(), outcomes.clone(), stop.clone(), tag.to_owned());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let typed = format!("ghost-{tag}-{c}-{i}@example.com");
+                    i += 1;
+                    let body = serde_json::json!({"email": typed, "password": "not the password"});
+                    let Ok(resp) =
+                        client.post(format!("{}/api/v1/session", bases[i % bases.len()])).json(&body).send().await
+                    else {
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        continue;
+                    };
+                    if resp.status() == 401 {
+                        outcomes.failed_sign_ins.lock().unwrap().push(typed);
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// What the store holds against what the clients were told: the default log is gapless, every
+/// acknowledged event is there exactly once at its seq, no refused event is there, no event is
+/// there twice, and every sign-in answered 401 has its Login Failed event. Returns the log size,
+/// or every violation found.
+pub async fn check_outcomes(store: &dyn logbook_store::Store, outcomes: &Outcomes) -> Result<u64, Vec<String>> {
     let org = store.org(&OrgSlug::default_org()).await.unwrap().unwrap();
     let size = store.log_head(org.id).await.unwrap().size;
     let rows = store.events(org.id, 0..size).await.unwrap();
-    assert_eq!(rows.len() as u64, size, "gapless");
+    let mut problems = Vec::new();
+    if rows.len() as u64 != size {
+        problems.push(format!("not gapless: {} rows for size {size}", rows.len()));
+    }
     let mut found: std::collections::HashMap<String, Vec<u64>> = std::collections::HashMap::new();
+    let mut failed_sign_ins = std::collections::HashSet::new();
     for r in &rows {
         let e = logbook_core::leaf::decode(&r.leaf).unwrap();
-        found.entry(e.body.details.clone()).or_default().push(r.seq);
+        if e.body.action == logbook_core::Action::LoginFailed {
+            failed_sign_ins.insert(e.body.actor.id.clone());
+        } else if e.body.action == logbook_core::Action::LoginSuccess && e.body.actor.id == e.body.details {
+            // One of the load's events (its actor id is its unique details).
+            found.entry(e.body.details.clone()).or_default().push(r.seq);
+        }
     }
-    for (name, seq) in acked {
-        assert_eq!(found.get(name), Some(&vec![*seq]), "acknowledged {name} at seq {seq}: present exactly once, there");
+    for (name, seq) in outcomes.acked.lock().unwrap().iter() {
+        if found.get(name) != Some(&vec![*seq]) {
+            problems.push(format!("acknowledged {name} at seq {seq}, but the store has it at {:?}", found.get(name)));
+        }
     }
-    size
+    for name in outcomes.refused.lock().unwrap().iter() {
+        if let Some(seqs) = found.get(name) {
+            problems.push(format!("{name} was refused (nothing stored), but the store has it at {seqs:?}"));
+        }
+    }
+    for (name, seqs) in &found {
+        if seqs.len() > 1 {
+            problems.push(format!("{name} is stored {} times, at {seqs:?}", seqs.len()));
+        }
+    }
+    for typed in outcomes.failed_sign_ins.lock().unwrap().iter() {
+        if !failed_sign_ins.contains(typed) {
+            problems.push(format!("the failed sign-in of {typed} was answered 401 but is not in the log"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(size)
+    } else {
+        Err(problems)
+    }
+}
+
+/// [`check_outcomes`], asserting there is no violation.
+pub async fn check_acknowledged(store: &dyn logbook_store::Store, outcomes: &Outcomes) -> u64 {
+    match check_outcomes(store, outcomes).await {
+        Ok(size) => size,
+        Err(problems) => {
+            panic!("{} violation(s), first ones: {:#?}", problems.len(), &problems[..problems.len().min(10)])
+        }
+    }
 }
