@@ -25,7 +25,14 @@ fuzz_target!(|data: &[u8]| {
         assert!(e.validate().is_ok(), "an accepted event must validate");
         assert_eq!(e.recorded_by, "api-token:fuzz", "recorded_by is set by the server");
         let mut bytes = Vec::new();
-        leaf::encode_parts(&org, i as u64, EventId::from_random_bytes([9; 16]), Timestamp::from_micros(1), e, &mut bytes);
+        leaf::encode_parts(
+            &org,
+            i as u64,
+            EventId::from_random_bytes([9; 16]),
+            Timestamp::from_micros(1),
+            e,
+            &mut bytes,
+        );
         let back = leaf::decode(&bytes).expect("an accepted event must decode from its leaf");
         assert_eq!(&back.body, e, "the leaf must carry the accepted event unchanged");
     }
