@@ -922,3 +922,24 @@ impl Accounts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_csv_rows_are_checked_before_any_lookup() {
+        let csv = "\u{feff}Name , EMAIL\nAda Lovelace,  Ada@Example.COM \nNobody,not-an-email\nAda again,ada@example.com\n,bob@example.com\nGrace,grace@example.com\n";
+        let p = parse_protected_csv(csv.as_bytes()).unwrap();
+        assert_eq!(
+            p.valid,
+            vec![
+                (2, "ada@example.com".to_owned(), "Ada Lovelace".to_owned()),
+                (6, "grace@example.com".to_owned(), "Grace".to_owned())
+            ]
+        );
+        let errors: Vec<_> = p.errors.iter().map(|e| (e.line, e.email.as_str())).collect();
+        assert_eq!(errors, vec![(3, "not-an-email"), (4, "ada@example.com"), (5, "bob@example.com")]);
+        assert!(parse_protected_csv(b"mail,name\nx@y.z,X\n").is_err(), "no email column");
+    }
+}
