@@ -85,9 +85,10 @@ pub fn session_token(cookie_headers: &[&[u8]]) -> Option<String> {
     crate::auth::session_token_in(&headers)
 }
 
-/// The links of the console's Audit Log page for this query string (`View::parse`): this
-/// page, "Newer" and "Older" (to a page starting at `next`).
-pub fn audit_log_page_links(pairs: Vec<(String, String)>, next: &str) -> [Option<String>; 3] {
+/// The console's Audit Log page for this query string (`View::parse`): its own URL, and the
+/// links it shows: "Refresh", then "Newer" and "Older" (to a page starting at `next`), which
+/// the page shows only once the cursor has been accepted.
+pub fn audit_log_page_links(pairs: Vec<(String, String)>, next: &str) -> (String, [Option<String>; 3]) {
     let v = crate::console::audit_log::View::parse(pairs);
-    [Some(v.url(v.cursor.as_deref(), &v.prev)), v.newer_url(), Some(v.older_url(next))]
+    (v.url(v.cursor.as_deref(), &v.prev), [Some(v.url(None, &[])), v.newer_url(), Some(v.older_url(next))])
 }
