@@ -33,6 +33,13 @@ pub use settings::{PlatformSettings, SettingsPatch};
 pub use throttle::{AccountMetrics, SignInThrottle};
 pub use tokens::Secret;
 
+/// Entry points for the fuzz targets in `fuzz/` (cargo-fuzz), and nothing else: the pure
+/// parsing steps of operations that otherwise need a store. Not part of the crate's API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::ops::{parse_protected_csv, ParsedImport, MAX_IMPORT_ROWS};
+}
+
 /// How the accounts behave; the policy admins change at run time lives in [`PlatformSettings`].
 #[derive(Debug, Clone)]
 pub struct AccountsConfig {

@@ -77,6 +77,54 @@ const TOUCH_EVERY_MICROS: i64 = 60_000_000;
 pub const MAX_IMPORT_ROWS: usize = 10_000;
 const NAME_MAX: usize = 200;
 
+/// The rows of a protected-users CSV import, checked, before anything is looked up or stored.
+#[derive(Debug)]
+pub struct ParsedImport {
+    /// (line, normalized email, name) of each acceptable row, emails distinct.
+    pub valid: Vec<(u64, String, String)>,
+    pub errors: Vec<ImportRowError>,
+}
+
+/// Reads a protected-users CSV (header `email,name`, in any order and case) and checks every
+/// row: the pure part of [`Accounts::import_protected`], kept apart so it can be fuzzed.
+pub fn parse_protected_csv(csv_text: &[u8]) -> Result<ParsedImport, AccountError> {
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(csv_text);
+    let headers = reader.headers().map_err(|e| AccountError::Invalid(format!("the file is not valid CSV: {e}")))?;
+    let col = |name: &str| headers.iter().position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name));
+    let (Some(email_col), Some(name_col)) = (col("email"), col("name")) else {
+        return Err(AccountError::Invalid("the first line must be the header: email,name".into()));
+    };
+    let mut errors = Vec::new();
+    let mut valid: Vec<(u64, String, String)> = Vec::new();
+    let mut seen = HashSet::new();
+    for (n, record) in reader.records().enumerate() {
+        let line = n as u64 + 2;
+        if valid.len() + errors.len() >= MAX_IMPORT_ROWS {
+            return Err(AccountError::Invalid(format!("at most {MAX_IMPORT_ROWS} rows can be imported at once")));
+        }
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(ImportRowError { line, email: String::new(), error: format!("not valid CSV: {e}") });
+                continue;
+            }
+        };
+        let raw_email = record.get(email_col).unwrap_or_default();
+        let shown: String = raw_email.chars().take(254).collect();
+        let checked =
+            normalize_email(raw_email).and_then(|e| Ok((e, check_name(record.get(name_col).unwrap_or_default())?)));
+        match checked {
+            Err(e) => errors.push(ImportRowError { line, email: shown, error: e.to_string() }),
+            Ok((email, _)) if !seen.insert(email.clone()) => {
+                errors.push(ImportRowError { line, email, error: "listed twice in the file".into() })
+            }
+            Ok((email, name)) => valid.push((line, email, name)),
+        }
+    }
+    Ok(ParsedImport { valid, errors })
+}
+
 fn view(u: &UserRecord, now: Timestamp) -> UserView {
     UserView {
         id: u.id,
@@ -722,40 +770,7 @@ impl Accounts {
         by: &Authorized<ManageProtectedUsers>,
         csv_text: &[u8],
     ) -> Result<ImportReport, AccountError> {
-        let mut reader =
-            csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(csv_text);
-        let headers = reader.headers().map_err(|e| AccountError::Invalid(format!("the file is not valid CSV: {e}")))?;
-        let col = |name: &str| headers.iter().position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name));
-        let (Some(email_col), Some(name_col)) = (col("email"), col("name")) else {
-            return Err(AccountError::Invalid("the first line must be the header: email,name".into()));
-        };
-        let mut errors = Vec::new();
-        let mut valid: Vec<(u64, String, String)> = Vec::new();
-        let mut seen = HashSet::new();
-        for (n, record) in reader.records().enumerate() {
-            let line = n as u64 + 2;
-            if valid.len() + errors.len() >= MAX_IMPORT_ROWS {
-                return Err(AccountError::Invalid(format!("at most {MAX_IMPORT_ROWS} rows can be imported at once")));
-            }
-            let record = match record {
-                Ok(r) => r,
-                Err(e) => {
-                    errors.push(ImportRowError { line, email: String::new(), error: format!("not valid CSV: {e}") });
-                    continue;
-                }
-            };
-            let raw_email = record.get(email_col).unwrap_or_default();
-            let shown: String = raw_email.chars().take(254).collect();
-            let checked =
-                normalize_email(raw_email).and_then(|e| Ok((e, check_name(record.get(name_col).unwrap_or_default())?)));
-            match checked {
-                Err(e) => errors.push(ImportRowError { line, email: shown, error: e.to_string() }),
-                Ok((email, _)) if !seen.insert(email.clone()) => {
-                    errors.push(ImportRowError { line, email, error: "listed twice in the file".into() })
-                }
-                Ok((email, name)) => valid.push((line, email, name)),
-            }
-        }
+        let ParsedImport { valid, mut errors } = parse_protected_csv(csv_text)?;
         let emails: Vec<String> = valid.iter().map(|(_, e, _)| e.clone()).collect();
         let existing: HashSet<String> =
             self.log.store().protected_emails(self.org.id, &emails).await?.into_iter().collect();
@@ -916,5 +931,26 @@ impl Accounts {
             Err(AppendError::Rejected(MutationError::AlreadyRecorded | MutationError::NotFound)) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_csv_rows_are_checked_before_any_lookup() {
+        let csv = "\u{feff}Name , EMAIL\nAda Lovelace,  Ada@Example.COM \nNobody,not-an-email\nAda again,ada@example.com\n,bob@example.com\nGrace,grace@example.com\n";
+        let p = parse_protected_csv(csv.as_bytes()).unwrap();
+        assert_eq!(
+            p.valid,
+            vec![
+                (2, "ada@example.com".to_owned(), "Ada Lovelace".to_owned()),
+                (6, "grace@example.com".to_owned(), "Grace".to_owned())
+            ]
+        );
+        let errors: Vec<_> = p.errors.iter().map(|e| (e.line, e.email.as_str())).collect();
+        assert_eq!(errors, vec![(3, "not-an-email"), (4, "ada@example.com"), (5, "bob@example.com")]);
+        assert!(parse_protected_csv(b"mail,name\nx@y.z,X\n").is_err(), "no email column");
     }
 }

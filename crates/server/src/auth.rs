@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, Method};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use cookie::{Cookie, SameSite};
@@ -36,8 +36,12 @@ pub fn request_source(parts: &Parts) -> Source {
 }
 
 fn session_token(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+    session_token_in(&parts.headers)
+}
+
+/// The session token in the request's `Cookie` headers, if any.
+pub(crate) fn session_token_in(headers: &HeaderMap) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())

@@ -9,6 +9,8 @@ mod console;
 mod cursor;
 pub mod error;
 mod extract;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 mod metrics;
 pub mod openapi;

@@ -26,15 +26,15 @@ const MAX_HISTORY: usize = 50;
 
 /// The page's query string: the API's filters, plus `prev` (the cursors of earlier pages).
 #[derive(Debug, Default, Clone)]
-struct View {
+pub(crate) struct View {
     q: String,
     user: String,
     actions: Vec<String>,
     from: String,
     to: String,
     limit: usize,
-    cursor: Option<String>,
-    prev: Vec<String>,
+    pub(crate) cursor: Option<String>,
+    pub(crate) prev: Vec<String>,
 }
 
 fn enc(s: &str) -> String {
@@ -42,7 +42,7 @@ fn enc(s: &str) -> String {
 }
 
 impl View {
-    fn parse(pairs: Vec<(String, String)>) -> Self {
+    pub(crate) fn parse(pairs: Vec<(String, String)>) -> Self {
         let mut v = View { limit: 50, ..Default::default() };
         for (k, val) in pairs {
             match k.as_str() {
@@ -85,7 +85,7 @@ impl View {
     }
 
     /// This view's URL with another cursor and history.
-    fn url(&self, cursor: Option<&str>, prev: &[String]) -> String {
+    pub(crate) fn url(&self, cursor: Option<&str>, prev: &[String]) -> String {
         let mut q = self.filters_query();
         let mut add = |s: String| {
             if !q.is_empty() {
@@ -110,7 +110,7 @@ impl View {
     }
 
     /// The page before this one (`None` on the first page).
-    fn newer_url(&self) -> Option<String> {
+    pub(crate) fn newer_url(&self) -> Option<String> {
         self.cursor.as_ref()?;
         Some(match self.prev.split_last() {
             Some((last, rest)) => self.url(Some(last), rest),
@@ -119,7 +119,7 @@ impl View {
     }
 
     /// The page after this one, remembering this one (a bounded history) for "Newer".
-    fn older_url(&self, next: &str) -> String {
+    pub(crate) fn older_url(&self, next: &str) -> String {
         let mut prev = self.prev.clone();
         if let Some(c) = &self.cursor {
             prev.push(c.clone());

@@ -1,7 +1,7 @@
 //! The console: server-rendered pages, compiled into the binary. Every page works without
 //! JavaScript; forms post back with the session's CSRF token and redirect after success.
 
-mod audit_log;
+pub(crate) mod audit_log;
 pub mod layout;
 mod pages;
 

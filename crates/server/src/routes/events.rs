@@ -121,7 +121,7 @@ impl EventInput {
     }
 }
 
-fn parse_body(bytes: &[u8], recorded_by: &str) -> Result<Vec<NewEvent>, ApiError> {
+pub(crate) fn parse_body(bytes: &[u8], recorded_by: &str) -> Result<Vec<NewEvent>, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
     let (items, single) = match value {
@@ -148,7 +148,7 @@ fn parse_body(bytes: &[u8], recorded_by: &str) -> Result<Vec<NewEvent>, ApiError
         .collect()
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
     let s = v.to_str().ok().filter(|s| !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_graphic()));
     s.map(|s| Some(s.to_owned())).ok_or_else(|| {

@@ -86,16 +86,21 @@ pub struct ExportParams {
 
 /// The query string of a read, checked.
 #[derive(Debug, Default)]
-struct QueryParams {
-    q: Option<String>,
-    user: Option<String>,
-    actions: Vec<String>,
-    from: Option<(String, Timestamp)>,
-    to: Option<(String, Timestamp)>,
-    limit: Option<usize>,
-    cursor: Option<String>,
-    format: Option<ExportFormat>,
+pub(crate) struct QueryParams {
+    pub(crate) q: Option<String>,
+    pub(crate) user: Option<String>,
+    pub(crate) actions: Vec<String>,
+    pub(crate) from: Option<(String, Timestamp)>,
+    pub(crate) to: Option<(String, Timestamp)>,
+    pub(crate) limit: Option<usize>,
+    pub(crate) cursor: Option<String>,
+    pub(crate) format: Option<ExportFormat>,
 }
+
+/// The parameters `GET /api/v1/events` takes beyond the filters.
+pub(crate) const LIST_PARAMS: &[&str] = &["limit", "cursor"];
+/// The parameters `GET /api/v1/events/export` takes beyond the filters.
+pub(crate) const EXPORT_PARAMS: &[&str] = &["format"];
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request(code, message)
@@ -108,7 +113,7 @@ fn echo(s: &str) -> String {
 impl QueryParams {
     /// Reads the pairs of the query string; `allowed` names the parameters this endpoint takes
     /// beyond the filters. An unknown or repeated parameter is an error, not silently ignored.
-    fn parse(pairs: Vec<(String, String)>, tz: &TimeZone, allowed: &[&str]) -> Result<Self, ApiError> {
+    pub(crate) fn parse(pairs: Vec<(String, String)>, tz: &TimeZone, allowed: &[&str]) -> Result<Self, ApiError> {
         let mut p = QueryParams::default();
         let mut seen = std::collections::HashSet::new();
         for (k, v) in pairs {
@@ -201,7 +206,7 @@ impl QueryParams {
     }
 
     /// What a cursor is bound to: the organization and every filter, in a fixed encoding.
-    fn digest(&self, org: &Org) -> [u8; 32] {
+    pub(crate) fn digest(&self, org: &Org) -> [u8; 32] {
         let mut h = Sha256::new();
         let mut field = |b: &[u8]| {
             h.update((b.len() as u64).to_be_bytes());
@@ -272,7 +277,7 @@ pub(crate) async fn list_events(
     pairs: Vec<(String, String)>,
 ) -> Result<EventList, ApiError> {
     let tz = platform_time_zone(state).await?;
-    let params = QueryParams::parse(pairs, &tz, &["limit", "cursor"])?;
+    let params = QueryParams::parse(pairs, &tz, LIST_PARAMS)?;
     let digest = params.digest(org);
     let before = match &params.cursor {
         Some(c) => state.cursor_key.decode(c, &digest)?,
@@ -326,7 +331,7 @@ async fn export_events(
     who: Exporter,
 ) -> Result<Response, ApiError> {
     let tz = platform_time_zone(state).await?;
-    let params = QueryParams::parse(pairs, &tz, &["format"])?;
+    let params = QueryParams::parse(pairs, &tz, EXPORT_PARAMS)?;
     let format = params.format.unwrap_or(ExportFormat::Csv);
     let mut filter = params.filter(state, org).await?;
     // The export covers what is stored now, not its own audit event nor later appends.
