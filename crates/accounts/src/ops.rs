@@ -98,8 +98,14 @@ pub fn parse_protected_csv(csv_text: &[u8]) -> Result<ParsedImport, AccountError
     let mut errors = Vec::new();
     let mut valid: Vec<(u64, String, String)> = Vec::new();
     let mut seen = HashSet::new();
-    for (n, record) in reader.records().enumerate() {
-        let line = n as u64 + 2;
+    let mut lines = LineCounter { text: csv_text, at: 0, line: 1 };
+    let mut line = 1;
+    for record in reader.records() {
+        let start = match &record {
+            Ok(r) => r.position(),
+            Err(e) => e.position(),
+        };
+        line = start.map_or(line + 1, |p| lines.line_at(p.byte()));
         if valid.len() + errors.len() >= MAX_IMPORT_ROWS {
             return Err(AccountError::Invalid(format!("at most {MAX_IMPORT_ROWS} rows can be imported at once")));
         }
@@ -123,6 +129,36 @@ pub fn parse_protected_csv(csv_text: &[u8]) -> Result<ParsedImport, AccountError
         }
     }
     Ok(ParsedImport { valid, errors })
+}
+
+/// The file's own line numbers: counts line breaks (`\r\n`, `\r` or `\n`) up to a record's
+/// first byte, moving forward only. Counting records instead would be wrong after a blank line
+/// or a quoted cell that spans lines, and the CSV reader's own line count ignores a lone `\r`.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    at: usize,
+    line: u64,
+}
+
+impl LineCounter<'_> {
+    /// The line of the record the reader says starts at `byte`. The reader's position may be
+    /// the blank lines it skipped before the record, so those are passed over too (a record
+    /// never starts with a line break).
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut end = usize::try_from(byte).unwrap_or(usize::MAX).min(self.text.len());
+        while self.text.get(end).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+            end += 1;
+        }
+        while self.at < end {
+            match self.text[self.at] {
+                b'\n' => self.line += 1,
+                b'\r' if self.text.get(self.at + 1) != Some(&b'\n') => self.line += 1,
+                _ => {}
+            }
+            self.at += 1;
+        }
+        self.line
+    }
 }
 
 fn view(u: &UserRecord, now: Timestamp) -> UserView {
@@ -952,5 +988,31 @@ mod tests {
         let errors: Vec<_> = p.errors.iter().map(|e| (e.line, e.email.as_str())).collect();
         assert_eq!(errors, vec![(3, "not-an-email"), (4, "ada@example.com"), (5, "bob@example.com")]);
         assert!(parse_protected_csv(b"mail,name\nx@y.z,X\n").is_err(), "no email column");
+    }
+
+    /// The reported line is the file's line, whatever the line endings, after blank lines and
+    /// quoted cells that span lines. (The fuzzing session found the record count used instead.)
+    #[test]
+    fn protected_csv_lines_are_the_file_lines() {
+        let lines = [
+            "email,name",
+            "",
+            "a@example.com,One",
+            "\"bad",
+            "email\",Two",
+            "",
+            "",
+            "also bad,Three",
+            "b@example.com,Four",
+            "",
+        ];
+        for eol in ["\n", "\r\n", "\r"] {
+            let p = parse_protected_csv(lines.join(eol).as_bytes()).unwrap();
+            let errors: Vec<_> = p.errors.iter().map(|e| (e.line, e.email.clone())).collect();
+            let bad = format!("bad{eol}email");
+            assert_eq!(errors, vec![(4, bad), (8, "also bad".to_owned())], "line endings {eol:?}");
+            let valid: Vec<_> = p.valid.iter().map(|(l, e, _)| (*l, e.as_str())).collect();
+            assert_eq!(valid, vec![(3, "a@example.com"), (9, "b@example.com")], "line endings {eol:?}");
+        }
     }
 }
