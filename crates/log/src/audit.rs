@@ -20,6 +20,20 @@ pub struct SuppliedCheckpoint {
     pub note: String,
 }
 
+/// Hands stored rows to the auditor, in order.
+pub(crate) fn feed(auditor: &mut Auditor, rows: &[EventRow]) {
+    for r in rows {
+        auditor.event(StoredEventRef {
+            seq: r.seq,
+            time: r.time,
+            action: &r.action,
+            user: &r.user,
+            leaf: &r.leaf,
+            leaf_hash: &r.leaf_hash,
+        });
+    }
+}
+
 /// Audits one organization's log. `supplied` may hold checkpoints of other logs: those whose
 /// origin is not this log's are ignored.
 pub async fn audit_org(
@@ -80,16 +94,7 @@ pub async fn audit_org(
             pending.push_back(fetch(next));
             next += PAGE;
         }
-        for r in &rows {
-            auditor.event(StoredEventRef {
-                seq: r.seq,
-                time: r.time,
-                action: &r.action,
-                user: &r.user,
-                leaf: &r.leaf,
-                leaf_hash: &r.leaf_hash,
-            });
-        }
+        feed(&mut auditor, &rows);
         compare_completed(&*store, org, &mut auditor).await?;
     }
     compare_completed(&*store, org, &mut auditor).await?;

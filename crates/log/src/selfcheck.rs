@@ -36,7 +36,7 @@
 use std::sync::Arc;
 
 use logbook_core::Timestamp;
-use logbook_integrity::audit::{Auditor, CheckpointClaim, StoredEventRef};
+use logbook_integrity::audit::{Auditor, CheckpointClaim};
 use logbook_integrity::checkpoint::CheckpointSigner;
 use logbook_integrity::tree::TreeEdge;
 use logbook_integrity::Hash;
@@ -164,16 +164,7 @@ pub(crate) async fn check_org(
     let mut next = from;
     while next < n {
         let rows = store.events(org.id, next..n.min(next + PAGE)).await?;
-        for r in &rows {
-            auditor.event(StoredEventRef {
-                seq: r.seq,
-                time: r.time,
-                action: &r.action,
-                user: &r.user,
-                leaf: &r.leaf,
-                leaf_hash: &r.leaf_hash,
-            });
-        }
+        crate::audit::feed(&mut auditor, &rows);
         crate::audit::compare_completed(&**store, org, &mut auditor).await?;
         next += PAGE;
     }
