@@ -125,10 +125,12 @@ async fn a_full_disk_is_a_clear_error_loses_nothing_and_recovers() {
             }
             continue;
         }
-        full = Some((status, answer));
+        let refused: Vec<String> =
+            body.as_array().unwrap().iter().map(|e| e["details"].as_str().unwrap().to_owned()).collect();
+        full = Some((status, answer, refused));
         break;
     }
-    let (status, answer) = full.expect("the disk filled up");
+    let (status, answer, refused) = full.expect("the disk filled up");
     assert_eq!(status, 503, "{answer}");
     assert_eq!(answer["error"]["code"], "unavailable");
     let message = answer["error"]["message"].as_str().unwrap();
@@ -153,5 +155,9 @@ async fn a_full_disk_is_a_clear_error_loses_nothing_and_recovers() {
     for (seq, details) in &acked {
         assert_eq!(&leaf::decode(&rows[*seq as usize].leaf).unwrap().body.details, details, "seq {seq}");
     }
+    // And the refused batch ("nothing was stored") is not.
+    let stored: std::collections::HashSet<String> =
+        rows.iter().map(|r| leaf::decode(&r.leaf).unwrap().body.details).collect();
+    assert!(refused.iter().all(|d| !stored.contains(d)), "a batch answered 'nothing was stored' is not in the log");
     eprintln!("disk full after {} acknowledged events; log size {size}", acked.len());
 }
