@@ -89,7 +89,7 @@ pub async fn audit_org(
         next += PAGE;
     }
     while let Some(page) = pending.pop_front() {
-        let rows: Vec<EventRow> = page.await.map_err(|e| StoreError::Backend(e.to_string()))??;
+        let rows: Vec<EventRow> = page.await.map_err(StoreError::backend)??;
         if next < end {
             pending.push_back(fetch(next));
             next += PAGE;

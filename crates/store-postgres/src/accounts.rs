@@ -1,298 +1,270 @@
-//! The accounts tables on PostgreSQL: the mutations applied inside the append's transaction
-//! (which holds the log's advisory lock, so the "last admin" checks cannot race), and the reads
-//! of [`AccountStore`].
+//! The accounts tables on PostgreSQL: the statements of the account mutations (their rules are
+//! `logbook_store::accounts`'), and the reads of [`AccountStore`].
 
 use async_trait::async_trait;
 use logbook_core::{InvitationId, OrgId, ProtectedUserId, Role, Timestamp, UserId};
 use logbook_store::accounts::{
-    like_escape, InvitationRecord, PasswordHash, ProtectedUser, SessionRecord, TotpSecret, UserRecord,
+    like_escape, AccountTx, InvitationRecord, NewUser, PasswordHash, ProtectedUser, SessionRecord, TotpSecret,
+    UserRecord,
 };
-use logbook_store::{AccountMutation, AccountStore, MutationError, MutationOutput, StoreError};
-use tokio_postgres::{Row, Transaction};
+use logbook_store::{AccountStore, StoreError};
 
-use crate::{hash32, i, is_unique_violation, pg, u, PgStore};
+use crate::commit::PgTx;
+use crate::rows::{
+    i, inserted, invitation_row, pg, protected_row, role, session_row, u, user_row, user_row_at, INVITATION_COLUMNS,
+    SESSION_COLUMNS, USER_COLUMNS,
+};
+use crate::PgStore;
 
-/// `Err(Ok(reason))` refuses the mutation; `Err(Err(e))` is a database failure.
-type Applied = Result<MutationOutput, Result<MutationError, StoreError>>;
-
-fn refuse(reason: MutationError) -> Applied {
-    Err(Ok(reason))
-}
-
-fn db(e: tokio_postgres::Error) -> Result<MutationError, StoreError> {
-    Err(pg(e))
-}
-
-fn role(code: &str) -> Result<Role, StoreError> {
-    Role::from_code(code).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-const USER_COLUMNS: &str =
-    "id, org, email, role, password_hash, totp_secret, totp_last_step, failed_logins, locked_until_us, created_us";
-
-fn user_row(r: &Row) -> Result<UserRecord, StoreError> {
-    Ok(UserRecord {
-        id: UserId(r.get(0)),
-        org: OrgId(r.get(1)),
-        email: r.get(2),
-        role: role(r.get(3))?,
-        password_hash: PasswordHash(r.get(4)),
-        totp: r.get::<_, Option<String>>(5).map(TotpSecret),
-        totp_last_step: r.get::<_, Option<i64>>(6).map(u),
-        failed_logins: r.get::<_, i32>(7).max(0) as u32,
-        locked_until: r.get::<_, Option<i64>>(8).map(Timestamp::from_micros),
-        created: Timestamp::from_micros(r.get(9)),
-    })
-}
-
-const SESSION_COLUMNS: &str = "token_hash, user_id, created_us, last_seen_us, expires_us";
-
-fn session_row(r: &Row) -> Result<SessionRecord, StoreError> {
-    Ok(SessionRecord {
-        token_hash: hash32(r.get(0))?,
-        user: UserId(r.get(1)),
-        created: Timestamp::from_micros(r.get(2)),
-        last_seen: Timestamp::from_micros(r.get(3)),
-        expires: Timestamp::from_micros(r.get(4)),
-    })
-}
-
-const INVITATION_COLUMNS: &str = "id, org, email, role, invited_by, created_us, expires_us, accepted_us, revoked_us";
-
-fn invitation_row(r: &Row) -> Result<InvitationRecord, StoreError> {
-    Ok(InvitationRecord {
-        id: InvitationId(r.get(0)),
-        org: OrgId(r.get(1)),
-        email: r.get(2),
-        role: role(r.get(3))?,
-        invited_by: r.get(4),
-        created: Timestamp::from_micros(r.get(5)),
-        expires: Timestamp::from_micros(r.get(6)),
-        accepted: r.get::<_, Option<i64>>(7).map(Timestamp::from_micros),
-        revoked: r.get::<_, Option<i64>>(8).map(Timestamp::from_micros),
-    })
-}
-
-fn protected_row(r: &Row) -> ProtectedUser {
-    ProtectedUser {
-        id: ProtectedUserId(r.get(0)),
-        email: r.get(1),
-        name: r.get(2),
-        added: Timestamp::from_micros(r.get(3)),
+// The append transaction holds the log's advisory lock, so no other append changes these rows
+// meanwhile; the reads a rule decides on also lock their row (`FOR UPDATE`) against the writes
+// made outside the append (`touch_session`, a concurrent sign-in's cleanup).
+impl AccountTx for PgTx<'_> {
+    fn org(&self) -> OrgId {
+        self.org
     }
-}
 
-async fn current_role(tx: &Transaction<'_>, org: OrgId, user: UserId) -> Result<Option<Role>, StoreError> {
-    let row = tx
-        .query_opt("SELECT role FROM users WHERE id = $1 AND org = $2 FOR UPDATE", &[&user.0, &org.0])
-        .await
-        .map_err(pg)?;
-    row.map(|r| role(r.get(0))).transpose()
-}
-
-async fn other_admins(tx: &Transaction<'_>, org: OrgId, user: UserId) -> Result<i64, StoreError> {
-    Ok(tx
-        .query_one("SELECT COUNT(*) FROM users WHERE org = $1 AND role = 'admin' AND id <> $2", &[&org.0, &user.0])
-        .await
-        .map_err(pg)?
-        .get(0))
-}
-
-async fn insert_user(
-    tx: &Transaction<'_>,
-    org: OrgId,
-    now: i64,
-    (id, email, role): (UserId, &str, Role),
-    hash: &PasswordHash,
-) -> Applied {
-    match tx
-        .execute(
-            "INSERT INTO users (id, org, email, role, password_hash, created_us) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&id.0, &org.0, &email, &role.code(), &hash.0, &now],
-        )
-        .await
-    {
-        Ok(_) => Ok(MutationOutput::UserCreated(id)),
-        Err(e) if is_unique_violation(&e) => refuse(MutationError::EmailTaken),
-        Err(e) => Err(db(e)),
+    async fn user_count(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            self.tx.query_one("SELECT COUNT(*) FROM users WHERE org = $1", &[&self.org.0]).await.map_err(pg)?.get(0);
+        Ok(u(n))
     }
-}
 
-fn changed(n: u64) -> Applied {
-    if n == 0 {
-        refuse(MutationError::NotFound)
-    } else {
-        Ok(MutationOutput::Done)
+    async fn user_role(&self, user: UserId) -> Result<Option<Role>, StoreError> {
+        let row = self
+            .tx
+            .query_opt("SELECT role FROM users WHERE id = $1 AND org = $2 FOR UPDATE", &[&user.0, &self.org.0])
+            .await
+            .map_err(pg)?;
+        row.map(|r| role(r.get(0))).transpose()
     }
-}
 
-/// Applies one account mutation inside the append's transaction.
-pub(crate) async fn apply(tx: &Transaction<'_>, org: OrgId, now: Timestamp, m: &AccountMutation) -> Applied {
-    let now = now.as_micros();
-    match m {
-        AccountMutation::CreateUser { id, email, role, password_hash, only_if_first } => {
-            if *only_if_first {
-                let n: i64 =
-                    tx.query_one("SELECT COUNT(*) FROM users WHERE org = $1", &[&org.0]).await.map_err(db)?.get(0);
-                if n > 0 {
-                    return refuse(MutationError::Conflict);
-                }
-            }
-            insert_user(tx, org, now, (*id, email, *role), password_hash).await
-        }
-        AccountMutation::SetUserRole { user, from, to } => {
-            match current_role(tx, org, *user).await.map_err(Err)? {
-                None => return refuse(MutationError::NotFound),
-                Some(r) if r != *from => return refuse(MutationError::Conflict),
-                Some(_) => {}
-            }
-            if *from == Role::Admin && *to != Role::Admin && other_admins(tx, org, *user).await.map_err(Err)? == 0 {
-                return refuse(MutationError::LastAdmin);
-            }
-            changed(tx.execute("UPDATE users SET role = $1 WHERE id = $2", &[&to.code(), &user.0]).await.map_err(db)?)
-        }
-        AccountMutation::DeleteUser { user } => {
-            match current_role(tx, org, *user).await.map_err(Err)? {
-                None => return refuse(MutationError::NotFound),
-                Some(Role::Admin) if other_admins(tx, org, *user).await.map_err(Err)? == 0 => {
-                    return refuse(MutationError::LastAdmin)
-                }
-                Some(_) => {}
-            }
-            tx.execute("DELETE FROM sessions WHERE user_id = $1", &[&user.0]).await.map_err(db)?;
-            changed(tx.execute("DELETE FROM users WHERE id = $1", &[&user.0]).await.map_err(db)?)
-        }
-        AccountMutation::SetPassword { user, password_hash } => changed(
-            tx.execute(
-                "UPDATE users SET password_hash = $1 WHERE id = $2 AND org = $3",
-                &[&password_hash.0, &user.0, &org.0],
+    async fn admins_other_than(&self, user: UserId) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .tx
+            .query_one(
+                "SELECT COUNT(*) FROM users WHERE org = $1 AND role = 'admin' AND id <> $2",
+                &[&self.org.0, &user.0],
             )
             .await
-            .map_err(db)?,
-        ),
-        AccountMutation::SetTotp { user, secret } => changed(
-            tx.execute(
-                "UPDATE users SET totp_secret = $1, totp_last_step = NULL WHERE id = $2 AND org = $3",
-                &[&secret.as_ref().map(|s| s.0.as_str()), &user.0, &org.0],
-            )
-            .await
-            .map_err(db)?,
-        ),
-        AccountMutation::CreateSession { user, token_hash, expires, totp_step } => {
-            let row = tx
-                .query_opt("SELECT totp_last_step FROM users WHERE id = $1 AND org = $2 FOR UPDATE", &[&user.0, &org.0])
-                .await
-                .map_err(db)?;
-            let Some(row) = row else { return refuse(MutationError::NotFound) };
-            let last: Option<i64> = row.get(0);
-            if let Some(step) = totp_step {
-                if last.is_some_and(|l| u(l) >= *step) {
-                    return refuse(MutationError::TotpReplay);
-                }
-            }
-            tx.execute(
-                "UPDATE users SET failed_logins = 0, locked_until_us = NULL, totp_last_step = COALESCE($1, totp_last_step) WHERE id = $2",
-                &[&totp_step.map(i), &user.0],
-            )
-            .await
-            .map_err(db)?;
-            tx.execute(
-                "INSERT INTO sessions (token_hash, user_id, org, created_us, last_seen_us, expires_us) VALUES ($1, $2, $3, $4, $4, $5)",
-                &[&&token_hash[..], &user.0, &org.0, &now, &expires.as_micros()],
-            )
-            .await
-            .map_err(db)?;
-            Ok(MutationOutput::Done)
-        }
-        AccountMutation::RecordLoginFailure { user, lock_until } => changed(
-            tx.execute(
-                "UPDATE users SET failed_logins = failed_logins + 1, locked_until_us = COALESCE($1, locked_until_us) WHERE id = $2 AND org = $3",
-                &[&lock_until.map(|t| t.as_micros()), &user.0, &org.0],
-            )
-            .await
-            .map_err(db)?,
-        ),
-        AccountMutation::EndSession { token_hash } => changed(
-            tx.execute("DELETE FROM sessions WHERE token_hash = $1 AND org = $2", &[&&token_hash[..], &org.0])
-                .await
-                .map_err(db)?,
-        ),
-        AccountMutation::CreateInvitation { id, email, role, token_hash, invited_by, expires } => {
-            tx.execute(
-                "INSERT INTO invitations (id, org, email, role, token_hash, invited_by, created_us, expires_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                &[&id.0, &org.0, email, &role.code(), &&token_hash[..], invited_by, &now, &expires.as_micros()],
-            )
-            .await
-            .map_err(db)?;
-            Ok(MutationOutput::InvitationCreated(*id))
-        }
-        AccountMutation::AcceptInvitation { id, user, password_hash } => {
-            let row = tx
-                .query_opt(
-                    &format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = $1 AND org = $2 FOR UPDATE"),
-                    &[&id.0, &org.0],
-                )
-                .await
-                .map_err(db)?;
-            let inv = row.as_ref().map(invitation_row).transpose().map_err(Err)?;
-            let Some(inv) = inv.filter(|inv| inv.is_open(Timestamp::from_micros(now))) else {
-                return refuse(MutationError::NotFound);
-            };
-            tx.execute("UPDATE invitations SET accepted_us = $1 WHERE id = $2", &[&now, &id.0]).await.map_err(db)?;
-            insert_user(tx, org, now, (*user, &inv.email, inv.role), password_hash).await
-        }
-        AccountMutation::RevokeInvitation { id } => changed(
-            tx.execute(
-                "UPDATE invitations SET revoked_us = $1 WHERE id = $2 AND org = $3 AND accepted_us IS NULL AND revoked_us IS NULL",
-                &[&now, &id.0, &org.0],
-            )
-            .await
-            .map_err(db)?,
-        ),
-        AccountMutation::AddProtectedUser { id, email, name } => match tx
-            .execute(
-                "INSERT INTO protected_users (id, org, email, name, added_us) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org, email) DO NOTHING",
-                &[&id.0, &org.0, email, name, &now],
-            )
-            .await
-        {
-            Ok(1) => Ok(MutationOutput::ProtectedUserAdded(*id)),
-            Ok(_) => refuse(MutationError::EmailTaken),
-            Err(e) => Err(db(e)),
-        },
-        AccountMutation::RemoveProtectedUser { id } => changed(
-            tx.execute("DELETE FROM protected_users WHERE id = $1 AND org = $2", &[&id.0, &org.0]).await.map_err(db)?,
-        ),
-        AccountMutation::PutSettings { json } => {
-            tx.execute(
-                "INSERT INTO settings (org, json) VALUES ($1, $2) ON CONFLICT (org) DO UPDATE SET json = excluded.json",
-                &[&org.0, json],
-            )
-            .await
-            .map_err(db)?;
-            Ok(MutationOutput::Done)
-        }
-        AccountMutation::RecordView { token_hash, digest } => {
-            let alive = tx
-                .query_opt("SELECT 1 FROM sessions WHERE token_hash = $1 FOR UPDATE", &[&&token_hash[..]])
-                .await
-                .map_err(db)?;
-            if alive.is_none() {
-                return refuse(MutationError::NotFound);
-            }
-            let n = tx
+            .map_err(pg)?
+            .get(0);
+        Ok(u(n))
+    }
+
+    async fn insert_user(&self, n: &NewUser<'_>) -> Result<bool, StoreError> {
+        inserted(
+            self.tx
                 .execute(
-                    "INSERT INTO session_views (token_hash, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                    &[&&token_hash[..], &&digest[..]],
+                    "INSERT INTO users (id, org, email, role, password_hash, created_us) VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[&n.id.0, &self.org.0, &n.email, &n.role.code(), &n.password_hash.0, &n.created.as_micros()],
                 )
-                .await
-                .map_err(db)?;
-            if n == 1 {
-                Ok(MutationOutput::Done)
-            } else {
-                refuse(MutationError::AlreadyRecorded)
-            }
-        }
+                .await,
+        )
+    }
+
+    async fn update_role(&self, user: UserId, role: Role) -> Result<u64, StoreError> {
+        self.tx
+            .execute("UPDATE users SET role = $1 WHERE id = $2 AND org = $3", &[&role.code(), &user.0, &self.org.0])
+            .await
+            .map_err(pg)
+    }
+
+    async fn delete_user(&self, user: UserId) -> Result<u64, StoreError> {
+        self.tx.execute("DELETE FROM users WHERE id = $1 AND org = $2", &[&user.0, &self.org.0]).await.map_err(pg)
+    }
+
+    async fn update_password(&self, user: UserId, password_hash: &PasswordHash) -> Result<u64, StoreError> {
+        self.tx
+            .execute(
+                "UPDATE users SET password_hash = $1 WHERE id = $2 AND org = $3",
+                &[&password_hash.0, &user.0, &self.org.0],
+            )
+            .await
+            .map_err(pg)
+    }
+
+    async fn update_totp(&self, user: UserId, secret: Option<&TotpSecret>) -> Result<u64, StoreError> {
+        self.tx
+            .execute(
+                "UPDATE users SET totp_secret = $1, totp_last_step = NULL WHERE id = $2 AND org = $3",
+                &[&secret.map(|s| s.0.as_str()), &user.0, &self.org.0],
+            )
+            .await
+            .map_err(pg)
+    }
+
+    async fn totp_last_step(&self, user: UserId) -> Result<Option<Option<u64>>, StoreError> {
+        let row = self
+            .tx
+            .query_opt(
+                "SELECT totp_last_step FROM users WHERE id = $1 AND org = $2 FOR UPDATE",
+                &[&user.0, &self.org.0],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.map(|r| r.get::<_, Option<i64>>(0).map(u)))
+    }
+
+    async fn reset_login_failures(&self, user: UserId, totp_step: Option<u64>) -> Result<u64, StoreError> {
+        self.tx
+            .execute(
+                "UPDATE users SET failed_logins = 0, locked_until_us = NULL, totp_last_step = COALESCE($1, totp_last_step)
+                 WHERE id = $2 AND org = $3",
+                &[&totp_step.map(i), &user.0, &self.org.0],
+            )
+            .await
+            .map_err(pg)
+    }
+
+    async fn count_login_failure(&self, user: UserId, lock_until: Option<Timestamp>) -> Result<u64, StoreError> {
+        self.tx
+            .execute(
+                "UPDATE users SET failed_logins = failed_logins + 1, locked_until_us = COALESCE($1, locked_until_us)
+                 WHERE id = $2 AND org = $3",
+                &[&lock_until.map(Timestamp::as_micros), &user.0, &self.org.0],
+            )
+            .await
+            .map_err(pg)
+    }
+
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "INSERT INTO sessions (token_hash, user_id, org, created_us, last_seen_us, expires_us) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &&s.token_hash[..],
+                    &s.user.0,
+                    &self.org.0,
+                    &s.created.as_micros(),
+                    &s.last_seen.as_micros(),
+                    &s.expires.as_micros(),
+                ],
+            )
+            .await
+            .map_err(pg)
+            .map(drop)
+    }
+
+    async fn delete_sessions_of(&self, user: UserId) -> Result<u64, StoreError> {
+        self.tx
+            .execute("DELETE FROM sessions WHERE user_id = $1 AND org = $2", &[&user.0, &self.org.0])
+            .await
+            .map_err(pg)
+    }
+
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<u64, StoreError> {
+        self.tx
+            .execute("DELETE FROM sessions WHERE token_hash = $1 AND org = $2", &[&&token_hash[..], &self.org.0])
+            .await
+            .map_err(pg)
+    }
+
+    async fn session_exists(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError> {
+        let row = self
+            .tx
+            .query_opt(
+                "SELECT 1 FROM sessions WHERE token_hash = $1 AND org = $2 FOR UPDATE",
+                &[&&token_hash[..], &self.org.0],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.is_some())
+    }
+
+    async fn insert_session_view(&self, token_hash: &[u8; 32], digest: &[u8; 32]) -> Result<bool, StoreError> {
+        let n = self
+            .tx
+            .execute(
+                "INSERT INTO session_views (token_hash, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&&token_hash[..], &&digest[..]],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
+    }
+
+    async fn insert_invitation(&self, inv: &InvitationRecord, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "INSERT INTO invitations (id, org, email, role, token_hash, invited_by, created_us, expires_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &inv.id.0,
+                    &inv.org.0,
+                    &inv.email,
+                    &inv.role.code(),
+                    &&token_hash[..],
+                    &inv.invited_by,
+                    &inv.created.as_micros(),
+                    &inv.expires.as_micros(),
+                ],
+            )
+            .await
+            .map_err(pg)
+            .map(drop)
+    }
+
+    async fn invitation(&self, id: InvitationId) -> Result<Option<InvitationRecord>, StoreError> {
+        let row = self
+            .tx
+            .query_opt(
+                &format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = $1 AND org = $2 FOR UPDATE"),
+                &[&id.0, &self.org.0],
+            )
+            .await
+            .map_err(pg)?;
+        row.as_ref().map(invitation_row).transpose()
+    }
+
+    async fn set_invitation_accepted(&self, id: InvitationId, now: Timestamp) -> Result<u64, StoreError> {
+        self.tx
+            .execute(
+                "UPDATE invitations SET accepted_us = $1 WHERE id = $2 AND org = $3",
+                &[&now.as_micros(), &id.0, &self.org.0],
+            )
+            .await
+            .map_err(pg)
+    }
+
+    async fn set_invitation_revoked(&self, id: InvitationId, now: Timestamp) -> Result<u64, StoreError> {
+        self.tx
+            .execute(
+                "UPDATE invitations SET revoked_us = $1 WHERE id = $2 AND org = $3",
+                &[&now.as_micros(), &id.0, &self.org.0],
+            )
+            .await
+            .map_err(pg)
+    }
+
+    async fn insert_protected_user(&self, p: &ProtectedUser) -> Result<bool, StoreError> {
+        let n = self
+            .tx
+            .execute(
+                "INSERT INTO protected_users (id, org, email, name, added_us) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (org, email) DO NOTHING",
+                &[&p.id.0, &self.org.0, &p.email, &p.name, &p.added.as_micros()],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
+    }
+
+    async fn delete_protected_user(&self, id: ProtectedUserId) -> Result<u64, StoreError> {
+        self.tx
+            .execute("DELETE FROM protected_users WHERE id = $1 AND org = $2", &[&id.0, &self.org.0])
+            .await
+            .map_err(pg)
+    }
+
+    async fn put_settings(&self, json: &str) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "INSERT INTO settings (org, json) VALUES ($1, $2) ON CONFLICT (org) DO UPDATE SET json = excluded.json",
+                &[&self.org.0, &json],
+            )
+            .await
+            .map_err(pg)
+            .map(drop)
     }
 }
 
@@ -341,18 +313,7 @@ impl AccountStore for PgStore {
         let row = c.query_opt(&sql, &[&&token_hash[..]]).await.map_err(pg)?;
         let Some(r) = row else { return Ok(None) };
         let session = session_row(&r)?;
-        let user = UserRecord {
-            id: UserId(r.get(5)),
-            org: OrgId(r.get(6)),
-            email: r.get(7),
-            role: role(r.get(8))?,
-            password_hash: PasswordHash(r.get(9)),
-            totp: r.get::<_, Option<String>>(10).map(TotpSecret),
-            totp_last_step: r.get::<_, Option<i64>>(11).map(u),
-            failed_logins: r.get::<_, i32>(12).max(0) as u32,
-            locked_until: r.get::<_, Option<i64>>(13).map(Timestamp::from_micros),
-            created: Timestamp::from_micros(r.get(14)),
-        };
+        let user = user_row_at(&r, 5)?;
         Ok(Some((session, user)))
     }
 

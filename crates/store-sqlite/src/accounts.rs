@@ -1,264 +1,232 @@
-//! The accounts tables on SQLite: the mutations applied inside the append's transaction, and
-//! the reads of [`AccountStore`].
+//! The accounts tables on SQLite: the statements of the account mutations (their rules are
+//! `logbook_store::accounts`'), and the reads of [`AccountStore`].
 
 use async_trait::async_trait;
 use logbook_core::{InvitationId, OrgId, ProtectedUserId, Role, Timestamp, UserId};
 use logbook_store::accounts::{
-    like_escape, InvitationRecord, PasswordHash, ProtectedUser, SessionRecord, TotpSecret, UserRecord,
+    like_escape, AccountTx, InvitationRecord, NewUser, PasswordHash, ProtectedUser, SessionRecord, TotpSecret,
+    UserRecord,
 };
-use logbook_store::{AccountMutation, AccountStore, MutationError, MutationOutput, StoreError};
+use logbook_store::{AccountStore, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::{hash32, i, is_constraint, u, SqliteStore};
+use crate::commit::SqliteTx;
+use crate::rows::{
+    i, inserted, invitation_row, protected_row, role, session_row, store_error, u, user_row, INVITATION_COLUMNS,
+    SESSION_COLUMNS, USER_COLUMNS,
+};
+use crate::SqliteStore;
 
-type Applied = Result<MutationOutput, Result<MutationError, rusqlite::Error>>;
-
-fn refuse(reason: MutationError) -> Applied {
-    Err(Ok(reason))
+fn count(r: rusqlite::Result<usize>) -> Result<u64, StoreError> {
+    r.map(|n| n as u64).map_err(store_error)
 }
 
-fn role(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Role> {
-    let code: String = r.get(idx)?;
-    Role::from_code(&code)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
-}
-
-const USER_COLUMNS: &str =
-    "id, org, email, role, password_hash, totp_secret, totp_last_step, failed_logins, locked_until_us, created_us";
-
-fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
-    Ok(UserRecord {
-        id: UserId(r.get(0)?),
-        org: OrgId(r.get(1)?),
-        email: r.get(2)?,
-        role: role(r, 3)?,
-        password_hash: PasswordHash(r.get(4)?),
-        totp: r.get::<_, Option<String>>(5)?.map(TotpSecret),
-        totp_last_step: r.get::<_, Option<i64>>(6)?.map(u),
-        failed_logins: r.get::<_, i64>(7)?.clamp(0, i64::from(u32::MAX)) as u32,
-        locked_until: r.get::<_, Option<i64>>(8)?.map(Timestamp::from_micros),
-        created: Timestamp::from_micros(r.get(9)?),
-    })
-}
-
-const SESSION_COLUMNS: &str = "token_hash, user_id, created_us, last_seen_us, expires_us";
-
-fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
-    Ok(SessionRecord {
-        token_hash: hash32(r.get(0)?)?,
-        user: UserId(r.get(1)?),
-        created: Timestamp::from_micros(r.get(2)?),
-        last_seen: Timestamp::from_micros(r.get(3)?),
-        expires: Timestamp::from_micros(r.get(4)?),
-    })
-}
-
-const INVITATION_COLUMNS: &str = "id, org, email, role, invited_by, created_us, expires_us, accepted_us, revoked_us";
-
-fn invitation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InvitationRecord> {
-    Ok(InvitationRecord {
-        id: InvitationId(r.get(0)?),
-        org: OrgId(r.get(1)?),
-        email: r.get(2)?,
-        role: role(r, 3)?,
-        invited_by: r.get(4)?,
-        created: Timestamp::from_micros(r.get(5)?),
-        expires: Timestamp::from_micros(r.get(6)?),
-        accepted: r.get::<_, Option<i64>>(7)?.map(Timestamp::from_micros),
-        revoked: r.get::<_, Option<i64>>(8)?.map(Timestamp::from_micros),
-    })
-}
-
-fn protected_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProtectedUser> {
-    Ok(ProtectedUser {
-        id: ProtectedUserId(r.get(0)?),
-        email: r.get(1)?,
-        name: r.get(2)?,
-        added: Timestamp::from_micros(r.get(3)?),
-    })
-}
-
-fn current_role(tx: &Connection, org: OrgId, user: UserId) -> rusqlite::Result<Option<Role>> {
-    tx.query_row("SELECT role FROM users WHERE id = ?1 AND org = ?2", params![user.0, org.0], |r| role(r, 0)).optional()
-}
-
-fn other_admins(tx: &Connection, org: OrgId, user: UserId) -> rusqlite::Result<i64> {
-    tx.query_row(
-        "SELECT COUNT(*) FROM users WHERE org = ?1 AND role = 'admin' AND id <> ?2",
-        params![org.0, user.0],
-        |r| r.get(0),
-    )
-}
-
-fn insert_user(
-    tx: &Connection,
-    org: OrgId,
-    now: Timestamp,
-    (id, email, role): (UserId, &str, Role),
-    hash: &PasswordHash,
-) -> Applied {
-    match tx.execute(
-        "INSERT INTO users (id, org, email, role, password_hash, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![id.0, org.0, email, role.code(), hash.0, now.as_micros()],
-    ) {
-        Ok(_) => Ok(MutationOutput::UserCreated(id)),
-        Err(e) if is_constraint(&e) => refuse(MutationError::EmailTaken),
-        Err(e) => Err(Err(e)),
+// SQLite has one writer and the transaction began IMMEDIATE: no other writer can change a row
+// this transaction read, so the reads need no row locks.
+impl AccountTx for SqliteTx<'_> {
+    fn org(&self) -> OrgId {
+        self.org
     }
-}
 
-fn changed(n: usize) -> Applied {
-    if n == 0 {
-        refuse(MutationError::NotFound)
-    } else {
-        Ok(MutationOutput::Done)
+    async fn user_count(&self) -> Result<u64, StoreError> {
+        self.tx
+            .query_row("SELECT COUNT(*) FROM users WHERE org = ?1", [self.org.0], |r| r.get(0))
+            .map(u)
+            .map_err(store_error)
     }
-}
 
-/// Applies one account mutation inside the append's transaction.
-pub(crate) fn apply(tx: &Connection, org: OrgId, now: Timestamp, m: &AccountMutation) -> Applied {
-    match m {
-        AccountMutation::CreateUser { id, email, role, password_hash, only_if_first } => {
-            if *only_if_first {
-                let n: i64 = tx.query_row("SELECT COUNT(*) FROM users WHERE org = ?1", [org.0], |r| r.get(0)).map_err(Err)?;
-                if n > 0 {
-                    return refuse(MutationError::Conflict);
-                }
-            }
-            insert_user(tx, org, now, (*id, email, *role), password_hash)
-        }
-        AccountMutation::SetUserRole { user, from, to } => {
-            match current_role(tx, org, *user).map_err(Err)? {
-                None => return refuse(MutationError::NotFound),
-                Some(r) if r != *from => return refuse(MutationError::Conflict),
-                Some(_) => {}
-            }
-            if *from == Role::Admin && *to != Role::Admin && other_admins(tx, org, *user).map_err(Err)? == 0 {
-                return refuse(MutationError::LastAdmin);
-            }
-            changed(tx.execute("UPDATE users SET role = ?1 WHERE id = ?2", params![to.code(), user.0]).map_err(Err)?)
-        }
-        AccountMutation::DeleteUser { user } => {
-            match current_role(tx, org, *user).map_err(Err)? {
-                None => return refuse(MutationError::NotFound),
-                Some(Role::Admin) if other_admins(tx, org, *user).map_err(Err)? == 0 => {
-                    return refuse(MutationError::LastAdmin)
-                }
-                Some(_) => {}
-            }
-            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user.0]).map_err(Err)?;
-            changed(tx.execute("DELETE FROM users WHERE id = ?1", [user.0]).map_err(Err)?)
-        }
-        AccountMutation::SetPassword { user, password_hash } => changed(
-            tx.execute(
-                "UPDATE users SET password_hash = ?1 WHERE id = ?2 AND org = ?3",
-                params![password_hash.0, user.0, org.0],
+    async fn user_role(&self, user: UserId) -> Result<Option<Role>, StoreError> {
+        self.tx
+            .query_row("SELECT role FROM users WHERE id = ?1 AND org = ?2", params![user.0, self.org.0], |r| role(r, 0))
+            .optional()
+            .map_err(store_error)
+    }
+
+    async fn admins_other_than(&self, user: UserId) -> Result<u64, StoreError> {
+        self.tx
+            .query_row(
+                "SELECT COUNT(*) FROM users WHERE org = ?1 AND role = 'admin' AND id <> ?2",
+                params![self.org.0, user.0],
+                |r| r.get(0),
             )
-            .map_err(Err)?,
-        ),
-        AccountMutation::SetTotp { user, secret } => changed(
-            tx.execute(
-                "UPDATE users SET totp_secret = ?1, totp_last_step = NULL WHERE id = ?2 AND org = ?3",
-                params![secret.as_ref().map(|s| s.0.as_str()), user.0, org.0],
+            .map(u)
+            .map_err(store_error)
+    }
+
+    async fn insert_user(&self, n: &NewUser<'_>) -> Result<bool, StoreError> {
+        inserted(self.tx.execute(
+            "INSERT INTO users (id, org, email, role, password_hash, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![n.id.0, self.org.0, n.email, n.role.code(), n.password_hash.0, n.created.as_micros()],
+        ))
+    }
+
+    async fn update_role(&self, user: UserId, role: Role) -> Result<u64, StoreError> {
+        count(
+            self.tx.execute(
+                "UPDATE users SET role = ?1 WHERE id = ?2 AND org = ?3",
+                params![role.code(), user.0, self.org.0],
+            ),
+        )
+    }
+
+    async fn delete_user(&self, user: UserId) -> Result<u64, StoreError> {
+        count(self.tx.execute("DELETE FROM users WHERE id = ?1 AND org = ?2", params![user.0, self.org.0]))
+    }
+
+    async fn update_password(&self, user: UserId, password_hash: &PasswordHash) -> Result<u64, StoreError> {
+        count(self.tx.execute(
+            "UPDATE users SET password_hash = ?1 WHERE id = ?2 AND org = ?3",
+            params![password_hash.0, user.0, self.org.0],
+        ))
+    }
+
+    async fn update_totp(&self, user: UserId, secret: Option<&TotpSecret>) -> Result<u64, StoreError> {
+        count(self.tx.execute(
+            "UPDATE users SET totp_secret = ?1, totp_last_step = NULL WHERE id = ?2 AND org = ?3",
+            params![secret.map(|s| s.0.as_str()), user.0, self.org.0],
+        ))
+    }
+
+    async fn totp_last_step(&self, user: UserId) -> Result<Option<Option<u64>>, StoreError> {
+        self.tx
+            .query_row(
+                "SELECT totp_last_step FROM users WHERE id = ?1 AND org = ?2",
+                params![user.0, self.org.0],
+                |r| Ok(r.get::<_, Option<i64>>(0)?.map(u)),
             )
-            .map_err(Err)?,
-        ),
-        AccountMutation::CreateSession { user, token_hash, expires, totp_step } => {
-            let last: Option<Option<i64>> = tx
-                .query_row("SELECT totp_last_step FROM users WHERE id = ?1 AND org = ?2", params![user.0, org.0], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(Err)?;
-            let Some(last) = last else { return refuse(MutationError::NotFound) };
-            if let Some(step) = totp_step {
-                if last.is_some_and(|l| u(l) >= *step) {
-                    return refuse(MutationError::TotpReplay);
-                }
-            }
-            tx.execute(
-                "UPDATE users SET failed_logins = 0, locked_until_us = NULL, totp_last_step = COALESCE(?1, totp_last_step) WHERE id = ?2",
-                params![totp_step.map(i), user.0],
+            .optional()
+            .map_err(store_error)
+    }
+
+    async fn reset_login_failures(&self, user: UserId, totp_step: Option<u64>) -> Result<u64, StoreError> {
+        count(self.tx.execute(
+            "UPDATE users SET failed_logins = 0, locked_until_us = NULL, totp_last_step = COALESCE(?1, totp_last_step)
+             WHERE id = ?2 AND org = ?3",
+            params![totp_step.map(i), user.0, self.org.0],
+        ))
+    }
+
+    async fn count_login_failure(&self, user: UserId, lock_until: Option<Timestamp>) -> Result<u64, StoreError> {
+        count(self.tx.execute(
+            "UPDATE users SET failed_logins = failed_logins + 1, locked_until_us = COALESCE(?1, locked_until_us)
+             WHERE id = ?2 AND org = ?3",
+            params![lock_until.map(Timestamp::as_micros), user.0, self.org.0],
+        ))
+    }
+
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "INSERT INTO sessions (token_hash, user_id, org, created_us, last_seen_us, expires_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    &s.token_hash[..],
+                    s.user.0,
+                    self.org.0,
+                    s.created.as_micros(),
+                    s.last_seen.as_micros(),
+                    s.expires.as_micros()
+                ],
             )
-            .map_err(Err)?;
-            tx.execute(
-                "INSERT INTO sessions (token_hash, user_id, org, created_us, last_seen_us, expires_us) VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
-                params![&token_hash[..], user.0, org.0, now.as_micros(), expires.as_micros()],
+            .map(drop)
+            .map_err(store_error)
+    }
+
+    async fn delete_sessions_of(&self, user: UserId) -> Result<u64, StoreError> {
+        count(self.tx.execute("DELETE FROM sessions WHERE user_id = ?1 AND org = ?2", params![user.0, self.org.0]))
+    }
+
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<u64, StoreError> {
+        count(
+            self.tx.execute(
+                "DELETE FROM sessions WHERE token_hash = ?1 AND org = ?2",
+                params![&token_hash[..], self.org.0],
+            ),
+        )
+    }
+
+    async fn session_exists(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError> {
+        self.tx
+            .query_row(
+                "SELECT 1 FROM sessions WHERE token_hash = ?1 AND org = ?2",
+                params![&token_hash[..], self.org.0],
+                |_| Ok(()),
             )
-            .map_err(Err)?;
-            Ok(MutationOutput::Done)
-        }
-        AccountMutation::RecordLoginFailure { user, lock_until } => changed(
-            tx.execute(
-                "UPDATE users SET failed_logins = failed_logins + 1, locked_until_us = COALESCE(?1, locked_until_us) WHERE id = ?2 AND org = ?3",
-                params![lock_until.map(|t| t.as_micros()), user.0, org.0],
-            )
-            .map_err(Err)?,
-        ),
-        AccountMutation::EndSession { token_hash } => changed(
-            tx.execute("DELETE FROM sessions WHERE token_hash = ?1 AND org = ?2", params![&token_hash[..], org.0])
-                .map_err(Err)?,
-        ),
-        AccountMutation::CreateInvitation { id, email, role, token_hash, invited_by, expires } => {
-            tx.execute(
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(store_error)
+    }
+
+    async fn insert_session_view(&self, token_hash: &[u8; 32], digest: &[u8; 32]) -> Result<bool, StoreError> {
+        count(self.tx.execute(
+            "INSERT INTO session_views (token_hash, digest) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            params![&token_hash[..], &digest[..]],
+        ))
+        .map(|n| n == 1)
+    }
+
+    async fn insert_invitation(&self, inv: &InvitationRecord, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.tx
+            .execute(
                 "INSERT INTO invitations (id, org, email, role, token_hash, invited_by, created_us, expires_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![id.0, org.0, email, role.code(), &token_hash[..], invited_by, now.as_micros(), expires.as_micros()],
+                params![
+                    inv.id.0,
+                    inv.org.0,
+                    inv.email,
+                    inv.role.code(),
+                    &token_hash[..],
+                    inv.invited_by,
+                    inv.created.as_micros(),
+                    inv.expires.as_micros()
+                ],
             )
-            .map_err(Err)?;
-            Ok(MutationOutput::InvitationCreated(*id))
-        }
-        AccountMutation::AcceptInvitation { id, user, password_hash } => {
-            let inv = tx
-                .query_row(
-                    &format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = ?1 AND org = ?2"),
-                    params![id.0, org.0],
-                    invitation_row,
-                )
-                .optional()
-                .map_err(Err)?;
-            let Some(inv) = inv.filter(|inv| inv.is_open(now)) else { return refuse(MutationError::NotFound) };
-            tx.execute("UPDATE invitations SET accepted_us = ?1 WHERE id = ?2", params![now.as_micros(), id.0])
-                .map_err(Err)?;
-            insert_user(tx, org, now, (*user, &inv.email, inv.role), password_hash)
-        }
-        AccountMutation::RevokeInvitation { id } => changed(
-            tx.execute(
-                "UPDATE invitations SET revoked_us = ?1 WHERE id = ?2 AND org = ?3 AND accepted_us IS NULL AND revoked_us IS NULL",
-                params![now.as_micros(), id.0, org.0],
+            .map(drop)
+            .map_err(store_error)
+    }
+
+    async fn invitation(&self, id: InvitationId) -> Result<Option<InvitationRecord>, StoreError> {
+        self.tx
+            .query_row(
+                &format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = ?1 AND org = ?2"),
+                params![id.0, self.org.0],
+                invitation_row,
             )
-            .map_err(Err)?,
-        ),
-        AccountMutation::AddProtectedUser { id, email, name } => match tx.execute(
+            .optional()
+            .map_err(store_error)
+    }
+
+    async fn set_invitation_accepted(&self, id: InvitationId, now: Timestamp) -> Result<u64, StoreError> {
+        count(self.tx.execute(
+            "UPDATE invitations SET accepted_us = ?1 WHERE id = ?2 AND org = ?3",
+            params![now.as_micros(), id.0, self.org.0],
+        ))
+    }
+
+    async fn set_invitation_revoked(&self, id: InvitationId, now: Timestamp) -> Result<u64, StoreError> {
+        count(self.tx.execute(
+            "UPDATE invitations SET revoked_us = ?1 WHERE id = ?2 AND org = ?3",
+            params![now.as_micros(), id.0, self.org.0],
+        ))
+    }
+
+    async fn insert_protected_user(&self, p: &ProtectedUser) -> Result<bool, StoreError> {
+        inserted(self.tx.execute(
             "INSERT INTO protected_users (id, org, email, name, added_us) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id.0, org.0, email, name, now.as_micros()],
-        ) {
-            Ok(_) => Ok(MutationOutput::ProtectedUserAdded(*id)),
-            Err(e) if is_constraint(&e) => refuse(MutationError::EmailTaken),
-            Err(e) => Err(Err(e)),
-        },
-        AccountMutation::RemoveProtectedUser { id } => changed(
-            tx.execute("DELETE FROM protected_users WHERE id = ?1 AND org = ?2", params![id.0, org.0]).map_err(Err)?,
-        ),
-        AccountMutation::PutSettings { json } => {
-            tx.execute(
+            params![p.id.0, self.org.0, p.email, p.name, p.added.as_micros()],
+        ))
+    }
+
+    async fn delete_protected_user(&self, id: ProtectedUserId) -> Result<u64, StoreError> {
+        count(self.tx.execute("DELETE FROM protected_users WHERE id = ?1 AND org = ?2", params![id.0, self.org.0]))
+    }
+
+    async fn put_settings(&self, json: &str) -> Result<(), StoreError> {
+        self.tx
+            .execute(
                 "INSERT INTO settings (org, json) VALUES (?1, ?2) ON CONFLICT (org) DO UPDATE SET json = excluded.json",
-                params![org.0, json],
+                params![self.org.0, json],
             )
-            .map_err(Err)?;
-            Ok(MutationOutput::Done)
-        }
-        AccountMutation::RecordView { token_hash, digest } => {
-            match tx.execute(
-                "INSERT INTO session_views (token_hash, digest) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                params![&token_hash[..], &digest[..]],
-            ) {
-                Ok(1) => Ok(MutationOutput::Done),
-                Ok(_) => refuse(MutationError::AlreadyRecorded),
-                // The session ended meanwhile: nothing to remember it by.
-                Err(e) if is_constraint(&e) => refuse(MutationError::NotFound),
-                Err(e) => Err(Err(e)),
-            }
-        }
+            .map(drop)
+            .map_err(store_error)
     }
 }
 
@@ -333,7 +301,7 @@ impl AccountStore for SqliteStore {
                 params![now.as_micros(), &h[..]],
             )
             .map(drop)
-            .map_err(crate::backend)
+            .map_err(store_error)
         })
         .await
     }
@@ -485,7 +453,7 @@ impl AccountStore for SqliteStore {
                  RETURNING failures",
             )
             .and_then(|mut st| st.query_row(params![org.0, address, now.as_micros(), since.as_micros()], |r| r.get(0)))
-            .map_err(crate::backend)
+            .map_err(store_error)
         })
         .await
     }
@@ -494,7 +462,7 @@ impl AccountStore for SqliteStore {
         self.write(move |c: &mut Connection| {
             c.execute("DELETE FROM sign_in_throttle WHERE window_start_us < ?1", [before.as_micros()])
                 .map(|n| n as u64)
-                .map_err(crate::backend)
+                .map_err(store_error)
         })
         .await
     }

@@ -89,13 +89,7 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
     }
     let store = SqliteStore::open(dir.path()).await.unwrap();
     let org = store.org(&slug).await.unwrap().unwrap();
-    let filter = logbook_store::EventFilter { text: Some("USER3@".into()), ..Default::default() };
-    let want: Vec<u64> = (0..500).rev().filter(|s| s % 7 == 3).collect();
-    let seqs = |p: logbook_store::EventPage| p.rows.iter().map(|r| r.seq).collect::<Vec<_>>();
-    assert_eq!(seqs(store.query_events(org.id, &filter, u64::MAX, 500).await.unwrap()), want, "found before backfill");
-    while store.index_search_text(org.id, 128).await.unwrap() > 0 {}
-    assert_eq!(store.search_indexed(org.id).await.unwrap(), 500);
-    assert_eq!(seqs(store.query_events(org.id, &filter, u64::MAX, 500).await.unwrap()), want, "and from the index");
+    logbook_store::contract::upgraded_search_finds_before_and_after_backfill(&store, org.id).await;
     let conn = rusqlite::Connection::open(store.path()).unwrap();
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(v, 4, "every later migration applied");

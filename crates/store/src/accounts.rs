@@ -10,7 +10,8 @@ use std::fmt;
 use async_trait::async_trait;
 use logbook_core::{InvitationId, OrgId, ProtectedUserId, Role, Timestamp, UserId};
 
-use crate::StoreError;
+use crate::commit::changed;
+use crate::{ApplyError, MutationError, MutationOutput, StoreError};
 
 /// A PHC-format password hash (Argon2id). Not a secret by itself, but never worth printing.
 #[derive(Clone, PartialEq, Eq)]
@@ -231,6 +232,195 @@ pub trait AccountStore: Send + Sync {
     ) -> Result<u32, StoreError>;
     /// Forgets the addresses whose window began before `before`; returns how many.
     async fn prune_sign_in_failures(&self, before: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// A management user to insert.
+#[derive(Debug)]
+pub struct NewUser<'a> {
+    pub id: UserId,
+    pub email: &'a str,
+    pub role: Role,
+    pub password_hash: &'a PasswordHash,
+    pub created: Timestamp,
+}
+
+/// The statements of one backend on the accounts tables, inside an open append transaction of
+/// one organization ([`AccountTx::org`]). The reads that a rule decides on (`user_role`,
+/// `totp_last_step`, `invitation`, `session_exists`) lock their row until the transaction ends
+/// where the database needs it; counts are rows changed; `false` from an insert means a
+/// uniqueness constraint refused the row.
+#[allow(async_fn_in_trait)] // see `crate::commit::AppendTx`
+pub trait AccountTx {
+    fn org(&self) -> OrgId;
+
+    async fn user_count(&self) -> Result<u64, StoreError>;
+    async fn user_role(&self, user: UserId) -> Result<Option<Role>, StoreError>;
+    async fn admins_other_than(&self, user: UserId) -> Result<u64, StoreError>;
+    async fn insert_user(&self, user: &NewUser<'_>) -> Result<bool, StoreError>;
+    async fn update_role(&self, user: UserId, role: Role) -> Result<u64, StoreError>;
+    async fn delete_user(&self, user: UserId) -> Result<u64, StoreError>;
+    async fn update_password(&self, user: UserId, password_hash: &PasswordHash) -> Result<u64, StoreError>;
+    /// Replaces the secret and forgets the last step used (a new secret has none).
+    async fn update_totp(&self, user: UserId, secret: Option<&TotpSecret>) -> Result<u64, StoreError>;
+
+    /// `None` when there is no such user; else the last TOTP step accepted, if any.
+    async fn totp_last_step(&self, user: UserId) -> Result<Option<Option<u64>>, StoreError>;
+    /// After a correct sign-in: no failures, not locked, and `totp_step` (when given) used.
+    async fn reset_login_failures(&self, user: UserId, totp_step: Option<u64>) -> Result<u64, StoreError>;
+    /// Counts a failed sign-in and, with `lock_until`, locks the account.
+    async fn count_login_failure(&self, user: UserId, lock_until: Option<Timestamp>) -> Result<u64, StoreError>;
+
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError>;
+    async fn delete_sessions_of(&self, user: UserId) -> Result<u64, StoreError>;
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<u64, StoreError>;
+    async fn session_exists(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError>;
+    async fn insert_session_view(&self, token_hash: &[u8; 32], digest: &[u8; 32]) -> Result<bool, StoreError>;
+
+    async fn insert_invitation(&self, inv: &InvitationRecord, token_hash: &[u8; 32]) -> Result<(), StoreError>;
+    async fn invitation(&self, id: InvitationId) -> Result<Option<InvitationRecord>, StoreError>;
+    async fn set_invitation_accepted(&self, id: InvitationId, now: Timestamp) -> Result<u64, StoreError>;
+    async fn set_invitation_revoked(&self, id: InvitationId, now: Timestamp) -> Result<u64, StoreError>;
+
+    async fn insert_protected_user(&self, p: &ProtectedUser) -> Result<bool, StoreError>;
+    async fn delete_protected_user(&self, id: ProtectedUserId) -> Result<u64, StoreError>;
+
+    async fn put_settings(&self, json: &str) -> Result<(), StoreError>;
+}
+
+/// Applies one account mutation inside the append's transaction: every rule the accounts keep
+/// at commit time (the first admin, the last admin, a role changed meanwhile, a TOTP code used
+/// once, an invitation accepted only while open) is here, once for every backend.
+pub(crate) async fn apply_account(
+    tx: &impl AccountTx,
+    now: Timestamp,
+    m: &AccountMutation,
+) -> Result<MutationOutput, ApplyError> {
+    match m {
+        AccountMutation::CreateUser { id, email, role, password_hash, only_if_first } => {
+            // The one-time setup link creates the first user, never a second one.
+            if *only_if_first && tx.user_count().await? > 0 {
+                return Err(MutationError::Conflict.into());
+            }
+            create_user(tx, (*id, email, *role), password_hash, now).await
+        }
+        AccountMutation::SetUserRole { user, from, to } => {
+            match tx.user_role(*user).await? {
+                None => return Err(MutationError::NotFound.into()),
+                Some(r) if r != *from => return Err(MutationError::Conflict.into()),
+                Some(_) => {}
+            }
+            if *from == Role::Admin && *to != Role::Admin {
+                keeps_an_admin(tx, *user).await?;
+            }
+            changed(tx.update_role(*user, *to).await?)
+        }
+        AccountMutation::DeleteUser { user } => {
+            match tx.user_role(*user).await? {
+                None => return Err(MutationError::NotFound.into()),
+                Some(Role::Admin) => keeps_an_admin(tx, *user).await?,
+                Some(_) => {}
+            }
+            tx.delete_sessions_of(*user).await?;
+            changed(tx.delete_user(*user).await?)
+        }
+        AccountMutation::SetPassword { user, password_hash } => {
+            changed(tx.update_password(*user, password_hash).await?)
+        }
+        AccountMutation::SetTotp { user, secret } => changed(tx.update_totp(*user, secret.as_ref()).await?),
+        AccountMutation::CreateSession { user, token_hash, expires, totp_step } => {
+            let Some(last) = tx.totp_last_step(*user).await? else { return Err(MutationError::NotFound.into()) };
+            // A code is accepted once: its step must be newer than the last one used.
+            if totp_step.is_some_and(|step| last.is_some_and(|l| l >= step)) {
+                return Err(MutationError::TotpReplay.into());
+            }
+            tx.reset_login_failures(*user, *totp_step).await?;
+            let session =
+                SessionRecord { token_hash: *token_hash, user: *user, created: now, last_seen: now, expires: *expires };
+            tx.insert_session(&session).await?;
+            Ok(MutationOutput::Done)
+        }
+        AccountMutation::RecordLoginFailure { user, lock_until } => {
+            changed(tx.count_login_failure(*user, *lock_until).await?)
+        }
+        AccountMutation::EndSession { token_hash } => changed(tx.delete_session(token_hash).await?),
+        AccountMutation::CreateInvitation { id, email, role, token_hash, invited_by, expires } => {
+            let inv = InvitationRecord {
+                id: *id,
+                org: tx.org(),
+                email: email.clone(),
+                role: *role,
+                invited_by: invited_by.clone(),
+                created: now,
+                expires: *expires,
+                accepted: None,
+                revoked: None,
+            };
+            tx.insert_invitation(&inv, token_hash).await?;
+            Ok(MutationOutput::InvitationCreated(*id))
+        }
+        AccountMutation::AcceptInvitation { id, user, password_hash } => {
+            let Some(inv) = tx.invitation(*id).await?.filter(|inv| inv.is_open(now)) else {
+                return Err(MutationError::NotFound.into());
+            };
+            tx.set_invitation_accepted(*id, now).await?;
+            create_user(tx, (*user, &inv.email, inv.role), password_hash, now).await
+        }
+        AccountMutation::RevokeInvitation { id } => match tx.invitation(*id).await? {
+            // An expired invitation can still be revoked (it then shows as revoked); an
+            // accepted or revoked one cannot.
+            Some(inv) if inv.accepted.is_none() && inv.revoked.is_none() => {
+                changed(tx.set_invitation_revoked(*id, now).await?)
+            }
+            _ => Err(MutationError::NotFound.into()),
+        },
+        AccountMutation::AddProtectedUser { id, email, name } => {
+            let p = ProtectedUser { id: *id, email: email.clone(), name: name.clone(), added: now };
+            if tx.insert_protected_user(&p).await? {
+                Ok(MutationOutput::ProtectedUserAdded(*id))
+            } else {
+                Err(MutationError::EmailTaken.into())
+            }
+        }
+        AccountMutation::RemoveProtectedUser { id } => changed(tx.delete_protected_user(*id).await?),
+        AccountMutation::PutSettings { json } => {
+            tx.put_settings(json).await?;
+            Ok(MutationOutput::Done)
+        }
+        AccountMutation::RecordView { token_hash, digest } => {
+            // The session ended meanwhile: nothing to remember the view by.
+            if !tx.session_exists(token_hash).await? {
+                return Err(MutationError::NotFound.into());
+            }
+            if tx.insert_session_view(token_hash, digest).await? {
+                Ok(MutationOutput::Done)
+            } else {
+                Err(MutationError::AlreadyRecorded.into())
+            }
+        }
+    }
+}
+
+async fn create_user(
+    tx: &impl AccountTx,
+    (id, email, role): (UserId, &str, Role),
+    password_hash: &PasswordHash,
+    now: Timestamp,
+) -> Result<MutationOutput, ApplyError> {
+    if tx.insert_user(&NewUser { id, email, role, password_hash, created: now }).await? {
+        Ok(MutationOutput::UserCreated(id))
+    } else {
+        Err(MutationError::EmailTaken.into())
+    }
+}
+
+/// `LastAdmin` unless an admin other than `user` remains. The append transaction holds the
+/// log's lock, so two demotions cannot both see the other admin.
+async fn keeps_an_admin(tx: &impl AccountTx, user: UserId) -> Result<(), ApplyError> {
+    if tx.admins_other_than(user).await? == 0 {
+        Err(MutationError::LastAdmin.into())
+    } else {
+        Ok(())
+    }
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.

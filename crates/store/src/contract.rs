@@ -157,6 +157,18 @@ impl LogWriter {
     }
 }
 
+/// After an upgrade that added free-text search to a store of 500 events (from
+/// [`LogWriter::batch`]): every event is found before the indexer backfills it, and after.
+pub async fn upgraded_search_finds_before_and_after_backfill(store: &dyn Store, org: OrgId) {
+    let filter = EventFilter { text: Some("USER3@".into()), ..Default::default() };
+    let want: Vec<u64> = (0..500).rev().filter(|s| s % 7 == 3).collect();
+    let seqs = |p: crate::EventPage| p.rows.iter().map(|r| r.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.query_events(org, &filter, u64::MAX, 500).await.unwrap()), want, "found before backfill");
+    while store.index_search_text(org, 128).await.unwrap() > 0 {}
+    assert_eq!(store.search_indexed(org).await.unwrap(), 500);
+    assert_eq!(seqs(store.query_events(org, &filter, u64::MAX, 500).await.unwrap()), want, "and from the index");
+}
+
 pub(crate) async fn org(store: &SharedStore, slug: &str) -> (OrgId, LogWriter) {
     let slug = OrgSlug::parse(slug).expect("valid slug");
     let org = store.ensure_org(&slug, Timestamp::from_micros(1)).await.expect("ensure_org");

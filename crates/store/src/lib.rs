@@ -17,18 +17,27 @@ use std::fmt;
 use std::ops::Range;
 
 use async_trait::async_trait;
-use logbook_core::{leaf, ApiTokenId, Event, OrgId, OrgSlug, Timestamp};
+use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
 use logbook_integrity::tree::{TileId, TileRow};
 
 pub mod accounts;
+pub mod commit;
 #[cfg(feature = "contract")]
 pub mod contract;
 #[cfg(feature = "contract")]
 pub mod contract_accounts;
+mod error;
+pub mod reads;
+pub mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use accounts::{AccountMutation, AccountStore};
+pub use error::{ApplyError, BoxError, CommitError, MutationError, StoreError};
+pub use search::{
+    fold_case, merge_newest_first, search_text, search_text_of, EventFilter, EventPage, SHORT_NEEDLE_SCAN_ROWS,
+    TRIGRAM_MIN_CHARS,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Org {
@@ -48,124 +57,6 @@ pub struct EventRow {
     pub user: String,
     pub leaf: Vec<u8>,
     pub leaf_hash: [u8; 32],
-}
-
-/// What the audit log's queries filter on. Results are always newest first (descending `seq`,
-/// which is also descending time).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventFilter {
-    /// Exactly this User column value.
-    pub user: Option<String>,
-    /// Any of these action codes; empty means every action.
-    pub actions: Vec<String>,
-    /// Only these seqs: a time range becomes a seq range (see [`Store::seq_at_or_after`]).
-    pub seqs: Range<u64>,
-    /// Case-insensitive substring of the event's [`search_text`] (user, actor id, action label
-    /// and code, details, target display and id). It never contains a control character.
-    pub text: Option<String>,
-}
-
-impl Default for EventFilter {
-    fn default() -> Self {
-        Self { user: None, actions: Vec::new(), seqs: 0..u64::MAX, text: None }
-    }
-}
-
-impl EventFilter {
-    /// The queries a backend runs for this filter: one per action (or one for all actions),
-    /// each able to walk one index newest first; [`merge_newest_first`] combines their pages.
-    pub fn single_action_queries(&self) -> Vec<Option<&str>> {
-        if self.actions.is_empty() {
-            vec![None]
-        } else {
-            self.actions.iter().map(|a| Some(a.as_str())).collect()
-        }
-    }
-
-    /// The exclusive upper seq bound of a page below the cursor `before`.
-    pub fn upper(&self, before: u64) -> u64 {
-        self.seqs.end.min(before)
-    }
-
-    /// The text filter as matched against [`search_text`]: case-folded; `None` when empty.
-    pub fn needle(&self) -> Option<String> {
-        self.text.as_deref().filter(|t| !t.is_empty()).map(fold_case)
-    }
-
-    /// The same filter without its text part (what a backend's plain index walk takes).
-    pub fn without_text(&self) -> Self {
-        Self { text: None, ..self.clone() }
-    }
-}
-
-/// A needle this long or longer can use a trigram index; a shorter one cannot (it has no
-/// trigram), so backends scan for it instead, a bounded number of rows per call.
-pub const TRIGRAM_MIN_CHARS: usize = 3;
-
-/// Most rows a backend examines for one page of a search it cannot answer from the index (a
-/// needle shorter than [`TRIGRAM_MIN_CHARS`]); the page then ends early with a resume point.
-pub const SHORT_NEEDLE_SCAN_ROWS: u64 = 200_000;
-
-/// Case folding shared by the stored search text and every needle, so both sides agree
-/// whatever the backend's own notion of case is.
-pub fn fold_case(s: &str) -> String {
-    s.to_lowercase()
-}
-
-/// The text free-text search looks in, case-folded: the User column, the actor's identifier,
-/// the action's label and code, the details, the target's display and identifier. Parts are
-/// joined by a newline, which no event field and no needle may contain (control characters are
-/// refused), so a match never spans two parts.
-pub fn search_text(e: &Event) -> String {
-    let mut parts: Vec<&str> = vec![e.user()];
-    if e.body.actor.id != e.user() {
-        parts.push(&e.body.actor.id);
-    }
-    parts.push(e.body.action.label());
-    parts.push(e.body.action.code());
-    parts.push(&e.body.details);
-    if let Some(t) = &e.body.target {
-        parts.push(&t.display);
-        parts.push(&t.id);
-    }
-    fold_case(&parts.join("\n"))
-}
-
-/// [`search_text`] of a stored row: what the indexers store and the unindexed tail is matched on.
-pub fn search_text_of(row: &EventRow) -> Result<String, StoreError> {
-    let e = leaf::decode(&row.leaf)
-        .map_err(|e| StoreError::Corrupt(format!("event {} cannot be decoded: {e}", row.seq)))?;
-    Ok(search_text(&e))
-}
-
-/// One page of a query, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct EventPage {
-    pub rows: Vec<EventRow>,
-    /// Where the next page starts (its `before`), or `None` when nothing older matches. Usually
-    /// the last row's `seq`; a bounded scan that stopped early gives the seq it stopped at, so a
-    /// page may hold fewer rows than asked and still have a next one.
-    pub next_before: Option<u64>,
-}
-
-impl EventPage {
-    /// A page that found what it could in a complete walk down to the filter's lower bound.
-    pub fn complete(rows: Vec<EventRow>, limit: usize) -> Self {
-        let next_before = if rows.len() >= limit && limit > 0 { rows.last().map(|r| r.seq) } else { None };
-        Self { rows, next_before }
-    }
-}
-
-/// Merges pages that are each newest first into one page of at most `limit`.
-pub fn merge_newest_first(pages: Vec<Vec<EventRow>>, limit: usize) -> Vec<EventRow> {
-    if pages.len() == 1 {
-        return pages.into_iter().flatten().take(limit).collect();
-    }
-    let mut all: Vec<EventRow> = pages.into_iter().flatten().collect();
-    all.sort_unstable_by_key(|e| std::cmp::Reverse(e.seq));
-    all.dedup_by_key(|e| e.seq);
-    all.truncate(limit);
-    all
 }
 
 /// The head of a log as stored.
@@ -249,56 +140,6 @@ pub struct CommitBatch {
     pub tiles: Vec<TileRow>,
     pub mutations: Vec<MutationEntry>,
     pub now: Timestamp,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MutationError {
-    #[error("the name is already taken")]
-    NameTaken,
-    #[error("not found")]
-    NotFound,
-    #[error("the idempotency key was already used")]
-    IdempotencyKeyTaken,
-    #[error("the email address is already taken")]
-    EmailTaken,
-    #[error("the last admin cannot be removed or demoted")]
-    LastAdmin,
-    #[error("the record changed in the meantime")]
-    Conflict,
-    #[error("the TOTP code was already used")]
-    TotpReplay,
-    #[error("already recorded")]
-    AlreadyRecorded,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database could not be reached or answered with an error. The message is for logs
-    /// only: it may name tables or paths.
-    #[error("storage backend error: {0}")]
-    Backend(String),
-    /// The stored data breaks an invariant (e.g. a tile the tree needs is missing).
-    #[error("stored data is inconsistent: {0}")]
-    Corrupt(String),
-    #[error("the disk is full")]
-    DiskFull,
-    /// The operating system failed a read, write or sync. After a failed sync the kernel may
-    /// have dropped the data it could not write, so nothing written since the last good sync
-    /// can be trusted to be on disk, even if it reads back.
-    #[error("storage I/O error: {0}")]
-    Io(String),
-    #[error("no such organization")]
-    NoSuchOrg,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CommitError {
-    #[error("the log head moved to {size} (another writer appended)")]
-    HeadMoved { size: u64 },
-    #[error("mutation {index} was refused: {reason}")]
-    Rejected { index: usize, reason: MutationError },
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// Held by a sequencer while it reloads, builds and commits a batch: the appenders of one log
