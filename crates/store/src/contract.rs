@@ -32,6 +32,7 @@ macro_rules! contract_tests {
             protected_users_page_and_search,
             settings_are_replaced_whole,
             sign_in_failures_are_counted_per_address_and_window,
+            account_rules_hold_at_their_edges,
         );
         $crate::contract_tests!(@cases $make;
             orgs_are_created_once,

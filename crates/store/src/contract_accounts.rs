@@ -327,3 +327,85 @@ pub async fn sign_in_failures_are_counted_per_address_and_window(store: SharedSt
     assert_eq!(store.prune_sign_in_failures(t(100)).await.unwrap(), 1, "only the stale window is pruned");
     assert_eq!(store.sign_in_failures(a.org, addr, t(2)).await.unwrap(), 1, "the live window stays");
 }
+
+/// The rules of the account mutations at their edges: what an unknown or foreign record, a
+/// no-op change, a new TOTP secret and a used invitation are answered.
+pub async fn account_rules_hold_at_their_edges(store: SharedStore) {
+    let mut a = Accounts::new(&store, "acme").await;
+    let ada = a.add_user("ada@example.com", Role::Admin).await;
+    let nobody = UserId(999_999);
+    let expires = Timestamp::from_micros(a.now().as_micros() + 3_600_000_000);
+    let start = |user, token: u8, step| AccountMutation::CreateSession {
+        user,
+        token_hash: [token; 32],
+        expires,
+        totp_step: step,
+    };
+
+    // An unknown user: every change is NotFound, and none creates a row.
+    for m in [
+        AccountMutation::SetUserRole { user: nobody, from: Role::Admin, to: Role::Auditor },
+        AccountMutation::DeleteUser { user: nobody },
+        AccountMutation::SetPassword { user: nobody, password_hash: PasswordHash("h".into()) },
+        AccountMutation::SetTotp { user: nobody, secret: None },
+        AccountMutation::RecordLoginFailure { user: nobody, lock_until: None },
+        start(nobody, 1, None),
+    ] {
+        assert_eq!(a.apply(m.clone()).await, Err(MutationError::NotFound), "{m:?}");
+    }
+    assert!(store.sessions_of(nobody).await.unwrap().is_empty());
+
+    // Another organization's user cannot be changed through this one, not even by id.
+    let mut other = Accounts::new(&store, "globex").await;
+    let olga = other.add_user("olga@example.com", Role::Admin).await;
+    let _spare = other.add_user("otto@example.com", Role::Admin).await;
+    for m in [
+        AccountMutation::SetUserRole { user: olga, from: Role::Admin, to: Role::Auditor },
+        AccountMutation::DeleteUser { user: olga },
+        start(olga, 2, None),
+    ] {
+        assert_eq!(a.apply(m.clone()).await, Err(MutationError::NotFound), "{m:?}");
+    }
+    assert_eq!(store.user(other.org, olga).await.unwrap().unwrap().role, Role::Admin);
+
+    // The only admin may keep the admin role: only leaving it is refused.
+    a.apply(AccountMutation::SetUserRole { user: ada, from: Role::Admin, to: Role::Admin }).await.unwrap();
+
+    // A sign-in without a code leaves the last step used; a new secret starts with none used.
+    a.apply(start(ada, 3, Some(500))).await.unwrap();
+    a.apply(start(ada, 4, None)).await.unwrap();
+    assert_eq!(a.apply(start(ada, 5, Some(500))).await, Err(MutationError::TotpReplay));
+    a.apply(AccountMutation::SetTotp { user: ada, secret: Some(TotpSecret("KRSXG5CTMVRXEZLU".into())) }).await.unwrap();
+    assert_eq!(store.user(a.org, ada).await.unwrap().unwrap().totp_last_step, None);
+    a.apply(start(ada, 5, Some(500))).await.unwrap();
+
+    // An accepted invitation cannot be revoked; an expired one can.
+    let invite = |id: i64, email: &str, expires| AccountMutation::CreateInvitation {
+        id: InvitationId(id),
+        email: email.into(),
+        role: Role::Auditor,
+        token_hash: [id as u8; 32],
+        invited_by: "ada@example.com".into(),
+        expires,
+    };
+    let accept = |id: i64| AccountMutation::AcceptInvitation {
+        id: InvitationId(id),
+        user: UserId(500 + id),
+        password_hash: PasswordHash("h".into()),
+    };
+    a.apply(invite(41, "finn@example.com", expires)).await.unwrap();
+    a.apply(accept(41)).await.unwrap();
+    let revoke = |id: i64| AccountMutation::RevokeInvitation { id: InvitationId(id) };
+    assert_eq!(a.apply(revoke(41)).await, Err(MutationError::NotFound), "accepted");
+    a.apply(invite(42, "gail@example.com", a.now())).await.unwrap();
+    a.apply(revoke(42)).await.unwrap();
+    assert!(store.invitation(a.org, InvitationId(42)).await.unwrap().unwrap().revoked.is_some());
+
+    // An invitation for an address that has an account meanwhile: refused, and still open.
+    a.apply(invite(43, "ada@example.com", expires)).await.unwrap();
+    assert_eq!(a.apply(accept(43)).await, Err(MutationError::EmailTaken));
+    assert!(store.invitation(a.org, InvitationId(43)).await.unwrap().unwrap().is_open(a.now()));
+    // Another organization's invitation is not this one's to accept.
+    other.apply(invite(44, "hank@example.com", expires)).await.unwrap();
+    assert_eq!(a.apply(accept(44)).await, Err(MutationError::NotFound));
+}
