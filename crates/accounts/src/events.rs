@@ -1,49 +1,13 @@
-//! The audit events of the accounts: one builder, so every event has the same shape.
+//! The audit events of the accounts, built with the platform's one [`EventBuilder`].
 
-use logbook_core::{Action, Actor, ActorKind, NewEvent, Outcome, Source, Target, UserId, LIMITS};
+use logbook_core::{Action, Actor, ActorKind, EventBuilder, Source, UserId, LIMITS};
 
 /// Who the platform's own events say recorded them.
 pub const RECORDED_BY: &str = "logbook";
 
-pub struct EventBuilder(NewEvent);
-
-impl EventBuilder {
-    pub fn new(action: Action, actor: Actor, source: &Source) -> Self {
-        Self(NewEvent {
-            action,
-            actor,
-            target: None,
-            details: String::new(),
-            fields: Default::default(),
-            outcome: Outcome::Success,
-            source: source.clone(),
-            recorded_by: RECORDED_BY.into(),
-        })
-    }
-
-    pub fn target(mut self, kind: &str, id: impl ToString, display: &str) -> Self {
-        self.0.target = Some(Target { kind: kind.into(), id: id.to_string(), display: display.into() });
-        self
-    }
-
-    pub fn details(mut self, details: impl Into<String>) -> Self {
-        self.0.details = details.into();
-        self
-    }
-
-    pub fn field(mut self, key: &str, value: impl ToString) -> Self {
-        self.0.fields.insert(key.into(), value.to_string());
-        self
-    }
-
-    pub fn failed(mut self) -> Self {
-        self.0.outcome = Outcome::Failure;
-        self
-    }
-
-    pub fn build(self) -> NewEvent {
-        self.0
-    }
+/// An event of the accounts: recorded by Logbook itself, from the request's source.
+pub fn event(action: Action, actor: Actor, source: &Source) -> EventBuilder {
+    EventBuilder::new(action, actor, RECORDED_BY).source(source.clone())
 }
 
 pub fn user_actor(id: UserId, email: &str) -> Actor {
@@ -70,7 +34,7 @@ mod tests {
         assert_eq!(typed_identifier("a\nb\u{0}c").id, "abc");
         assert_eq!(typed_identifier("").id, "(empty)");
         assert_eq!(typed_identifier(&"x".repeat(5000)).id.len(), LIMITS.identifier);
-        let e = EventBuilder::new(Action::LoginFailed, typed_identifier(&"é".repeat(900)), &Source::default()).build();
+        let e = event(Action::LoginFailed, typed_identifier(&"é".repeat(900)), &Source::default()).build();
         e.validate().unwrap();
     }
 }

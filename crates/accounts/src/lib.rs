@@ -15,20 +15,28 @@ pub mod throttle;
 pub mod tokens;
 pub mod totp;
 
+mod account;
+mod audit_log;
 mod events;
-mod ops;
+mod invitations;
+mod protected_users;
+mod session;
+mod users;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use logbook_core::{InvitationId, ProtectedUserId, Random, Role, Timestamp, UserId};
 use logbook_log::{AppendError, LogService};
-use logbook_store::{MutationError, Org, StoreError};
+use logbook_store::{AccountMutation, Mutation, MutationError, Org, StoreError};
 use serde::Serialize;
 
+pub use account::TotpEnrolment;
+pub use invitations::InvitationCreated;
 pub use mail::SmtpConfig;
-pub use ops::{ImportReport, ImportRowError, InvitationCreated, SignIn, SignedIn, TotpEnrolment};
 pub use permission::{Authorized, Caller, Forbidden, Permission};
+pub use protected_users::{ImportReport, ImportRowError};
+pub use session::{SignIn, SignedIn};
 pub use settings::{PlatformSettings, SettingsPatch};
 pub use throttle::{AccountMetrics, SignInThrottle};
 pub use tokens::Secret;
@@ -37,7 +45,7 @@ pub use tokens::Secret;
 /// parsing steps of operations that otherwise need a store. Not part of the crate's API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::ops::{parse_protected_csv, ParsedImport, MAX_IMPORT_ROWS};
+    pub use crate::protected_users::{parse_protected_csv, ParsedImport, MAX_IMPORT_ROWS};
 }
 
 /// How the accounts behave; the policy admins change at run time lives in [`PlatformSettings`].
@@ -243,6 +251,12 @@ impl Accounts {
         Ok(s)
     }
 
+    /// Appends the events of a change with the change, in one transaction.
+    async fn append(&self, events: Vec<logbook_core::NewEvent>, m: AccountMutation) -> Result<(), AccountError> {
+        self.log.append(&self.org, events, account(m)).await?;
+        Ok(())
+    }
+
     fn forget_settings(&self) {
         *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
@@ -270,6 +284,10 @@ pub fn normalize_email(raw: &str) -> Result<String, AccountError> {
     } else {
         Err(AccountError::Invalid("the email address is not valid".into()))
     }
+}
+
+fn account(m: AccountMutation) -> Option<Mutation> {
+    Some(Mutation::Account(m))
 }
 
 fn rfc3339(t: Timestamp) -> String {

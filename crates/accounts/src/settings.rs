@@ -1,8 +1,15 @@
-//! The platform's settings: its time zone, and the session and lockout policy.
+//! The platform's settings: its time zone, and the session and lockout policy; admins read and
+//! change them, each change recorded with its old and new values.
 
 use std::time::Duration;
 
+use logbook_core::Action;
+use logbook_store::AccountMutation;
 use serde::{Deserialize, Serialize};
+
+use crate::events::event;
+use crate::permission::{Authorized, ManageSettings};
+use crate::{AccountError, Accounts};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -109,6 +116,37 @@ impl PlatformSettings {
         field!(lockout_minutes);
         next.validate()?;
         Ok((next, changes))
+    }
+}
+
+impl Accounts {
+    pub async fn get_settings(&self, _: &Authorized<ManageSettings>) -> Result<PlatformSettings, AccountError> {
+        self.settings().await
+    }
+
+    pub async fn update_settings(
+        &self,
+        by: &Authorized<ManageSettings>,
+        patch: &SettingsPatch,
+    ) -> Result<PlatformSettings, AccountError> {
+        self.forget_settings();
+        let current = self.settings().await?;
+        let (next, changes) = current.apply(patch)?;
+        if changes.is_empty() {
+            return Ok(current);
+        }
+        let details: Vec<String> =
+            changes.iter().map(|(f, old, new)| format!("{f} changed from {old} to {new}")).collect();
+        let mut b = event(Action::SettingsUpdated, by.actor(), &by.source)
+            .target("settings", "platform", "Platform settings")
+            .details(details.join("; "));
+        for (f, old, new) in &changes {
+            b = b.field(&format!("old.{f}"), old).field(&format!("new.{f}"), new);
+        }
+        let json = serde_json::to_string(&next).map_err(|e| AccountError::Internal(e.to_string()))?;
+        self.append(vec![b.build()], AccountMutation::PutSettings { json }).await?;
+        self.forget_settings();
+        Ok(next)
     }
 }
 

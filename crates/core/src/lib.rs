@@ -13,7 +13,7 @@ mod role;
 mod time;
 
 pub use action::{Action, UnknownAction};
-pub use event::{Actor, ActorKind, Event, EventError, NewEvent, Outcome, Source, Target, LIMITS};
+pub use event::{Actor, ActorKind, Event, EventBuilder, EventError, NewEvent, Outcome, Source, Target, LIMITS};
 pub use ids::{ApiTokenId, EventId, InvalidOrgSlug, InvitationId, OrgId, OrgSlug, ProtectedUserId, UserId};
 pub use random::{OsRandom, Random, SeededRandom};
 pub use role::{Role, UnknownRole};

@@ -7,7 +7,7 @@
 use std::fmt;
 
 use base64::Engine as _;
-use logbook_core::{Action, Actor, NewEvent, Outcome, Source, Target};
+use logbook_core::{Action, Actor, EventBuilder, NewEvent, Source};
 use logbook_store::{ApiToken, Mutation, Org, StoreError};
 use sha2::{Digest, Sha256};
 
@@ -66,16 +66,11 @@ impl From<AppendError> for TokenError {
 
 /// The audit event of a change to the token `name`.
 fn token_event(action: Action, name: &str, what: &str, actor: Actor, source: Source, recorded_by: &str) -> NewEvent {
-    NewEvent {
-        action,
-        actor,
-        target: Some(Target { kind: "api_token".into(), id: name.into(), display: name.into() }),
-        details: format!("API token {name:?} {what}"),
-        fields: Default::default(),
-        outcome: Outcome::Success,
-        source,
-        recorded_by: recorded_by.into(),
-    }
+    EventBuilder::new(action, actor, recorded_by)
+        .source(source)
+        .target("api_token", name, name)
+        .details(format!("API token {name:?} {what}"))
+        .build()
 }
 
 impl LogService {

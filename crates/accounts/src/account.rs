@@ -1,0 +1,80 @@
+//! The caller's own account: who they are, their password, their TOTP.
+
+use logbook_core::Action;
+use logbook_store::accounts::TotpSecret;
+use logbook_store::AccountMutation;
+use serde::Serialize;
+
+use crate::events::event;
+use crate::permission::Caller;
+use crate::{password, totp, AccountError, Accounts, UserView};
+
+#[derive(Debug, Serialize)]
+pub struct TotpEnrolment {
+    /// Base32; the confirmation sends it back with a code.
+    pub secret: String,
+    pub otpauth_uri: String,
+    /// The URI as a QR code, an SVG document.
+    pub qr_svg: String,
+}
+
+impl Accounts {
+    pub async fn me(&self, caller: &Caller) -> Result<UserView, AccountError> {
+        self.user_view(caller.user).await
+    }
+
+    pub async fn change_password(&self, caller: &Caller, current: &str, new: &str) -> Result<(), AccountError> {
+        let user = self.log.store().user(self.org.id, caller.user).await?.ok_or(AccountError::NotFound("user"))?;
+        if !self.hasher.verify(current, Some(&user.password_hash)).await? {
+            return Err(AccountError::Invalid("the current password is not correct".into()));
+        }
+        password::check_policy(new, &user.email)?;
+        let password_hash = self.hasher.hash(new, self.random()).await?;
+        let e = event(Action::PasswordChanged, caller.actor(), &caller.source)
+            .target("management_user", user.id, &user.email)
+            .details("Password changed by the user")
+            .build();
+        self.append(vec![e], AccountMutation::SetPassword { user: user.id, password_hash }).await
+    }
+
+    /// A new secret to enrol; nothing is stored until [`Accounts::confirm_totp`].
+    pub fn begin_totp(&self, caller: &Caller) -> Result<TotpEnrolment, AccountError> {
+        let secret = totp::generate_secret(self.random());
+        let uri = totp::provisioning_uri(&secret, &caller.email).map_err(|e| AccountError::Internal(e.to_string()))?;
+        let qr = qrcode::QrCode::new(uri.as_bytes()).map_err(|e| AccountError::Internal(e.to_string()))?;
+        let qr_svg = qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build();
+        Ok(TotpEnrolment { secret: secret.0, otpauth_uri: uri, qr_svg })
+    }
+
+    pub async fn confirm_totp(&self, caller: &Caller, secret: &str, code: &str) -> Result<(), AccountError> {
+        if caller.totp_enrolled {
+            return Err(AccountError::Conflict("TOTP is already enrolled; remove it first".into()));
+        }
+        let secret = TotpSecret(secret.trim().to_uppercase());
+        match totp::matching_step(&secret, code, self.now()) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(AccountError::Invalid("the code does not match; check the device's clock".into())),
+            Err(_) => return Err(AccountError::Invalid("the secret is not valid base32".into())),
+        }
+        let e = event(Action::TotpEnrolled, caller.actor(), &caller.source)
+            .target("management_user", caller.user, &caller.email)
+            .details("TOTP enrolled")
+            .build();
+        self.append(vec![e], AccountMutation::SetTotp { user: caller.user, secret: Some(secret) }).await
+    }
+
+    pub async fn remove_totp(&self, caller: &Caller, password: &str) -> Result<(), AccountError> {
+        let user = self.log.store().user(self.org.id, caller.user).await?.ok_or(AccountError::NotFound("user"))?;
+        if user.totp.is_none() {
+            return Err(AccountError::Conflict("TOTP is not enrolled".into()));
+        }
+        if !self.hasher.verify(password, Some(&user.password_hash)).await? {
+            return Err(AccountError::Invalid("the password is not correct".into()));
+        }
+        let e = event(Action::TotpRemoved, caller.actor(), &caller.source)
+            .target("management_user", user.id, &user.email)
+            .details("TOTP removed by the user")
+            .build();
+        self.append(vec![e], AccountMutation::SetTotp { user: user.id, secret: None }).await
+    }
+}
