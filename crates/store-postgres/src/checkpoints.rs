@@ -5,14 +5,13 @@ use logbook_core::OrgId;
 use logbook_store::{StoreError, StoredCheckpoint};
 
 use crate::rows::{checkpoint_row, i, pg, u};
-use crate::{PgStore, LOCK_LOG};
+use crate::{locked_transaction, PgStore, LOCK_LOG};
 
 const COLUMNS: &str = "size, root, note, signed_us";
 
 pub(crate) async fn add(store: &PgStore, org: OrgId, cp: &StoredCheckpoint) -> Result<bool, StoreError> {
     let mut c = store.client().await?;
-    let tx = c.transaction().await.map_err(pg)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1, $2::int)", &[&LOCK_LOG, &(org.0 as i32)]).await.map_err(pg)?;
+    let tx = locked_transaction(&mut c, LOCK_LOG, org).await?;
     let newest: Option<i64> =
         tx.query_one("SELECT MAX(size) FROM checkpoints WHERE org = $1", &[&org.0]).await.map_err(pg)?.get(0);
     if newest.is_some_and(|n| u(n) >= cp.size) {

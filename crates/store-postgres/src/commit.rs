@@ -8,7 +8,7 @@ use logbook_store::commit::{AppendTx, NewApiToken, NewIdempotencyKey};
 use logbook_store::{CommitBatch, CommitError, EventRow, LogHead, MutationOutput, StoreError};
 
 use crate::rows::{i, pg};
-use crate::{search, tokens, PgStore, LOCK_LOG};
+use crate::{locked_transaction, search, tokens, PgStore, LOCK_LOG};
 
 /// An open append transaction of one organization's log.
 pub(crate) struct PgTx<'a> {
@@ -22,10 +22,9 @@ pub(crate) async fn commit(
     batch: &CommitBatch,
 ) -> Result<Vec<MutationOutput>, CommitError> {
     let mut c = store.client().await?;
-    let tx = c.transaction().await.map_err(pg)?;
     // Serializes the appenders of this log across every process on the database, and with them
     // the rules the mutations check (the last admin cannot be demoted twice at once).
-    tx.execute("SELECT pg_advisory_xact_lock($1, $2::int)", &[&LOCK_LOG, &(org.0 as i32)]).await.map_err(pg)?;
+    let tx = locked_transaction(&mut c, LOCK_LOG, org).await?;
     let outputs = logbook_store::commit::commit(&PgTx { tx: &tx, org }, batch).await?;
     tx.commit().await.map_err(pg)?;
     Ok(outputs)

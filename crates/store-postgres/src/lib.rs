@@ -97,6 +97,17 @@ impl PgStore {
     }
 }
 
+/// Begins a transaction that holds the advisory lock `lock` of `org`'s log until it ends.
+pub(crate) async fn locked_transaction(
+    c: &mut deadpool_postgres::Object,
+    lock: i32,
+    org: OrgId,
+) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
+    let tx = c.transaction().await.map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1, $2::int)", &[&lock, &(org.0 as i32)]).await.map_err(pg)?;
+    Ok(tx)
+}
+
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {

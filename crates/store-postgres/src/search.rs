@@ -12,7 +12,7 @@ use logbook_store::{EventRow, LogHead, StoreError};
 use tokio_postgres::types::ToSql;
 
 use crate::rows::{event_row, i, pg, u, EVENT_COLUMNS};
-use crate::{tiles, PgStore, LOCK_SEARCH};
+use crate::{locked_transaction, tiles, PgStore, LOCK_SEARCH};
 
 /// The first window of seqs a trigram search looks in; each next one is twice as wide. Narrow
 /// windows keep a common needle's first page cheap (PostgreSQL would otherwise collect every
@@ -215,9 +215,8 @@ impl<C: GenericClient> SearchIndexTx for IndexTx<'_, C> {
 
 pub(crate) async fn index_search_text(store: &PgStore, org: OrgId, max: usize) -> Result<u64, StoreError> {
     let mut c = store.client().await?;
-    let tx = c.transaction().await.map_err(pg)?;
     // Indexers of several processes take turns; appends do not wait for them.
-    tx.execute("SELECT pg_advisory_xact_lock($1, $2::int)", &[&LOCK_SEARCH, &(org.0 as i32)]).await.map_err(pg)?;
+    let tx = locked_transaction(&mut c, LOCK_SEARCH, org).await?;
     let n = logbook_store::search::index_search_text(&IndexTx { tx: &tx, org }, max).await?;
     tx.commit().await.map_err(pg)?;
     Ok(n)

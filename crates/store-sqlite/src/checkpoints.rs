@@ -2,15 +2,14 @@
 
 use logbook_core::OrgId;
 use logbook_store::{StoreError, StoredCheckpoint};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::rows::{checkpoint_row, i, store_error, u};
 use crate::SqliteStore;
 
 pub(crate) async fn add(store: &SqliteStore, org: OrgId, cp: StoredCheckpoint) -> Result<bool, StoreError> {
     store
-        .write(move |c: &mut Connection| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_error)?;
+        .write_tx(move |tx| {
             let newest: Option<i64> = tx
                 .query_row("SELECT MAX(size) FROM checkpoints WHERE org = ?1", [org.0], |r| r.get(0))
                 .map_err(store_error)?;
@@ -22,7 +21,6 @@ pub(crate) async fn add(store: &SqliteStore, org: OrgId, cp: StoredCheckpoint) -
                 params![org.0, i(cp.size), &cp.root[..], cp.note, cp.signed_at.as_micros()],
             )
             .map_err(store_error)?;
-            tx.commit().map_err(store_error)?;
             Ok(true)
         })
         .await

@@ -5,7 +5,7 @@ use logbook_core::{ApiTokenId, OrgId, Timestamp};
 use logbook_integrity::tree::TileRow;
 use logbook_store::commit::{AppendTx, NewApiToken, NewIdempotencyKey};
 use logbook_store::{CommitBatch, CommitError, EventRow, LogHead, MutationOutput, StoreError};
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection};
 
 use crate::rows::{i, store_error};
 use crate::{run, search, tokens, SqliteStore};
@@ -21,14 +21,7 @@ pub(crate) async fn commit(
     org: OrgId,
     batch: CommitBatch,
 ) -> Result<Vec<MutationOutput>, CommitError> {
-    store
-        .write(move |conn: &mut Connection| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_error)?;
-            let outputs = run(logbook_store::commit::commit(&SqliteTx { tx: &tx, org }, &batch))?;
-            tx.commit().map_err(store_error)?;
-            Ok(outputs)
-        })
-        .await
+    store.write_tx(move |tx| run(logbook_store::commit::commit(&SqliteTx { tx, org }, &batch))).await
 }
 
 /// Inserts events and tiles with cached statements. Shared with the benchmark's bare loop

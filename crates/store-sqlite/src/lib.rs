@@ -29,7 +29,7 @@ use logbook_store::{
     ApiToken, CommitBatch, CommitError, EventFilter, EventPage, EventRow, IdempotencyRecord, LogHead, LogLock,
     MutationOutput, NoLock, Org, Store, StoreError, StoredCheckpoint,
 };
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 pub use commit::insert_rows;
 pub use migrate::{configure, migrate};
@@ -127,6 +127,21 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| E::from(StoreError::backend(e)))?
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer connection and commits it
+    /// when `f` succeeds (an `Err` rolls it back).
+    pub(crate) async fn write_tx<T: Send + 'static, E: From<StoreError> + Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
+        self.write(move |c: &mut Connection| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_error)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(store_error)?;
+            Ok(out)
+        })
+        .await
     }
 }
 

@@ -9,7 +9,7 @@ use logbook_store::reads::{LogReads, TextMatch, Walk};
 use logbook_store::search::SearchIndexTx;
 use logbook_store::{EventRow, LogHead, StoreError};
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::rows::{event_row, i, store_error, u, EVENT_COLUMNS};
 use crate::{run, tiles, SqliteStore};
@@ -182,12 +182,5 @@ impl SearchIndexTx for IndexTx<'_> {
 
 /// One writer at a time (the writer connection, `BEGIN IMMEDIATE`): indexers never overlap.
 pub(crate) async fn index_search_text(store: &SqliteStore, org: OrgId, max: usize) -> Result<u64, StoreError> {
-    store
-        .write(move |c: &mut Connection| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_error)?;
-            let n = run(logbook_store::search::index_search_text(&IndexTx { tx: &tx, org }, max))?;
-            tx.commit().map_err(store_error)?;
-            Ok(n)
-        })
-        .await
+    store.write_tx(move |tx| run(logbook_store::search::index_search_text(&IndexTx { tx, org }, max))).await
 }

@@ -6,6 +6,12 @@
 //! by every backend. Each backend lives in its own crate and must pass [`contract`] (feature
 //! `contract`), the one test suite that pins the behaviour this trait promises.
 //!
+//! A backend holds SQL only. What every backend would otherwise write again is here, once, over
+//! small traits of single statements that each backend implements: the steps of the append
+//! transaction and the rules its mutations keep ([`commit`], [`accounts`]), and the algorithms
+//! of the reads — pages by filter and by text, binary search by time, users, tiles
+//! ([`reads`], [`search`]).
+//!
 //! What every backend guarantees:
 //! - `commit` is atomic and durable before it returns `Ok` (fsync'ed commit);
 //! - `commit` appends only at the head it was told (`base_size`), so two writers can never

@@ -16,7 +16,7 @@ pub struct EventFilter {
     pub user: Option<String>,
     /// Any of these action codes; empty means every action.
     pub actions: Vec<String>,
-    /// Only these seqs: a time range becomes a seq range (see [`Store::seq_at_or_after`]).
+    /// Only these seqs: a time range becomes a seq range (see [`crate::Store::seq_at_or_after`]).
     pub seqs: Range<u64>,
     /// Case-insensitive substring of the event's [`search_text`] (user, actor id, action label
     /// and code, details, target display and id). It never contains a control character.
