@@ -79,8 +79,9 @@ impl LogLock for PgLogLock {
 impl PgStore {
     /// Connects, checks durability settings, and applies the schema.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
-            StoreError::context("the PostgreSQL URL is malformed (expected postgres://USER@HOST:PORT/DATABASE)", e)
+        // The parser's own error is left out: it can quote the URL, password included.
+        let config = tokio_postgres::Config::from_str(url).map_err(|_| {
+            StoreError::backend("the PostgreSQL URL is malformed (expected postgres://USER@HOST:PORT/DATABASE)")
         })?;
         let manager =
             Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });

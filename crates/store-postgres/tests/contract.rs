@@ -248,3 +248,19 @@ async fn a_rare_needle_far_back_is_found_through_the_trigram_index() {
     assert_eq!(page.rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [76], "other filters still apply");
     eprintln!("rare needle over {total} events: {took:?}");
 }
+
+#[tokio::test]
+async fn a_database_error_says_why_and_keeps_the_driver_error() {
+    let Some(url) = testing::fresh_database().await else { return };
+    let missing = format!("{}_missing", url);
+    let err = PgStore::connect(&missing).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("connecting to PostgreSQL") && text.contains("does not exist"), "{text}");
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    let mut found = false;
+    while let Some(e) = cause {
+        found |= e.downcast_ref::<tokio_postgres::Error>().is_some();
+        cause = e.source();
+    }
+    assert!(found, "the driver's error is a source: {err:?}");
+}

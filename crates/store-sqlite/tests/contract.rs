@@ -94,3 +94,25 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(v, 4, "every later migration applied");
 }
+
+#[tokio::test]
+async fn a_storage_error_says_why_and_keeps_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let err = SqliteStore::open(&file.join("data")).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("storage backend error: creating "), "{text}");
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    let mut found = false;
+    while let Some(e) = cause {
+        found |= e.downcast_ref::<std::io::Error>().is_some();
+        cause = e.source();
+    }
+    assert!(found, "the I/O error is a source: {err:?}");
+
+    // A driver error keeps rusqlite's error as its source.
+    let err = SqliteStore::open_file(dir.path()).await.unwrap_err();
+    let source = std::error::Error::source(&err).expect("a source");
+    assert!(source.downcast_ref::<rusqlite::Error>().is_some(), "{err:?}");
+}
