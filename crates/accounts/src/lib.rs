@@ -6,6 +6,11 @@
 //! sequencer), so the change and its record commit together or not at all. Operations that need
 //! a permission take an [`Authorized<P>`](permission::Authorized), which only a role check can
 //! produce.
+//!
+//! The operations are in one file per resource, named as the server's routes name them:
+//! `session` (signing in and out), `users` (management users, the first admin), `invitations`,
+//! `protected_users`, `settings`, `account` (the caller's own), and `audit_log` (who viewed it).
+//! Their events are built with [`logbook_core::EventBuilder`] (see `events`).
 
 pub mod mail;
 pub mod password;
