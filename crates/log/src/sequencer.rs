@@ -305,13 +305,15 @@ impl Sequencer {
                         return;
                     }
                 }
-                Err(CommitError::Store(StoreError::Io(e))) => {
+                Err(CommitError::Store(e @ StoreError::Io(_))) => {
                     // After a failed write or sync the data may read back from the page cache
                     // without being on disk, and a later sync may succeed without writing it
                     // (the kernel dropped the dirty pages). So nothing is acknowledged, this
                     // log takes no more appends, and a restart reloads what the disk holds.
                     self.shared.metrics.commit_failures.inc();
-                    let why = format!("storage I/O error while committing: {e}; appends stopped until restart");
+                    // `e` names the whole chain of causes (the driver's top-level message may be just
+                    // "db error").
+                    let why = format!("{e} while committing; appends stopped until restart");
                     tracing::error!(org = %self.org.slug, error = %e, "storage I/O error: this log takes no more appends until Logbook restarts");
                     self.stopped = Some(why.clone());
                     self.fail_all(batch, why, AppendError::OutcomeUnknown);
