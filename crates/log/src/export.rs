@@ -179,8 +179,9 @@ impl ExportRecord {
         let mut fields = BTreeMap::new();
         fields.insert("format".to_owned(), self.format.name().to_owned());
         fields.insert("time_zone".to_owned(), self.time_zone.clone());
+        // Cut to the event's limits, so that an over-long filter cannot fail its own record.
         for (key, value) in self.filters() {
-            fields.insert(format!("filter.{key}"), value);
+            fields.insert(format!("filter.{key}"), value.chars().take(logbook_core::LIMITS.field_value).collect());
         }
         fields
     }
@@ -427,6 +428,7 @@ mod tests {
         );
         let long = ExportRecord { search: Some("x".repeat(10_000)), ..all };
         assert_eq!(long.details().chars().count(), logbook_core::LIMITS.details);
+        assert_eq!(long.fields()["filter.q"].chars().count(), logbook_core::LIMITS.field_value);
         let e = long.event(
             &Org {
                 id: logbook_core::OrgId(1),
