@@ -56,6 +56,21 @@ fn assert_checkpoints(data_dir: &Path, origin: &str, verifier_key: &str) {
     }
 }
 
+/// `/metrics` once the first self-check has run (it runs when the server starts; this waits for
+/// its counter, not for a time).
+async fn first_self_check(base: &str) -> String {
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        if text.lines().any(|l| l.starts_with("logbook_self_check_runs_total ") && !l.ends_with(" 0")) {
+            return text;
+        }
+        assert!(std::time::Instant::now() < deadline, "no self-check ran:\n{text}");
+        tokio::task::yield_now().await;
+    }
+}
+
 #[test]
 fn admin_create_token_uses_the_signing_key_file_from_the_environment() {
     // The reproduction: with LOGBOOK_SIGNING_KEY_FILE set, `admin create-token` generated a stray
@@ -75,6 +90,14 @@ fn admin_create_token_uses_the_signing_key_file_from_the_environment() {
     // And against the verifier key alone, as an outside auditor would check.
     let o = ok(logbook(&env).args(["verify", "--public-key", &verifier_key]).output().unwrap(), "verify --public-key");
     assert!(stdout(&o).contains("intact"), "{}", stdout(&o));
+
+    // The server, given the same environment, finds its log intact in its first self-check
+    // (run at start).
+    let server = start_with_env(&[], &env.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>());
+    let metrics = tokio::runtime::Runtime::new().unwrap().block_on(first_self_check(&server.base));
+    terminate(server);
+    assert!(metrics.lines().any(|l| l == "logbook_self_check_ok 1"), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "logbook_self_check_failures_total 0"), "{metrics}");
 
     // A configured key that is missing is an error, never a reason to make one.
     let env = [("LOGBOOK_SIGNING_KEY_FILE", t.path().join("nope.key").display().to_string()), env[1].clone()];
