@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// A bar counting `len` items of `what` (`len` 0: the total is unknown, a spinner with the count).
 pub fn bar(len: u64, what: &str) -> ProgressBar {
@@ -13,13 +13,17 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     let (bar, template) = if len > 0 {
         (
             ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr()),
-            "{msg} [{wide_bar}] {human_pos}/{human_len} · {per_sec} · ETA {eta}",
+            "{msg} [{wide_bar}] {human_pos}/{human_len} · {rate} · ETA {eta}",
         )
     } else {
-        (ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()), "{spinner} {msg} {human_pos} · {per_sec}")
+        (ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()), "{spinner} {msg} {human_pos} · {rate}")
     };
     if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style.progress_chars("=> "));
+        // Whole events per second: indicatif's own `per_sec` shows four decimals.
+        let rate = |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0}/s", state.per_sec());
+        };
+        bar.set_style(style.progress_chars("=> ").with_key("rate", rate));
     }
     bar.set_message(what.to_owned());
     bar
