@@ -4,27 +4,43 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "logbook", version, about = "A tamper-evident audit log: a signed Merkle log anyone can verify.")]
+#[command(
+    name = "logbook",
+    version,
+    about = "A tamper-evident audit log: a signed Merkle log anyone can verify.",
+    after_help = "Every setting is also read from its LOGBOOK_<NAME> variable (e.g. LOGBOOK_DATA_DIR) and from the \
+                  TOML file: flags win over variables, variables over the file, the file over the defaults. \
+                  `logbook config` prints the result and where each value came from."
+)]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Where the store is. Every command that opens one takes these.
+/// The settings every command uses. Each flag wins over its `LOGBOOK_*` variable, which wins over
+/// the TOML file, which wins over the default (`logbook config` shows the result).
 #[derive(Debug, Clone, Args)]
-pub struct StoreArgs {
-    /// Directory for the embedded store, the signing key and (by default) nothing else.
-    /// [default: ./logbook-data]
-    #[arg(long, env = "LOGBOOK_DATA_DIR", global = true)]
+pub struct GlobalArgs {
+    /// TOML file with any of the settings (see `logbook config`; an unknown key is an error).
+    #[arg(long, env = "LOGBOOK_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for the embedded store and (by default) the signing key. [default: ./logbook-data]
+    #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Use this database instead of the embedded one: postgres://USER@HOST:PORT/DB (several
-    /// Logbook processes can share it) or sqlite://PATH.
-    #[arg(long, env = "LOGBOOK_DATABASE_URL", global = true, hide_env_values = true)]
+    /// Logbook processes can share it) or sqlite://PATH. A URL with a password belongs in
+    /// LOGBOOK_DATABASE_URL or LOGBOOK_DATABASE_URL_FILE, not on the command line.
+    #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<crate::config::DatabaseUrl>,
-    /// TOML file with any of: data_dir, database_url, listen, witness_dir, signing_key_file,
-    /// origin_prefix. Flags and environment variables win over it.
-    #[arg(long, env = "LOGBOOK_CONFIG", global = true)]
-    pub config: Option<PathBuf>,
+    /// Checkpoint signing key (signed-note form). [default: <data-dir>/checkpoint-signing.key,
+    /// generated at first use]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub signing_key_file: Option<PathBuf>,
+    /// Checkpoint origins are <origin-prefix>/<organization>. [default: logbook.local]
+    #[arg(long, global = true)]
+    pub origin_prefix: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,18 +53,17 @@ pub enum Command {
     /// Administration from the command line.
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Write the events the filters select, newest first, as CSV or NDJSON on stdout (the
-    /// export is itself recorded in the log as "Audit Log Exported").
+    /// Write the events the filters select, newest first, as CSV or NDJSON on stdout or to a
+    /// file (the export is itself recorded in the log as "Audit Log Exported").
     Export(ExportArgs),
     /// Fill a store with realistic demo events through the real append path.
     Demo(DemoArgs),
     /// Copy every log, checkpoint and API token from one store to another (e.g. SQLite to
     /// PostgreSQL), then verify that the copy has the same roots.
     MigrateStore(MigrateArgs),
-    /// Measure append, verify and proof speed against the raw engine, in one run.
-    Bench(crate::bench::BenchArgs),
-    /// Measure the audit log's queries, export and API overhead on a demo-filled store.
-    BenchQuery(crate::bench_query::BenchQueryArgs),
+    /// Print the effective configuration (secrets redacted) and where each value came from.
+    /// Takes the flags of `serve`, to show what a `serve` with them would use.
+    Config(ConfigArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,82 +76,83 @@ pub struct MigrateArgs {
     /// The destination, which must hold no events yet (also LOGBOOK_MIGRATE_TO).
     #[arg(long, env = "LOGBOOK_MIGRATE_TO", hide_env_values = true)]
     pub to: crate::config::DatabaseUrl,
-    /// Where the checkpoint signing key is (to check both stores' checkpoints).
-    #[arg(long, env = "LOGBOOK_DATA_DIR", default_value = "logbook-data")]
-    pub data_dir: PathBuf,
-    /// The verifier key, instead of deriving it from the signing key.
-    #[arg(long, env = "LOGBOOK_PUBLIC_KEY")]
+    #[command(flatten)]
+    pub key: PublicKeyArgs,
+}
+
+/// The key checkpoints are checked with.
+#[derive(Debug, Clone, Args)]
+pub struct PublicKeyArgs {
+    /// The verifier key (`name+id+base64`, or a file holding it). [default: derived from the
+    /// signing key]
+    #[arg(long)]
     pub public_key: Option<String>,
-    /// Checkpoint origins are <origin-prefix>/<organization>.
-    #[arg(long, env = "LOGBOOK_ORIGIN_PREFIX", default_value = "logbook.local")]
-    pub origin_prefix: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub key: PublicKeyArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
-    pub store: StoreArgs,
+    pub server: ServerArgs,
+}
+
+/// The server's settings (flags of `serve` and `config`).
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
     /// Address to listen on. [default: 127.0.0.1:8080]
-    #[arg(long, env = "LOGBOOK_LISTEN")]
+    #[arg(long)]
     pub listen: Option<SocketAddr>,
     /// Also write every new checkpoint here, outside the database.
-    #[arg(long, env = "LOGBOOK_WITNESS_DIR")]
+    #[arg(long)]
     pub witness_dir: Option<PathBuf>,
-    /// Checkpoint signing key (signed-note form). [default: <data-dir>/checkpoint-signing.key,
-    /// generated at first start]
-    #[arg(long, env = "LOGBOOK_SIGNING_KEY_FILE")]
-    pub signing_key_file: Option<PathBuf>,
-    /// Checkpoint origins are <origin-prefix>/<organization>. [default: logbook.local]
-    #[arg(long, env = "LOGBOOK_ORIGIN_PREFIX")]
-    pub origin_prefix: Option<String>,
     /// The console's address as users reach it, for setup and invitation links; an https://
     /// address also marks the session cookie Secure. [default: http://<listen>]
-    #[arg(long, env = "LOGBOOK_PUBLIC_URL")]
+    #[arg(long)]
     pub public_url: Option<String>,
     /// SMTP relay for invitation emails (plain SMTP, e.g. the local MTA). Without it,
     /// invitation links are shown to the inviting admin only.
-    #[arg(long, env = "LOGBOOK_SMTP_HOST")]
+    #[arg(long)]
     pub smtp_host: Option<String>,
     /// [default: 25]
-    #[arg(long, env = "LOGBOOK_SMTP_PORT")]
+    #[arg(long)]
     pub smtp_port: Option<u16>,
     /// Sender address of invitation emails. [default: logbook@<smtp-host>]
-    #[arg(long, env = "LOGBOOK_SMTP_FROM")]
+    #[arg(long)]
     pub smtp_from: Option<String>,
     /// SMTP user name. The password is read from LOGBOOK_SMTP_PASSWORD or from the file that
     /// LOGBOOK_SMTP_PASSWORD_FILE names, never from a flag.
-    #[arg(long, env = "LOGBOOK_SMTP_USERNAME")]
+    #[arg(long)]
     pub smtp_username: Option<String>,
     /// Failed sign-ins allowed from one address (an IPv6 /64) within the window; then its
     /// sign-ins are refused (429) until the window ends. 0 turns this off. [default: 30]
-    #[arg(long, env = "LOGBOOK_SIGN_IN_MAX_FAILURES")]
+    #[arg(long)]
     pub sign_in_max_failures: Option<u32>,
-    /// The window of --sign-in-max-failures, in minutes, from an address's first failure.
-    /// [default: 15]
-    #[arg(long, env = "LOGBOOK_SIGN_IN_WINDOW_MINUTES", value_parser = clap::value_parser!(u64).range(1..=1440))]
+    /// The window of --sign-in-max-failures, in minutes (1 to 1440), from an address's first
+    /// failure. [default: 15]
+    #[arg(long)]
     pub sign_in_window_minutes: Option<u64>,
     /// Seconds between two integrity self-checks (each log's newest part audited against its
     /// newest signed checkpoint; result in /metrics and on the Settings page); 0 turns them
     /// off. [default: 300]
-    #[arg(long, env = "LOGBOOK_SELF_CHECK_INTERVAL", value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS")]
     pub self_check_interval: Option<u64>,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
     /// A checkpoint saved earlier (e.g. from the witness directory); repeatable. Catches
     /// truncation and wholesale rewrites of the store.
     #[arg(long = "checkpoint", value_name = "FILE")]
     pub checkpoints: Vec<PathBuf>,
-    /// The verifier key (`name+id+base64`, or a file holding it). [default: derived from the
-    /// signing key in the data directory]
-    #[arg(long, env = "LOGBOOK_PUBLIC_KEY")]
-    pub public_key: Option<String>,
-    /// Checkpoint origins are <origin-prefix>/<organization>. [default: logbook.local]
-    #[arg(long, env = "LOGBOOK_ORIGIN_PREFIX")]
-    pub origin_prefix: Option<String>,
+    #[command(flatten)]
+    pub key: PublicKeyArgs,
     /// Only this organization.
     #[arg(long)]
     pub org: Option<String>,
@@ -156,8 +172,6 @@ pub enum AdminCommand {
 
 #[derive(Debug, Args)]
 pub struct CreateUserArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
     #[arg(long)]
     pub email: String,
     /// admin, analyst or auditor.
@@ -171,8 +185,6 @@ pub struct CreateUserArgs {
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
     /// The token's name, e.g. the service that will use it.
     #[arg(long)]
     pub name: String,
@@ -183,8 +195,6 @@ pub struct TokenArgs {
 
 #[derive(Debug, Args)]
 pub struct OrgArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
     #[arg(long, default_value = "default")]
     pub org: String,
 }
@@ -197,8 +207,6 @@ pub enum ExportFormat {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
     #[arg(long, value_enum, default_value = "csv")]
     pub format: ExportFormat,
     /// Only this user (exact email or identifier).
@@ -218,12 +226,13 @@ pub struct ExportArgs {
     pub time_zone: String,
     #[arg(long, default_value = "default")]
     pub org: String,
+    /// Write to this file instead of stdout (with a progress bar on a terminal).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
     /// How many events to add.
     #[arg(long, default_value_t = 10_000)]
     pub events: u64,

@@ -1,59 +1,126 @@
+//! The subcommands. Each takes the one [`Config`] (layered in `config.rs`), so every command
+//! sees the same store, signing key and origin.
+
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use logbook_core::{Actor, OrgSlug, OsRandom, Source, SystemClock};
+use figment::Figment;
+use logbook_core::{Actor, Clock, OrgSlug, OsRandom, Source, SystemClock};
 use logbook_integrity::checkpoint::CheckpointVerifier;
-use logbook_log::audit::{audit_org, SuppliedCheckpoint};
-use logbook_log::{LogConfig, LogService};
-use logbook_server::{keys, Application, Settings};
+use logbook_log::audit::{audit_org_with_progress, SuppliedCheckpoint};
+use logbook_log::LogService;
+use logbook_server::Application;
 
-use crate::cli::{AdminCommand, Cli, Command, ServeArgs, StoreArgs, VerifyArgs};
-use crate::config::{self, FileConfig, StoreLocation, DEFAULT_ORIGIN_PREFIX};
-use crate::store_url;
+use crate::cli::{AdminCommand, Cli, Command, VerifyArgs};
+use crate::config::{Config, Flags};
+use crate::{progress, store_url};
 
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Serve(a) => serve(a).await,
-        Command::Verify(a) => verify(a).await,
-        Command::Admin(a) => admin(a).await,
-        Command::MigrateStore(a) => migrate_store(a).await,
-        Command::Export(a) => export(a).await,
-        Command::Demo(a) => crate::demo::run(a).await,
-        Command::Bench(a) => crate::bench::run(a).await,
-        Command::BenchQuery(a) => crate::bench_query::run(a).await,
+/// What this invocation's flags set, for the top layer of the configuration.
+pub fn flags(cli: &Cli) -> Flags {
+    let g = &cli.global;
+    let mut f = Flags {
+        data_dir: g.data_dir.clone(),
+        database_url: g.database_url.clone(),
+        signing_key_file: g.signing_key_file.clone(),
+        origin_prefix: g.origin_prefix.clone(),
+        ..Flags::default()
+    };
+    let (server, key) = match &cli.command {
+        Command::Serve(a) => (Some(&a.server), None),
+        Command::Config(a) => (Some(&a.server), Some(&a.key)),
+        Command::Verify(a) => (None, Some(&a.key)),
+        Command::MigrateStore(a) => (None, Some(&a.key)),
+        Command::Admin(_) | Command::Export(_) | Command::Demo(_) => (None, None),
+    };
+    if let Some(s) = server {
+        f.listen = s.listen;
+        f.witness_dir = s.witness_dir.clone();
+        f.public_url = s.public_url.clone();
+        f.smtp_host = s.smtp_host.clone();
+        f.smtp_port = s.smtp_port;
+        f.smtp_from = s.smtp_from.clone();
+        f.smtp_username = s.smtp_username.clone();
+        f.sign_in_max_failures = s.sign_in_max_failures;
+        f.sign_in_window_minutes = s.sign_in_window_minutes;
+        f.self_check_interval = s.self_check_interval;
+    }
+    if let Some(k) = key {
+        f.public_key = k.public_key.clone();
+    }
+    f
+}
+
+/// The tracing filter when neither `LOGBOOK_LOG` nor the file's `log` says: the server logs what
+/// it does; a one-shot command prints its result, and only warnings besides.
+pub fn default_log_filter(command: &Command) -> &'static str {
+    match command {
+        Command::Serve(_) => "info",
+        _ => "warn",
     }
 }
 
-fn verifier_for(public_key: Option<&str>, key_file: &Path) -> anyhow::Result<CheckpointVerifier> {
-    match public_key {
-        Some(k) => CheckpointVerifier::new(&read_public_key(k)?).context("the public key is not a note verifier key"),
-        None => {
-            if !key_file.exists() {
-                bail!("no public key: pass --public-key, or --data-dir of a store with its signing key");
-            }
-            Ok(keys::load(key_file)?.verifier())
+pub async fn run(cli: Cli, config: Config, figment: Figment) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(_) => serve(&config).await,
+        Command::Verify(a) => verify(&config, a).await,
+        Command::Admin(a) => admin(&config, a).await,
+        Command::MigrateStore(a) => migrate_store(&config, a).await,
+        Command::Export(a) => crate::export::run(&config, a).await,
+        Command::Demo(a) => crate::demo::run(&config, a).await,
+        Command::Config(_) => {
+            print!("{}", config.render(&figment));
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-async fn migrate_store(a: crate::cli::MigrateArgs) -> anyhow::Result<ExitCode> {
-    let verifier = verifier_for(a.public_key.as_deref(), &keys::default_path(&a.data_dir))?;
-    let from =
-        store_url::open(&StoreLocation { data_dir: a.data_dir.clone(), database_url: Some(a.from.clone()) }).await?;
-    let to = store_url::open(&StoreLocation { data_dir: a.data_dir.clone(), database_url: Some(a.to.clone()) }).await?;
+/// The key checkpoints are checked with: `public_key` if configured, else the signing key's
+/// (which is read, never generated).
+fn verifier(config: &Config) -> anyhow::Result<CheckpointVerifier> {
+    match &config.public_key {
+        Some(k) => CheckpointVerifier::new(&read_public_key(k)?).context("the public key is not a note verifier key"),
+        None => {
+            let key = config.signing_key();
+            if !key.path().exists() {
+                bail!(
+                    "no public key: pass --public-key, or the --data-dir or --signing-key-file of the store's signing key (looked for {})",
+                    key.path().display()
+                );
+            }
+            Ok(key.load()?.verifier())
+        }
+    }
+}
+
+async fn migrate_store(config: &Config, a: crate::cli::MigrateArgs) -> anyhow::Result<ExitCode> {
+    let verifier = verifier(config)?;
+    let open = |url: &crate::config::DatabaseUrl| {
+        let loc = crate::config::StoreLocation { data_dir: config.data_dir.clone(), database_url: Some(url.clone()) };
+        async move { store_url::open(&loc).await }
+    };
+    let (from, to) = (open(&a.from).await?, open(&a.to).await?);
+    let mut total = 0;
+    for org in from.orgs().await? {
+        total += from.log_head(org.id).await?.size;
+    }
     let started = std::time::Instant::now();
-    let copied = logbook_log::copy::copy_store(from.clone(), to.clone()).await?;
+    let bar = progress::bar(total, "copying");
+    let copied = logbook_log::copy::copy_store_with_progress(from.clone(), to.clone(), &|n| bar.inc(n)).await;
+    bar.finish_and_clear();
+    let copied = copied?;
+    let bar = progress::bar(2 * total, "verifying both");
     let mut ok = true;
     for c in &copied {
         let slug = OrgSlug::parse(&c.org)?;
         let (Some(src), Some(dst)) = (from.org(&slug).await?, to.org(&slug).await?) else {
             bail!("organization {} vanished", c.org)
         };
-        let origin = logbook_log::origin(&a.origin_prefix, &slug);
-        let r1 = audit_org(from.clone(), &src, &origin, &verifier, &[]).await?;
-        let r2 = audit_org(to.clone(), &dst, &origin, &verifier, &[]).await?;
+        let origin = logbook_log::origin(&config.origin_prefix, &slug);
+        let tick = |n| bar.inc(n);
+        let r1 = audit_org_with_progress(from.clone(), &src, &origin, &verifier, &[], &tick).await?;
+        let r2 = audit_org_with_progress(to.clone(), &dst, &origin, &verifier, &[], &tick).await?;
         let same = r1.root == r2.root && r1.size == r2.size && r2.is_intact();
         ok &= same;
         println!(
@@ -75,45 +142,14 @@ async fn migrate_store(a: crate::cli::MigrateArgs) -> anyhow::Result<ExitCode> {
             println!("  copy: {f}");
         }
     }
+    bar.finish_and_clear();
     eprintln!("copied in {:.1} s", started.elapsed().as_secs_f64());
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-pub(crate) fn location(args: &StoreArgs) -> anyhow::Result<(StoreLocation, FileConfig)> {
-    let file = config::load_file(args.config.as_deref())?;
-    Ok((config::store_location(args, &file), file))
-}
-
-async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (loc, file) = location(&a.store)?;
-    let mut settings = Settings::new(loc.data_dir.clone());
-    if let Some(l) = a.listen.or(file.listen) {
-        settings.listen = l;
-    }
-    settings.witness_dir = a.witness_dir.or(file.witness_dir);
-    settings.signing_key_file = a.signing_key_file.or(file.signing_key_file);
-    settings.origin_prefix = a.origin_prefix.or(file.origin_prefix).unwrap_or_else(|| DEFAULT_ORIGIN_PREFIX.into());
-    settings.public_url = a.public_url.or(file.public_url);
-    if let Some(secs) = a.self_check_interval.or(file.self_check_interval) {
-        settings.self_check_interval = std::time::Duration::from_secs(secs);
-    }
-    if let Some(host) = a.smtp_host.or(file.smtp_host) {
-        settings.smtp = Some(logbook_accounts::SmtpConfig {
-            port: a.smtp_port.or(file.smtp_port).unwrap_or(25),
-            from: a.smtp_from.or(file.smtp_from).unwrap_or_else(|| format!("logbook@{host}")),
-            username: a.smtp_username.or(file.smtp_username),
-            password: crate::config::secret_from_env("LOGBOOK_SMTP_PASSWORD")?,
-            host,
-        });
-    }
-    if let Some(n) = a.sign_in_max_failures.or(file.sign_in_max_failures) {
-        settings.sign_in_throttle.max_failures = n;
-    }
-    if let Some(m) = a.sign_in_window_minutes.or(file.sign_in_window_minutes) {
-        anyhow::ensure!((1..=1440).contains(&m), "sign_in_window_minutes must be 1 to 1440, not {m}");
-        settings.sign_in_throttle.window = std::time::Duration::from_secs(m * 60);
-    }
-
+async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+    let settings = config.server_settings();
+    let loc = config.store();
     let shutdown = shutdown_signal()?;
     let store = store_url::open(&loc).await?;
     let app = Application::build(&settings, store, Arc::new(SystemClock), Arc::new(OsRandom)).await?;
@@ -126,7 +162,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("    {link}");
         println!("  or, for scripted set-ups: logbook admin create --email you@example.com --password-stdin");
     }
-    println!("  store: {}", describe(&loc));
+    println!("  store: {}", loc.describe());
     println!("  public key: {}", app.log().signer().verifier_key());
     println!("  record events from a service: create a token with");
     println!("    logbook admin create-token --data-dir {} --name <service>", loc.data_dir.display());
@@ -134,14 +170,6 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     app.run_until(shutdown).await.context("serving")?;
     eprintln!("Logbook stopped cleanly.");
     Ok(ExitCode::SUCCESS)
-}
-
-fn describe(loc: &StoreLocation) -> String {
-    match &loc.database_url {
-        None => format!("{} (embedded SQLite)", loc.data_dir.join(logbook_store_sqlite::FILE_NAME).display()),
-        Some(url) if url.expose().starts_with("postgres") => "PostgreSQL (from --database-url)".into(),
-        Some(_) => "SQLite file (from --database-url)".into(),
-    }
 }
 
 /// Completes at the first SIGINT or SIGTERM. The handlers are installed here, before the
@@ -176,21 +204,10 @@ fn read_public_key(arg: &str) -> anyhow::Result<String> {
     Ok(arg.trim().to_owned())
 }
 
-async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let (loc, file) = location(&a.store)?;
-    let prefix = a.origin_prefix.or(file.origin_prefix).unwrap_or_else(|| DEFAULT_ORIGIN_PREFIX.into());
-    let verifier = match &a.public_key {
-        Some(k) => {
-            CheckpointVerifier::new(&read_public_key(k)?).context("the public key is not a note verifier key")?
-        }
-        None => {
-            let path = file.signing_key_file.clone().unwrap_or_else(|| keys::default_path(&loc.data_dir));
-            if !path.exists() {
-                bail!("no public key: pass --public-key, or --data-dir of a store with its signing key");
-            }
-            keys::load(&path)?.verifier()
-        }
-    };
+async fn verify(config: &Config, a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let loc = config.store();
+    let prefix = &config.origin_prefix;
+    let verifier = verifier(config)?;
     let mut supplied = Vec::new();
     for path in &a.checkpoints {
         let note = std::fs::read_to_string(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
@@ -209,38 +226,26 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
 
     let started = std::time::Instant::now();
+    let mut stored = 0;
+    for org in &orgs {
+        stored += store.log_head(org.id).await?.size;
+    }
+    let bar = progress::bar(stored, "verifying");
     let mut damaged = false;
     let mut total = 0u64;
     for org in &orgs {
-        let origin = logbook_log::origin(&prefix, &org.slug);
-        let report = audit_org(store.clone(), org, &origin, &verifier, &supplied).await?;
+        let origin = logbook_log::origin(prefix, &org.slug);
+        let report = audit_org_with_progress(store.clone(), org, &origin, &verifier, &supplied, &|n| bar.inc(n)).await;
+        let report = report?;
         total += report.size;
-        if report.is_intact() {
-            println!(
-                "{}: intact — {} events, {} checkpoint(s) checked, root {}",
-                org.slug,
-                report.size,
-                report.checkpoints_checked,
-                logbook_log::audit::root_hex(&report)
-            );
-        } else {
-            damaged = true;
-            match report.first_bad_seq() {
-                Some(seq) => println!("{}: DAMAGED — first bad seq {seq}", org.slug),
-                None => println!("{}: DAMAGED", org.slug),
-            }
-            for f in report.findings.iter().take(20) {
-                println!("  {f}");
-            }
-            if report.findings.len() > 20 {
-                println!("  … and {} more", report.findings.len() - 20);
-            }
-        }
+        damaged |= !report.is_intact();
+        // Printed with the bar out of the way, so that the two do not mix on one terminal.
+        bar.suspend(|| print_report(&org.slug, &report));
     }
     // A supplied checkpoint for a log the store does not have: the whole log is gone.
     for s in &supplied {
         if let Ok(v) = verifier.verify(&s.note) {
-            let known = orgs.iter().any(|o| logbook_log::origin(&prefix, &o.slug) == v.origin);
+            let known = orgs.iter().any(|o| logbook_log::origin(prefix, &o.slug) == v.origin);
             if !known && a.org.is_none() {
                 damaged = true;
                 println!(
@@ -250,93 +255,40 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     eprintln!("verified {total} events in {secs:.2} s ({:.0} events/s)", total as f64 / secs.max(1e-9));
     Ok(if damaged { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-async fn export(a: crate::cli::ExportArgs) -> anyhow::Result<ExitCode> {
-    use std::io::Write;
-
-    use logbook_core::{Action, NewEvent, Outcome, Target};
-    use logbook_log::export::{for_each_event, parse_from, parse_to, seq_range, ExportEncoder, ExportFormat};
-
-    let tz = jiff::tz::TimeZone::get(&a.time_zone).with_context(|| format!("unknown time zone {:?}", a.time_zone))?;
-    for code in &a.actions {
-        Action::from_code(code)?;
+fn print_report(slug: &OrgSlug, report: &logbook_integrity::audit::Report) {
+    if report.is_intact() {
+        println!(
+            "{slug}: intact — {} events, {} checkpoint(s) checked, root {}",
+            report.size,
+            report.checkpoints_checked,
+            logbook_log::audit::root_hex(report)
+        );
+        return;
     }
-    let from = a.from.as_deref().map(|s| parse_from(s, &tz)).transpose()?;
-    let to = a.to.as_deref().map(|s| parse_to(s, &tz)).transpose()?;
-    let (loc, file) = location(&a.store)?;
-    let log = one_shot(&loc, &file).await?;
-    let Some(org) = log.existing_org(&OrgSlug::parse(&a.org)?).await? else { bail!("no organization {:?}", a.org) };
-    let store = log.store().clone();
-    let filter = logbook_store::EventFilter {
-        user: a.user.clone(),
-        actions: a.actions.clone(),
-        seqs: seq_range(&*store, &org, from, to).await?,
-        text: None,
-    };
-
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let format = match a.format {
-        crate::cli::ExportFormat::Csv => ExportFormat::Csv,
-        crate::cli::ExportFormat::Ndjson => ExportFormat::Ndjson,
-    };
-    // Streamed a page at a time; the encoder only ever holds what the last rows produced.
-    let mut enc = ExportEncoder::new(format, tz.clone())?;
-    let n = for_each_event(&*store, &org, &filter, |row| {
-        enc.row(row).map_err(std::io::Error::other)?;
-        out.write_all(&enc.take().map_err(std::io::Error::other)?)
-    })
-    .await;
-    out.write_all(&enc.take()?)?;
-    out.flush()?;
-    let n = n?;
-
-    // The export itself is audited, with the filters that made it.
-    let mut fields = std::collections::BTreeMap::new();
-    fields.insert("format".to_string(), format!("{:?}", a.format).to_lowercase());
-    fields.insert("events".to_string(), n.to_string());
-    if let Some(u) = &a.user {
-        fields.insert("filter.user".into(), u.clone());
+    match report.first_bad_seq() {
+        Some(seq) => println!("{slug}: DAMAGED — first bad seq {seq}"),
+        None => println!("{slug}: DAMAGED"),
     }
-    if !a.actions.is_empty() {
-        fields.insert("filter.actions".into(), a.actions.join(","));
+    for f in report.findings.iter().take(20) {
+        println!("  {f}");
     }
-    if let Some(f) = &a.from {
-        fields.insert("filter.from".into(), f.clone());
+    if report.findings.len() > 20 {
+        println!("  … and {} more", report.findings.len() - 20);
     }
-    if let Some(t) = &a.to {
-        fields.insert("filter.to".into(), t.clone());
-    }
-    let event = NewEvent {
-        action: Action::AuditLogExported,
-        actor: cli_actor(),
-        target: Some(Target { kind: "audit_log".into(), id: org.slug.to_string(), display: org.slug.to_string() }),
-        details: format!("Exported {n} events as {}", fields["format"].to_uppercase()),
-        fields,
-        outcome: Outcome::Success,
-        source: Source::default(),
-        recorded_by: "cli".into(),
-    };
-    let recorded = log.append(&org, vec![event], None).await;
-    log.shutdown().await;
-    recorded?;
-    eprintln!("exported {n} events");
-    Ok(ExitCode::SUCCESS)
 }
 
-/// The log service for a one-shot command (signs a checkpoint when done).
-pub(crate) async fn one_shot(loc: &StoreLocation, file: &FileConfig) -> anyhow::Result<Arc<LogService>> {
-    let store = store_url::open(loc).await?;
-    let mut settings = Settings::new(loc.data_dir.clone());
-    settings.signing_key_file = file.signing_key_file.clone();
-    settings.origin_prefix = file.origin_prefix.clone().unwrap_or_else(|| DEFAULT_ORIGIN_PREFIX.into());
-    let signer = keys::load_or_create(&settings, &OsRandom)?;
-    let config = LogConfig { origin_prefix: settings.origin_prefix.clone(), ..LogConfig::default() };
-    Ok(LogService::new(store, Arc::new(SystemClock), Arc::new(OsRandom), Arc::new(signer), config))
+/// The log service for a one-shot command, on the configured store, key and origin; it signs a
+/// checkpoint at shutdown. `clock` is the events' clock (`demo` walks it through the past).
+pub(crate) async fn one_shot(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<LogService>> {
+    let store = store_url::open(&config.store()).await?;
+    let signer = config.signing_key().load_or_create(&OsRandom)?;
+    Ok(LogService::new(store, clock, Arc::new(OsRandom), Arc::new(signer), config.log_config()))
 }
 
 pub(crate) fn cli_actor() -> Actor {
@@ -344,11 +296,10 @@ pub(crate) fn cli_actor() -> Actor {
     Actor { kind: logbook_core::ActorKind::System, id: format!("cli:{user}"), email: None }
 }
 
-async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
+async fn admin(config: &Config, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AdminCommand::CreateToken(a) => {
-            let (loc, file) = location(&a.store)?;
-            let log = one_shot(&loc, &file).await?;
+            let log = one_shot(config, Arc::new(SystemClock)).await?;
             let org = log.org(&OrgSlug::parse(&a.org)?).await?;
             let result = log.create_api_token(&org, &a.name, cli_actor(), Source::default(), "cli").await;
             log.shutdown().await;
@@ -357,8 +308,7 @@ async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             println!("{}", secret.expose());
         }
         AdminCommand::RevokeToken(a) => {
-            let (loc, file) = location(&a.store)?;
-            let log = one_shot(&loc, &file).await?;
+            let log = one_shot(config, Arc::new(SystemClock)).await?;
             let org = log.org(&OrgSlug::parse(&a.org)?).await?;
             let result = log.revoke_api_token(&org, &a.name, cli_actor(), Source::default(), "cli").await;
             log.shutdown().await;
@@ -370,8 +320,7 @@ async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password).context("reading the password from stdin")?;
             let password = password.trim_end_matches(['\n', '\r']);
-            let (loc, file) = location(&a.store)?;
-            let log = one_shot(&loc, &file).await?;
+            let log = one_shot(config, Arc::new(SystemClock)).await?;
             let org = log.org(&OrgSlug::default_org()).await?;
             let accounts = logbook_accounts::Accounts::new(
                 log.clone(),
@@ -385,8 +334,7 @@ async fn admin(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             println!("Created {} ({}). Sign in to the console with this email and password.", user.email, user.role);
         }
         AdminCommand::ListTokens(a) => {
-            let (loc, _) = location(&a.store)?;
-            let store = store_url::open(&loc).await?;
+            let store = store_url::open(&config.store()).await?;
             let Some(org) = store.org(&OrgSlug::parse(&a.org)?).await? else { bail!("no organization {:?}", a.org) };
             for t in store.api_tokens(org.id).await? {
                 let state = match t.revoked {

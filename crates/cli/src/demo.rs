@@ -6,17 +6,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use logbook_core::{
-    Action, Actor, ActorKind, Clock, ManualClock, NewEvent, OrgSlug, OsRandom, Outcome, Source, SystemClock, Target,
-    Timestamp,
+    Action, Actor, ActorKind, Clock, ManualClock, NewEvent, OrgSlug, Outcome, Source, SystemClock, Target, Timestamp,
 };
-use logbook_log::{LogConfig, LogService};
-use logbook_server::{keys, Settings};
+use logbook_log::LogService;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::cli::DemoArgs;
-use crate::commands::location;
-use crate::store_url;
+use crate::commands::one_shot;
+use crate::config::Config;
 
 const ROLES: [&str; 3] = ["Admin", "Analyst", "Auditor"];
 const FIRST: [&str; 16] = [
@@ -35,6 +33,7 @@ fn target(kind: &str, id: impl Into<String>, display: impl Into<String>) -> Targ
 }
 
 /// A deterministic stream of plausible platform events.
+#[derive(Debug)]
 pub struct Scenario {
     rng: StdRng,
     users: Vec<(String, String, usize)>, // (id, email, role)
@@ -236,7 +235,8 @@ impl Scenario {
 }
 
 /// Appends `events` scenario events through the real append path, their times walking evenly
-/// from `days` ago to now on `clock` (the log service's clock).
+/// from `days` ago to now on `clock` (the log service's clock). `progress` is told how many
+/// events each append added.
 pub async fn fill(
     log: &LogService,
     org: &logbook_store::Org,
@@ -244,6 +244,7 @@ pub async fn fill(
     events: u64,
     days: u64,
     seed: u64,
+    progress: &dyn Fn(u64),
 ) -> anyhow::Result<u64> {
     let now = SystemClock.now().as_micros();
     let span = (days as i64) * 86_400_000_000;
@@ -256,30 +257,24 @@ pub async fn fill(
         clock.set(Timestamp::from_micros(now - span + (span as f64 * done as f64 / events as f64) as i64));
         log.append(org, (0..k).map(|_| scenario.next_event()).collect(), None).await?;
         done += k;
-        if done % 1_000_000 < k {
-            eprintln!("{done} events…");
-        }
+        progress(k);
     }
     Ok(done)
 }
 
-pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
-    let (loc, file) = location(&a.store)?;
-    let store = store_url::open(&loc).await?;
-    let mut settings = Settings::new(loc.data_dir.clone());
-    settings.signing_key_file = file.signing_key_file.clone();
-    settings.origin_prefix = file.origin_prefix.clone().unwrap_or_else(|| crate::config::DEFAULT_ORIGIN_PREFIX.into());
-    let signer = keys::load_or_create(&settings, &OsRandom)?;
+pub(crate) async fn run(config: &Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
     let now = SystemClock.now().as_micros();
     let span = (a.days as i64) * 86_400_000_000;
     let clock = Arc::new(ManualClock::new(Timestamp::from_micros(now - span)));
-    let config = LogConfig { origin_prefix: settings.origin_prefix.clone(), ..LogConfig::default() };
-    let log = LogService::new(store, clock.clone(), Arc::new(OsRandom), Arc::new(signer), config);
+    let log = one_shot(config, clock.clone()).await?;
     let org = log.org(&OrgSlug::parse(&a.org)?).await?;
     let started = std::time::Instant::now();
-    let done = fill(&log, &org, &clock, a.events, a.days, a.seed).await?;
+    let bar = crate::progress::bar(a.events, "demo events");
+    let done = fill(&log, &org, &clock, a.events, a.days, a.seed, &|n| bar.inc(n)).await;
+    bar.finish_and_clear();
     clock.set(Timestamp::from_micros(SystemClock.now().as_micros()));
     log.shutdown().await;
+    let done = done?;
     eprintln!("added {done} demo events to {} in {:.1} s", org.slug, started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@
 //! - [`proof`]: inclusion and consistency proofs, produced from stored tiles and checked with
 //!   nothing but hashes.
 //! - [`checkpoint`]: C2SP tlog-checkpoint in a C2SP signed note, Ed25519.
+//! - [`keys`]: the signing key's file, read or generated at first use.
 //! - [`audit`]: recomputes a whole log from its stored events and compares every stored tile
 //!   and checkpoint, naming the first bad `seq`.
 //!
@@ -14,6 +15,7 @@
 
 pub mod audit;
 pub mod checkpoint;
+pub mod keys;
 pub mod proof;
 pub mod tree;
 

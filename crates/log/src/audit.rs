@@ -43,6 +43,18 @@ pub async fn audit_org(
     verifier: &CheckpointVerifier,
     supplied: &[SuppliedCheckpoint],
 ) -> Result<Report, StoreError> {
+    audit_org_with_progress(store, org, origin, verifier, supplied, &|_| {}).await
+}
+
+/// [`audit_org`], telling `progress` how many events each page audited (for a progress bar).
+pub async fn audit_org_with_progress(
+    store: Arc<dyn Store>,
+    org: &Org,
+    origin: &str,
+    verifier: &CheckpointVerifier,
+    supplied: &[SuppliedCheckpoint],
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<Report, StoreError> {
     let mut claims = Vec::new();
     let mut early: Vec<Finding> = Vec::new();
     for cp in store.checkpoints(org.id).await? {
@@ -96,6 +108,7 @@ pub async fn audit_org(
         }
         feed(&mut auditor, &rows);
         compare_completed(&*store, org, &mut auditor).await?;
+        progress(rows.len() as u64);
     }
     compare_completed(&*store, org, &mut auditor).await?;
 

@@ -33,6 +33,15 @@ pub struct Copied {
 }
 
 pub async fn copy_store(from: Arc<dyn Store>, to: Arc<dyn Store>) -> Result<Vec<Copied>, CopyError> {
+    copy_store_with_progress(from, to, &|_| {}).await
+}
+
+/// [`copy_store`], telling `progress` how many events each commit copied (for a progress bar).
+pub async fn copy_store_with_progress(
+    from: Arc<dyn Store>,
+    to: Arc<dyn Store>,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<Vec<Copied>, CopyError> {
     let mut out = Vec::new();
     for org in from.orgs().await? {
         let dest = to.ensure_org(&org.slug, org.created).await?;
@@ -56,6 +65,7 @@ pub async fn copy_store(from: Arc<dyn Store>, to: Arc<dyn Store>) -> Result<Vec<
             to.commit(dest.id, CommitBatch { base_size: base, events, tiles, mutations: Vec::new(), now })
                 .await
                 .map_err(|e| CopyError::Commit(e.to_string()))?;
+            progress(next - base);
         }
         let checkpoints = from.checkpoints(org.id).await?;
         for cp in &checkpoints {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use jiff::tz::TimeZone;
-use logbook_core::{leaf, Outcome, Timestamp};
+use logbook_core::{leaf, Action, Actor, NewEvent, Outcome, Source, Target, Timestamp};
 use logbook_store::{EventFilter, EventRow, Org, Store, StoreError};
 use serde::Serialize;
 
@@ -153,6 +153,89 @@ impl ExportFormat {
         match self {
             ExportFormat::Csv => "csv",
             ExportFormat::Ndjson => "ndjson",
+        }
+    }
+}
+
+/// The `audit_log.exported` event an export records, built in one place so that an export
+/// through the API and one through `logbook export` are on record with the same fields:
+/// `format`, `time_zone`, and each filter given (`filter.q`, `filter.user`, `filter.actions`,
+/// `filter.from`, `filter.to`, as the exporter wrote them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRecord {
+    pub format: ExportFormat,
+    /// The IANA name of the zone the export's day bounds and local times are in.
+    pub time_zone: String,
+    /// The text search.
+    pub search: Option<String>,
+    pub user: Option<String>,
+    pub actions: Vec<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl ExportRecord {
+    pub fn fields(&self) -> BTreeMap<String, String> {
+        let mut fields = BTreeMap::new();
+        fields.insert("format".to_owned(), self.format.name().to_owned());
+        fields.insert("time_zone".to_owned(), self.time_zone.clone());
+        // Cut to the event's limits, so that an over-long filter cannot fail its own record.
+        for (key, value) in self.filters() {
+            fields.insert(format!("filter.{key}"), value.chars().take(logbook_core::LIMITS.field_value).collect());
+        }
+        fields
+    }
+
+    /// The filters given, by name, in the order the details name them.
+    fn filters(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(q) = &self.search {
+            out.push(("q", q.clone()));
+        }
+        if let Some(u) = &self.user {
+            out.push(("user", u.clone()));
+        }
+        if !self.actions.is_empty() {
+            out.push(("actions", self.actions.join(",")));
+        }
+        if let Some(f) = &self.from {
+            out.push(("from", f.clone()));
+        }
+        if let Some(t) = &self.to {
+            out.push(("to", t.clone()));
+        }
+        out
+    }
+
+    pub fn details(&self) -> String {
+        let described: Vec<String> = self
+            .filters()
+            .into_iter()
+            .map(|(key, value)| match key {
+                "q" => format!("search {value:?}"),
+                "actions" => format!("actions {}", value.replace(',', ", ")),
+                _ => format!("{key} {value}"),
+            })
+            .collect();
+        let details = format!(
+            "Exported the audit log as {} ({})",
+            self.format.name().to_uppercase(),
+            if described.is_empty() { "no filters".to_owned() } else { described.join("; ") }
+        );
+        details.chars().take(logbook_core::LIMITS.details).collect()
+    }
+
+    /// The event, recorded by whoever exports (`recorded_by`: the API's or the CLI's name).
+    pub fn event(&self, org: &Org, actor: Actor, source: Source, recorded_by: impl Into<String>) -> NewEvent {
+        NewEvent {
+            action: Action::AuditLogExported,
+            actor,
+            target: Some(Target { kind: "audit_log".into(), id: org.slug.to_string(), display: org.slug.to_string() }),
+            details: self.details(),
+            fields: self.fields(),
+            outcome: Outcome::Success,
+            source,
+            recorded_by: recorded_by.into(),
         }
     }
 }
@@ -308,6 +391,57 @@ pub enum ExportError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_export_record_names_the_format_zone_and_every_filter_given() {
+        let none = ExportRecord {
+            format: ExportFormat::Csv,
+            time_zone: "UTC".into(),
+            search: None,
+            user: None,
+            actions: vec![],
+            from: None,
+            to: None,
+        };
+        assert_eq!(none.details(), "Exported the audit log as CSV (no filters)");
+        assert_eq!(none.fields().keys().collect::<Vec<_>>(), ["format", "time_zone"]);
+        let all = ExportRecord {
+            format: ExportFormat::Ndjson,
+            time_zone: "Europe/Berlin".into(),
+            search: Some("vip".into()),
+            user: Some("ada@acme.example".into()),
+            actions: vec!["login.failed".into(), "logout".into()],
+            from: Some("2026-01-01".into()),
+            to: Some("2026-01-31".into()),
+        };
+        let fields = all.fields();
+        assert_eq!(fields["format"], "ndjson");
+        assert_eq!(fields["time_zone"], "Europe/Berlin");
+        assert_eq!(fields["filter.q"], "vip");
+        assert_eq!(fields["filter.user"], "ada@acme.example");
+        assert_eq!(fields["filter.actions"], "login.failed,logout");
+        assert_eq!(fields["filter.from"], "2026-01-01");
+        assert_eq!(fields["filter.to"], "2026-01-31");
+        assert_eq!(
+            all.details(),
+            "Exported the audit log as NDJSON (search \"vip\"; user ada@acme.example; actions login.failed, logout; from 2026-01-01; to 2026-01-31)"
+        );
+        let long = ExportRecord { search: Some("x".repeat(10_000)), ..all };
+        assert_eq!(long.details().chars().count(), logbook_core::LIMITS.details);
+        assert_eq!(long.fields()["filter.q"].chars().count(), logbook_core::LIMITS.field_value);
+        let e = long.event(
+            &Org {
+                id: logbook_core::OrgId(1),
+                slug: logbook_core::OrgSlug::default_org(),
+                created: Timestamp::from_micros(0),
+            },
+            Actor { kind: logbook_core::ActorKind::System, id: "cli:test".into(), email: None },
+            Source::default(),
+            "cli",
+        );
+        assert_eq!(e.action, Action::AuditLogExported);
+        e.validate().unwrap();
+    }
 
     #[test]
     fn formula_prefixes_are_neutralized() {

@@ -87,6 +87,11 @@ impl Settings {
             self_check_interval: Duration::from_secs(300),
         }
     }
+
+    /// Where the checkpoint signing key is: the configured file, or the data directory's.
+    pub fn signing_key(&self) -> keys::SigningKeyFile {
+        keys::SigningKeyFile::resolve(self.signing_key_file.as_deref(), &self.data_dir, &self.origin_prefix)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -4,15 +4,13 @@
 //! The handlers only authenticate and say who is asking; everything else is in functions that
 //! take the organization, so the extractor can change without touching them.
 
-use std::collections::BTreeMap;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use jiff::tz::TimeZone;
-use logbook_core::{Action, Actor, NewEvent, Outcome, Source, Target, Timestamp};
+use logbook_core::{Action, Actor, Source, Timestamp};
 use logbook_log::export::{parse_from, parse_to, seq_range, EventView, ExportEncoder, ExportFormat};
 use logbook_store::{EventFilter, Org};
 use serde::{Deserialize, Serialize};
@@ -339,45 +337,16 @@ async fn export_events(
     filter.seqs.end = filter.seqs.end.min(head);
     filter.seqs.start = filter.seqs.start.min(filter.seqs.end);
 
-    let mut fields = BTreeMap::new();
-    fields.insert("format".to_owned(), format.name().to_owned());
-    fields.insert("time_zone".to_owned(), zone_name(&tz));
-    let mut described = Vec::new();
-    if let Some(q) = &params.q {
-        fields.insert("filter.q".into(), q.clone());
-        described.push(format!("search {q:?}"));
+    let event = logbook_log::export::ExportRecord {
+        format,
+        time_zone: zone_name(&tz),
+        search: params.q.clone(),
+        user: params.user.clone(),
+        actions: params.actions.clone(),
+        from: params.from.as_ref().map(|(s, _)| s.clone()),
+        to: params.to.as_ref().map(|(s, _)| s.clone()),
     }
-    if let Some(u) = &params.user {
-        fields.insert("filter.user".into(), u.clone());
-        described.push(format!("user {u}"));
-    }
-    if !params.actions.is_empty() {
-        fields.insert("filter.actions".into(), params.actions.join(","));
-        described.push(format!("actions {}", params.actions.join(", ")));
-    }
-    if let Some((s, _)) = &params.from {
-        fields.insert("filter.from".into(), s.clone());
-        described.push(format!("from {s}"));
-    }
-    if let Some((s, _)) = &params.to {
-        fields.insert("filter.to".into(), s.clone());
-        described.push(format!("to {s}"));
-    }
-    let details = format!(
-        "Exported the audit log as {} ({})",
-        format.name().to_uppercase(),
-        if described.is_empty() { "no filters".to_owned() } else { described.join("; ") }
-    );
-    let event = NewEvent {
-        action: Action::AuditLogExported,
-        actor: who.actor,
-        target: Some(Target { kind: "audit_log".into(), id: org.slug.to_string(), display: org.slug.to_string() }),
-        details: details.chars().take(logbook_core::LIMITS.details).collect(),
-        fields,
-        outcome: Outcome::Success,
-        source: who.source,
-        recorded_by: who.recorded_by,
-    };
+    .event(org, who.actor, who.source, who.recorded_by);
     // Recorded before any byte leaves: an export cut short is still on record.
     state.log.append(org, vec![event], None).await?;
 

@@ -1,4 +1,4 @@
-//! Part of `logbook bench --postgres`: single-event appends from many concurrent clients over
+//! Part of `logbook-bench append --postgres`: single-event appends from many concurrent clients over
 //! HTTP, through two real `logbook serve` processes sharing one PostgreSQL database, next to
 //! the same clients committing the same rows one transaction each straight into PostgreSQL.
 
@@ -34,15 +34,28 @@ impl Drop for Server {
     }
 }
 
-fn logbook() -> anyhow::Result<Command> {
-    let mut c = Command::new(std::env::current_exe().context("finding the logbook binary")?);
+/// The `logbook` binary: `--logbook-bin`, or the one beside this binary (both are built into
+/// the same target directory).
+fn logbook(a: &BenchArgs) -> anyhow::Result<Command> {
+    let path = match &a.logbook_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .context("finding this binary")?
+            .with_file_name(format!("logbook{}", std::env::consts::EXE_SUFFIX)),
+    };
+    anyhow::ensure!(
+        path.is_file(),
+        "no logbook binary at {} (build it with `cargo build --release -p logbook`, or pass --logbook-bin)",
+        path.display()
+    );
+    let mut c = Command::new(path);
     c.env("LOGBOOK_LOG", "warn").env_remove("LOGBOOK_DATABASE_URL").env_remove("LOGBOOK_DATA_DIR");
     Ok(c)
 }
 
 /// Starts `logbook serve` on a free port and waits for its "listening" line.
-fn serve(url: &str, data_dir: &std::path::Path) -> anyhow::Result<Server> {
-    let mut child = logbook()?
+fn serve(a: &BenchArgs, url: &str, data_dir: &std::path::Path) -> anyhow::Result<Server> {
+    let mut child = logbook(a)?
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url, "--data-dir"])
         .arg(data_dir)
         .stdout(Stdio::piped())
@@ -117,11 +130,17 @@ async fn raw_single_commits(admin: &str, rows: &[RawRow], clients: u64, per: u64
 /// `clients` HTTP clients appending `per` single events each through `processes` fresh
 /// `logbook serve` processes on a fresh database; checks the one log they made (gapless, of the
 /// right size, accepted by `logbook verify`) and returns the time the appends took.
-async fn http_appends(admin: &str, processes: usize, clients: u64, per: u64) -> anyhow::Result<Duration> {
+async fn http_appends(
+    a: &BenchArgs,
+    admin: &str,
+    processes: usize,
+    clients: u64,
+    per: u64,
+) -> anyhow::Result<Duration> {
     let n = clients * per;
     let url = fresh_pg_database(admin, &format!("http{processes}")).await?;
     let keys = tempfile::tempdir()?;
-    let token = logbook()?
+    let token = logbook(a)?
         .args(["admin", "create-token", "--database-url", &url, "--name", "bench", "--data-dir"])
         .arg(keys.path())
         .output()?;
@@ -132,7 +151,7 @@ async fn http_appends(admin: &str, processes: usize, clients: u64, per: u64) -> 
     // Creating the token is itself recorded.
     let before = store.log_head(org.id).await?.size;
     drop(store);
-    let servers = (0..processes).map(|_| serve(&url, keys.path())).collect::<anyhow::Result<Vec<_>>>()?;
+    let servers = (0..processes).map(|_| serve(a, &url, keys.path())).collect::<anyhow::Result<Vec<_>>>()?;
     let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
 
     let http = reqwest::Client::builder().pool_max_idle_per_host(clients as usize).build()?;
@@ -161,7 +180,7 @@ async fn http_appends(admin: &str, processes: usize, clients: u64, per: u64) -> 
     let size = store.log_head(org.id).await?.size;
     drop(store);
     anyhow::ensure!(size == before + n, "expected {before} + {n} events, the log has {size}");
-    let verify = logbook()?.args(["verify", "--database-url", &url, "--data-dir"]).arg(keys.path()).output()?;
+    let verify = logbook(a)?.args(["verify", "--database-url", &url, "--data-dir"]).arg(keys.path()).output()?;
     anyhow::ensure!(verify.status.success(), "verify: {}", String::from_utf8_lossy(&verify.stdout));
     drop_pg_database(admin, &url).await;
     Ok(took)
@@ -173,8 +192,8 @@ pub async fn two_processes(a: &BenchArgs, admin: &str, rows: &[RawRow]) -> anyho
     println!("## `logbook serve` processes on one PostgreSQL database, {clients} HTTP clients appending single events");
     println!();
     let raw = raw_single_commits(admin, rows, clients, per).await?;
-    let one = http_appends(admin, 1, clients, per).await?;
-    let two = http_appends(admin, 2, clients, per).await?;
+    let one = http_appends(a, admin, 1, clients, per).await?;
+    let two = http_appends(a, admin, 2, clients, per).await?;
     println!("| measurement | events/s | vs. raw |");
     println!("|---|---:|---:|");
     println!(

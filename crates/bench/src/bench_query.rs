@@ -1,4 +1,4 @@
-//! `logbook bench-query`: the audit log's reads on a store filled by the demo scenario through
+//! `logbook-bench query`: the audit log's reads on a store filled by the demo scenario through
 //! the real append path: first pages of each filter kind, a deep page against the first, the
 //! free-text backfill, export speed and memory, and the HTTP API against the same query made
 //! directly on the store, in one run.
@@ -75,10 +75,10 @@ pub async fn run(a: BenchQueryArgs) -> anyhow::Result<ExitCode> {
         }
         None => (Arc::new(logbook_store_sqlite::SqliteStore::open(work.path()).await?), "SQLite", None),
     };
-    println!("# logbook bench-query ({backend})");
+    println!("# logbook-bench query ({backend})");
     println!();
     println!(
-        "command: `logbook bench-query --events {} --runs {}{}`",
+        "command: `logbook-bench query --events {} --runs {}{}`",
         a.events,
         a.runs,
         if a.postgres.is_some() { " --postgres …" } else { "" }
@@ -89,12 +89,12 @@ pub async fn run(a: BenchQueryArgs) -> anyhow::Result<ExitCode> {
     // Fill exactly as `logbook demo --events N` does (180 days, seed 1).
     let mut settings = Settings::new(work.path().to_owned());
     settings.listen = "127.0.0.1:0".parse()?;
-    let signer = logbook_server::keys::load_or_create(&settings, &OsRandom)?;
+    let signer = settings.signing_key().load_or_create(&OsRandom)?;
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
     let log = LogService::new(store.clone(), clock.clone(), Arc::new(OsRandom), Arc::new(signer), LogConfig::default());
     let org = log.org(&OrgSlug::default_org()).await?;
     let started = Instant::now();
-    crate::demo::fill(&log, &org, &clock, a.events, 180, 1).await?;
+    logbook::demo::fill(&log, &org, &clock, a.events, 180, 1, &|_| {}).await?;
     let fill = started.elapsed();
     clock.set(SystemClock.now());
     log.shutdown().await;

@@ -1,4 +1,4 @@
-//! `logbook bench`: append, verify and proof speed, each next to the raw engine measured in the
+//! `logbook-bench append`: append, verify and proof speed, each next to the raw engine measured in the
 //! same run on the same disk, so that ratios hold on a noisy machine.
 
 use std::path::{Path, PathBuf};
@@ -46,6 +46,9 @@ pub struct BenchArgs {
     /// created (e.g. postgres://postgres@127.0.0.1:5432/postgres).
     #[arg(long)]
     pub postgres: Option<String>,
+    /// The `logbook` binary the process benchmarks start. [default: the one beside this binary]
+    #[arg(long, value_name = "PATH")]
+    pub logbook_bin: Option<PathBuf>,
     /// Skip the raw-engine baselines (for profiling Logbook's own path only).
     #[arg(long, hide = true)]
     pub skip_raw: bool,
@@ -196,10 +199,10 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let work =
         tempfile::Builder::new().prefix("logbook-bench-").tempdir_in(&parent).context("making the bench directory")?;
     let dir = work.path();
-    println!("# logbook bench");
+    println!("# logbook-bench append");
     println!();
     println!(
-        "command: `logbook bench --events {} --batch {} --rounds {} --appenders {} --per-appender {} --proof-log {}{}`",
+        "command: `logbook-bench append --events {} --batch {} --rounds {} --appenders {} --per-appender {} --proof-log {}{}`",
         a.events,
         a.batch,
         a.rounds,

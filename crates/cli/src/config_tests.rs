@@ -1,0 +1,154 @@
+//! The layering order, with the environment isolated by `figment::Jail` (which also serializes
+//! the tests that change it).
+
+#![allow(clippy::unwrap_used)]
+// `Jail` closures return figment's own (large) error type; that is its API, not our choice.
+#![allow(clippy::result_large_err)]
+
+use figment::Jail;
+
+use super::*;
+
+fn load(file: Option<&str>, flags: &Flags) -> Result<(Config, Figment), String> {
+    Config::load(file.map(Path::new), flags).map_err(|e| format!("{e:#}"))
+}
+
+#[test]
+fn defaults_are_the_crates_own() {
+    Jail::expect_with(|_| {
+        let (c, f) = load(None, &Flags::default())?;
+        let server = logbook_server::Settings::new("x".into());
+        assert_eq!(c.data_dir, PathBuf::from("logbook-data"));
+        assert_eq!(c.listen, server.listen);
+        assert_eq!(c.origin_prefix, server.origin_prefix);
+        assert_eq!(c.self_check_interval, server.self_check_interval.as_secs());
+        assert_eq!((c.sign_in_max_failures, c.sign_in_window_minutes), (30, 15));
+        assert_eq!(c.smtp_port, 25);
+        assert_eq!(source_of(&f, "data_dir"), "default");
+        assert_eq!(c.signing_key().path(), Path::new("logbook-data/checkpoint-signing.key"));
+        Ok(())
+    });
+}
+
+#[test]
+fn file_then_env_then_flags() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "logbook.toml",
+            r#"
+            data_dir = "from-file"
+            origin_prefix = "file.example"
+            listen = "127.0.0.1:1111"
+            smtp_port = 2525
+            signing_key_file = "file.key"
+            "#,
+        )?;
+        jail.set_env("LOGBOOK_ORIGIN_PREFIX", "env.example");
+        jail.set_env("LOGBOOK_LISTEN", "127.0.0.1:2222");
+        jail.set_env("LOGBOOK_SMTP_PORT", "587");
+        let flags = Flags { listen: Some("127.0.0.1:3333".parse().unwrap()), ..Flags::default() };
+        let (c, f) = load(Some("logbook.toml"), &flags)?;
+        assert_eq!(c.data_dir, PathBuf::from("from-file"));
+        assert_eq!(c.origin_prefix, "env.example");
+        assert_eq!(c.listen.port(), 3333);
+        assert_eq!(c.smtp_port, 587, "numbers from the environment are converted");
+        assert_eq!(source_of(&f, "data_dir"), "file logbook.toml");
+        assert_eq!(source_of(&f, "origin_prefix"), "environment variable LOGBOOK_ORIGIN_PREFIX");
+        assert_eq!(source_of(&f, "listen"), "flag --listen");
+        assert_eq!(source_of(&f, "self_check_interval"), "default");
+        // Derived settings follow the same values.
+        let s = c.server_settings();
+        assert_eq!((s.listen.port(), s.origin_prefix.as_str()), (3333, "env.example"));
+        assert_eq!(s.signing_key_file, Some(PathBuf::from("file.key")));
+        assert_eq!(c.log_config().origin_prefix, "env.example");
+        assert_eq!(c.signing_key().path(), Path::new("file.key"));
+        Ok(())
+    });
+}
+
+#[test]
+fn secrets_come_from_the_environment_or_files_and_the_variable_wins() {
+    Jail::expect_with(|jail| {
+        jail.create_file("smtp.secret", "0123456789\n")?;
+        jail.create_file("db.secret", "postgres://app:s3cret@db/logbook\n")?;
+        jail.set_env("LOGBOOK_SMTP_PASSWORD_FILE", "smtp.secret");
+        jail.set_env("LOGBOOK_DATABASE_URL_FILE", "db.secret");
+        let (c, f) = load(None, &Flags::default())?;
+        assert_eq!(c.smtp_password, Some(Secret("0123456789".into())), "a password of digits stays a string");
+        assert_eq!(c.database_url.as_ref().map(DatabaseUrl::expose), Some("postgres://app:s3cret@db/logbook"));
+        assert_eq!(source_of(&f, "smtp_password"), "environment variable LOGBOOK_SMTP_PASSWORD_FILE");
+        jail.set_env("LOGBOOK_SMTP_PASSWORD", "direct");
+        let (c, f) = load(None, &Flags::default())?;
+        assert_eq!(c.smtp_password, Some(Secret("direct".into())));
+        assert_eq!(source_of(&f, "smtp_password"), "environment variable LOGBOOK_SMTP_PASSWORD");
+        Ok(())
+    });
+}
+
+#[test]
+fn the_rendered_configuration_never_shows_a_secret() {
+    Jail::expect_with(|jail| {
+        jail.set_env("LOGBOOK_DATABASE_URL", "postgres://app:s3cret@db:5432/logbook?password=s3cret2");
+        jail.set_env("LOGBOOK_SMTP_PASSWORD", "hunter2");
+        jail.set_env("LOGBOOK_SMTP_HOST", "mail.example");
+        let (c, f) = load(None, &Flags::default())?;
+        let shown = c.render(&f);
+        for secret in ["s3cret", "hunter2"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("database_url = \"postgres://app:<redacted>@db:5432/logbook?password=<redacted>\""),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("smtp_password = \"<redacted>\"  # environment variable LOGBOOK_SMTP_PASSWORD"),
+            "{shown}"
+        );
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        // What `logbook config` prints is a configuration file that loads to the same values
+        // (secrets aside).
+        jail.create_file("again.toml", &shown.replace("<redacted>", "x"))?;
+        jail.clear_env();
+        let (again, _) = load(Some("again.toml"), &Flags::default())?;
+        assert_eq!(again.smtp_host, c.smtp_host);
+        assert_eq!(again.listen, c.listen);
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_errors_that_name_their_source() {
+    Jail::expect_with(|jail| {
+        jail.create_file("typo.toml", "data_dri = \"x\"\n")?;
+        let e = load(Some("typo.toml"), &Flags::default()).unwrap_err();
+        assert!(e.contains("data_dri") && e.contains("typo.toml"), "{e}");
+        let e = load(Some("missing.toml"), &Flags::default()).unwrap_err();
+        assert!(e.contains("missing.toml"), "{e}");
+        jail.set_env("LOGBOOK_SMTP_PORT", "not a port");
+        let e = load(None, &Flags::default()).unwrap_err();
+        assert!(e.contains("smtp_port") && e.contains("LOGBOOK_SMTP_PORT"), "{e}");
+        jail.set_env("LOGBOOK_SMTP_PORT", "25");
+        jail.set_env("LOGBOOK_SIGN_IN_WINDOW_MINUTES", "0");
+        let e = load(None, &Flags::default()).unwrap_err();
+        assert!(e.contains("1 to 1440"), "{e}");
+        // Variables that are not settings (tests', migrate-store's) are no error.
+        jail.set_env("LOGBOOK_SIGN_IN_WINDOW_MINUTES", "15");
+        jail.set_env("LOGBOOK_MIGRATE_FROM", "sqlite://x");
+        jail.set_env("LOGBOOK_TEST_POSTGRES_URL", "postgres://x");
+        load(None, &Flags::default())?;
+        Ok(())
+    });
+}
+
+#[test]
+fn database_urls_never_show_their_password_in_debug() {
+    let url: DatabaseUrl = "postgres://app:s3cret@db:5432/logbook".parse().unwrap();
+    let loc = StoreLocation { data_dir: "d".into(), database_url: Some(url.clone()) };
+    let shown = format!("{loc:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("postgres://<redacted>"), "{shown}");
+    assert_eq!(url.redacted(), "postgres://app:<redacted>@db:5432/logbook");
+    let plain: DatabaseUrl = "postgres://app@db/logbook".parse().unwrap();
+    assert_eq!(plain.redacted(), "postgres://app@db/logbook");
+}
