@@ -40,7 +40,7 @@ pub enum SignIn {
     },
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InvitationCreated {
     pub invitation: InvitationView,
     /// Shown to the inviting admin whether or not it was mailed.
@@ -48,7 +48,7 @@ pub struct InvitationCreated {
     pub mailed: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TotpEnrolment {
     /// Base32; the confirmation sends it back with a code.
     pub secret: String,
@@ -57,7 +57,7 @@ pub struct TotpEnrolment {
     pub qr_svg: String,
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ImportRowError {
     /// 1-based line in the file (the header is line 1).
     pub line: u64,
@@ -65,7 +65,7 @@ pub struct ImportRowError {
     pub error: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub added: u64,
     pub errors: Vec<ImportRowError>,
