@@ -103,6 +103,16 @@ const MAX_DRAIN: u64 = 16 * 1024 * 1024;
 /// large bodies — ingestion and the imports — read theirs in the handler, after authentication,
 /// through the same function (or, for the console's import form, `PageForm`, under the same
 /// timeout), so that an unauthenticated client cannot make the server hold megabytes.
+///
+/// Why not tower-http's layers (the `limit` and `timeout` features are enabled):
+/// `RequestBodyLimitLayer` answers a declared-too-large body without reading any of it, so a
+/// client that sends its body without waiting for `100 Continue` gets a reset connection
+/// instead of the 413 (hostile.rs: "A client that sends the body without waiting still reads
+/// the 413"); its refusal is plain text, where the console answers a page. And
+/// `RequestBodyTimeoutLayer` bounds the wait for each frame, not the whole body: a client
+/// trickling one byte a second would never be cut off (hostile.rs: "slow_clients_are_cut_off").
+/// Both tested behaviours need the hand-made part; only its pieces are ours (hyper reads the
+/// body, tokio times it).
 async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let limit = body_limit(path);
