@@ -8,8 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use logbook_core::SeededRandom;
-use logbook_core::SystemClock;
+use logbook_core::{Role, SeededRandom, SystemClock};
 use logbook_server::{Application, Settings};
 use logbook_store::Store;
 use logbook_store_sqlite::SqliteStore;
@@ -22,6 +21,8 @@ const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 struct Server {
     base: String,
     client: reqwest::Client,
+    /// An admin's session: `Cookie` and `X-CSRF-Token`.
+    admin: (String, String),
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
@@ -37,11 +38,23 @@ impl Server {
         let app =
             Application::build(&settings, store, Arc::new(SystemClock), Arc::new(SeededRandom::new(7))).await.unwrap();
         let base = format!("http://{}", app.local_addr());
+        let password = "correct horse battery staple";
+        app.accounts().create_user_as_operator("admin@example.com", Role::Admin, password).await.unwrap();
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        Self { base, client: reqwest::Client::new(), stop, server, _dir: dir }
+        let client = reqwest::Client::new();
+        let resp = client
+            .post(format!("{base}/api/v1/session"))
+            .json(&serde_json::json!({"email": "admin@example.com", "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let cookie = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let csrf = resp.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_owned();
+        Self { base, client, admin: (cookie, csrf), stop, server, _dir: dir }
     }
 
     async fn stop(self) {
@@ -140,6 +153,47 @@ async fn every_served_api_route_is_documented_and_every_documented_one_served() 
     server.stop().await;
     assert!(undocumented.is_empty(), "served but not in the OpenAPI document: {undocumented:?}");
     assert!(unserved.is_empty(), "documented but not served: {unserved:?}");
+}
+
+/// Every operation that reads a JSON body documents it: sent as an admin with a body that is
+/// not JSON, an operation whose answer says so (`bad_json`, `malformed_json`) must have a JSON
+/// `requestBody` in the document. (Signing out is left out: it would end the session.)
+#[tokio::test]
+async fn every_operation_that_reads_json_documents_its_request_body() {
+    let doc: Value = serde_json::from_str(&logbook_server::openapi::document()).unwrap();
+    let server = Server::start().await;
+    let (cookie, csrf) = server.admin.clone();
+    let mut missing = Vec::new();
+    let mut reads_json = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if method == "get" || (method == "delete" && path == "/api/v1/session") {
+                continue;
+            }
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let resp = server
+                .client
+                .request(m, format!("{}{}", server.base, concrete(path)))
+                .header("cookie", &cookie)
+                .header("x-csrf-token", &csrf)
+                .header("content-type", "application/json")
+                .body("{not json")
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            if status == 400 && matches!(body["error"]["code"].as_str(), Some("bad_json" | "malformed_json")) {
+                reads_json += 1;
+                if !op["requestBody"]["content"]["application/json"]["schema"].is_object() {
+                    missing.push(format!("{} {path}", method.to_uppercase()));
+                }
+            }
+        }
+    }
+    server.stop().await;
+    assert!(reads_json >= 10, "only {reads_json} operations read JSON");
+    assert!(missing.is_empty(), "read a JSON body the document does not describe: {missing:?}");
 }
 
 /// A schema, or a `$ref` to one that exists.
