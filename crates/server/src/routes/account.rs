@@ -15,6 +15,8 @@ use crate::{ApiError, AppState};
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PasswordChange {
     pub current_password: String,
+    /// 8 to 128 characters; common or easily guessed passwords are refused.
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 

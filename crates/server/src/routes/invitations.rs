@@ -30,6 +30,7 @@ pub async fn list_invitations(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewInvitation {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     pub role: Role,
 }
@@ -64,6 +65,8 @@ pub async fn revoke_invitation(
 pub struct AcceptInvitation {
     /// The token of the invitation link.
     pub token: String,
+    /// 8 to 128 characters; common or easily guessed passwords are refused.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 

@@ -58,6 +58,7 @@ pub async fn list_protected(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewProtectedUser {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     pub name: String,
 }

@@ -17,7 +17,10 @@ use crate::{ApiError, AppState};
 pub struct SetupRequest {
     /// The token of the one-time setup link.
     pub token: String,
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    /// 8 to 128 characters; common or easily guessed passwords are refused.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 
@@ -50,8 +53,11 @@ pub async fn list_users(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewUser {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     pub role: Role,
+    /// 8 to 128 characters; common or easily guessed passwords are refused.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 
