@@ -9,7 +9,7 @@ use crate::events::event;
 use crate::permission::Caller;
 use crate::{password, totp, AccountError, Accounts, UserView};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TotpEnrolment {
     /// Base32; the confirmation sends it back with a code.
     pub secret: String,

@@ -11,7 +11,7 @@ use crate::permission::{Authorized, ManageUsers, ReadUsers};
 use crate::tokens::Secret;
 use crate::{after, normalize_email, password, rfc3339, AccountError, Accounts, InvitationView, UserView};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InvitationCreated {
     pub invitation: InvitationView,
     /// Shown to the inviting admin whether or not it was mailed.

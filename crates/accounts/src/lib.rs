@@ -145,7 +145,7 @@ impl From<password::HashError> for AccountError {
 }
 
 /// A management user as shown (no secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: UserId,
     pub email: String,
@@ -156,7 +156,7 @@ pub struct UserView {
     pub created: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct InvitationView {
     pub id: InvitationId,
     pub email: String,
@@ -165,10 +165,11 @@ pub struct InvitationView {
     pub created: String,
     pub expires: String,
     /// `open`, `accepted`, `revoked` or `expired`.
+    #[schema(value_type = String, pattern = "^(open|accepted|revoked|expired)$")]
     pub status: &'static str,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ProtectedUserView {
     pub id: ProtectedUserId,
     pub email: String,

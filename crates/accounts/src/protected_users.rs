@@ -12,7 +12,7 @@ use crate::events::event;
 use crate::permission::{Authorized, Caller, ManageProtectedUsers, ReadProtectedUsers};
 use crate::{account, normalize_email, rfc3339, AccountError, Accounts, ProtectedUserView};
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ImportRowError {
     /// 1-based line in the file (the header is line 1).
     pub line: u64,
@@ -20,7 +20,7 @@ pub struct ImportRowError {
     pub error: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub added: u64,
     pub errors: Vec<ImportRowError>,

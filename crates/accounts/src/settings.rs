@@ -11,7 +11,7 @@ use crate::events::event;
 use crate::permission::{Authorized, ManageSettings};
 use crate::{AccountError, Accounts};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlatformSettings {
     /// IANA time zone name; the audit log shows times in it.
@@ -38,7 +38,7 @@ impl Default for PlatformSettings {
 }
 
 /// A change: only the fields present are changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     pub time_zone: Option<String>,

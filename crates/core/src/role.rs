@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// The role of a management user. What each role may do is decided in one place, the
 /// permission types of the accounts crate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything.

@@ -12,7 +12,7 @@ use logbook_store::{EventFilter, EventRow, Org, Store, StoreError};
 use serde::Serialize;
 
 /// One event as shown: every field, its time in UTC and in the platform's zone.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub seq: u64,
     pub id: String,

@@ -79,12 +79,36 @@ pub struct ErrorDetail {
     pub code: &'static str,
     /// For people.
     pub message: String,
+    /// With `totp_required` only: send it back with the code to finish signing in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
 }
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         ApiError::BadRequest { code, message: message.into() }
     }
+
+    /// What a person can fix and should read where they made the mistake (the console shows it
+    /// on the form): its status and message, the same as the API answers. `None` for the rest,
+    /// which the console answers with its generic error page.
+    pub fn for_the_user(&self) -> Option<(StatusCode, String)> {
+        match self {
+            ApiError::BadRequest { message, .. } => Some((StatusCode::BAD_REQUEST, message.clone())),
+            ApiError::SignInFailed => Some((StatusCode::UNAUTHORIZED, SIGN_IN_FAILED.into())),
+            ApiError::Forbidden(why) => Some((StatusCode::FORBIDDEN, why.clone())),
+            ApiError::Conflict(why) => Some((StatusCode::CONFLICT, why.clone())),
+            ApiError::NotFound(what) => Some((StatusCode::NOT_FOUND, what.clone())),
+            ApiError::TooManyAttempts { minutes } => Some((StatusCode::TOO_MANY_REQUESTS, too_many_attempts(*minutes))),
+            _ => None,
+        }
+    }
+}
+
+const SIGN_IN_FAILED: &str = "the email, password or code is not correct";
+
+fn too_many_attempts(minutes: u64) -> String {
+    format!("too many failed sign-ins from this address; try again in {minutes} minutes")
 }
 
 impl IntoResponse for ApiError {
@@ -97,12 +121,14 @@ impl IntoResponse for ApiError {
                 "a valid API token is required (Authorization: Bearer …)".into(),
             ),
             ApiError::SignInRequired => (StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first".into()),
-            ApiError::SignInFailed => {
-                (StatusCode::UNAUTHORIZED, "sign_in_failed", "the email, password or code is not correct".into())
-            }
+            ApiError::SignInFailed => (StatusCode::UNAUTHORIZED, "sign_in_failed", SIGN_IN_FAILED.into()),
             ApiError::TotpRequired { pending } => {
-                let body = serde_json::json!({"error": {"code": "totp_required", "message": "enter the code from your authenticator app", "pending": pending}});
-                return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+                let error = ErrorDetail {
+                    code: "totp_required",
+                    message: "enter the code from your authenticator app".into(),
+                    pending: Some(pending),
+                };
+                return (StatusCode::UNAUTHORIZED, Json(ErrorBody { error })).into_response();
             }
             ApiError::Forbidden(why) => (StatusCode::FORBIDDEN, "forbidden", why),
             ApiError::CsrfFailed => (
@@ -115,8 +141,7 @@ impl IntoResponse for ApiError {
                 return too_many("too_many_requests", "too many requests at once; retry in a moment".into(), 1)
             }
             ApiError::TooManyAttempts { minutes } => {
-                let message = format!("too many failed sign-ins from this address; try again in {minutes} minutes");
-                return too_many("too_many_attempts", message, minutes.saturating_mul(60));
+                return too_many("too_many_attempts", too_many_attempts(minutes), minutes.saturating_mul(60));
             }
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", what),
             ApiError::Unprocessable { code, message } => (StatusCode::UNPROCESSABLE_ENTITY, code, message),
@@ -132,7 +157,8 @@ impl IntoResponse for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into())
             }
         };
-        let mut resp = (status, Json(ErrorBody { error: ErrorDetail { code, message } })).into_response();
+        let mut resp =
+            (status, Json(ErrorBody { error: ErrorDetail { code, message, pending: None } })).into_response();
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -197,11 +223,14 @@ impl From<ProofRequestError> for ApiError {
 /// 429 with `Retry-After` in seconds.
 fn too_many(code: &'static str, message: String, retry_after_secs: u64) -> Response {
     let mut resp =
-        (StatusCode::TOO_MANY_REQUESTS, Json(ErrorBody { error: ErrorDetail { code, message } })).into_response();
+        (StatusCode::TOO_MANY_REQUESTS, Json(ErrorBody { error: ErrorDetail { code, message, pending: None } }))
+            .into_response();
     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
     resp
 }
 
+/// The one mapping of the accounts service's errors to HTTP: the API answers it as JSON, the
+/// console shows it on the form or as an error page ([`ApiError::for_the_user`]).
 impl From<logbook_accounts::AccountError> for ApiError {
     fn from(e: logbook_accounts::AccountError) -> Self {
         use logbook_accounts::AccountError as A;

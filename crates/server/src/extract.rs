@@ -1,11 +1,15 @@
-//! Extractors that answer bad input with [`ApiError`], and the API token guard.
+//! Extractors shared by the API's handlers: each answers bad input with [`ApiError`] (a JSON
+//! 400, never axum's plain-text rejection), and the API token guard.
 
-use axum::extract::{FromRequestParts, Query};
-use axum::http::header;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::Json;
+use logbook_core::Source;
 use logbook_store::ApiToken;
 use serde::de::DeserializeOwned;
 
+use crate::auth::request_source;
 use crate::{ApiError, AppState};
 
 /// Query parameters; a malformed query is a JSON 400, not axum's plain-text rejection.
@@ -19,6 +23,45 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
             .await
             .map(|Query(t)| ApiQuery(t))
             .map_err(|e| ApiError::bad_request("bad_query", e.body_text()))
+    }
+}
+
+/// A JSON body; malformed JSON is a JSON 400 like every other error.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(t)) => Ok(ApiJson(t)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::PayloadTooLarge),
+            Err(e) => Err(ApiError::bad_request("bad_json", e.body_text())),
+        }
+    }
+}
+
+/// The numeric id of a path like `/api/v1/users/{id}`; anything else is a JSON 400.
+pub struct IdPath<T>(pub T);
+
+impl<T: std::str::FromStr, S: Send + Sync> FromRequestParts<S> for IdPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let bad = || ApiError::bad_request("bad_path", "the id in the path must be a number");
+        let Path(raw) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| bad())?;
+        raw.parse().map(IdPath).map_err(|_| bad())
+    }
+}
+
+/// The request's source, for handlers without a session.
+pub struct RequestSource(pub Source);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestSource {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestSource(request_source(parts)))
     }
 }
 

@@ -59,16 +59,17 @@ pub fn parse_query(
         Endpoint::Export => EXPORT_PARAMS,
     };
     let p = QueryParams::parse(pairs, tz, allowed)?;
-    let digest = p.digest(org);
+    let digest = p.filters.digest(org);
+    let f = p.filters;
     Ok(ParsedQuery {
-        q: p.q,
-        user: p.user,
-        actions: p.actions,
-        from: p.from,
-        to: p.to,
-        limit: p.limit,
-        cursor: p.cursor,
-        format: p.format,
+        q: f.q,
+        user: f.user,
+        actions: f.actions,
+        from: f.from,
+        to: f.to,
+        limit: p.paging.limit,
+        cursor: p.paging.cursor,
+        format: p.encoding.format.map(ExportFormat::from),
         digest,
     })
 }

@@ -16,7 +16,7 @@ use maud::{html, Markup};
 
 use super::layout::{flash, page, respond, Flash};
 use crate::auth::Page;
-use crate::routes::query::{list_events, platform_time_zone, EventList};
+use crate::routes::query::{list_events, platform_time_zone, EventList, FromQueryPairs, ListQuery};
 use crate::{ApiError, AppState};
 
 /// Page sizes offered.
@@ -38,7 +38,7 @@ pub(crate) struct View {
 }
 
 fn enc(s: &str) -> String {
-    super::pages::urlencode(s)
+    super::urlencode(s)
 }
 
 impl View {
@@ -282,16 +282,21 @@ pub async fn audit_log(
 ) -> Response {
     let view = View::parse(pairs);
     let csrf = state.accounts.csrf_token(&auth);
-    let zone = match platform_time_zone(&state).await {
-        Ok(tz) => tz.iana_name().unwrap_or("UTC").to_owned(),
+    let tz = match platform_time_zone(&state).await {
+        Ok(tz) => tz,
         Err(e) => return super::layout::api_error_page(e),
     };
+    let zone = tz.iana_name().unwrap_or("UTC").to_owned();
     let mut pairs = view.filter_pairs();
     pairs.push(("limit".into(), view.limit.to_string()));
     if let Some(c) = &view.cursor {
         pairs.push(("cursor".into(), c.clone()));
     }
-    let (result, status) = match list_events(&state, &state.default_org, pairs).await {
+    let listed = match ListQuery::from_pairs(pairs, &tz) {
+        Ok(query) => list_events(&state, &state.default_org, query).await,
+        Err(e) => Err(e),
+    };
+    let (result, status) = match listed {
         Ok(list) => (Ok(list), StatusCode::OK),
         Err(ApiError::BadRequest { message, .. }) => (Err(message), StatusCode::BAD_REQUEST),
         Err(e) => return super::layout::api_error_page(e),

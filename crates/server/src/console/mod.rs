@@ -1,45 +1,56 @@
 //! The console: server-rendered pages, compiled into the binary. Every page works without
 //! JavaScript; forms post back with the session's CSRF token and redirect after success.
 
+mod account;
 pub(crate) mod audit_log;
+mod invitations;
 pub mod layout;
-mod pages;
+mod protected_users;
+mod session;
+mod settings;
+mod users;
 
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use logbook_accounts::permission::ReadAuditLog;
 use logbook_accounts::AccountError;
+use logbook_core::Role;
+use serde::Deserialize;
 
-use crate::{ApiError, AppState};
+use crate::auth::PageCaller;
+use crate::ApiError;
+use crate::AppState;
+use layout::Flash;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(pages::home))
+        .route("/", get(home))
         .route("/assets/style.css", get(style))
         .route("/assets/console.js", get(script))
         .route("/audit-log", get(audit_log::audit_log))
         .route("/audit-log/events/{seq}", get(audit_log::event_page))
-        .route("/login", get(pages::login_page).post(pages::login))
-        .route("/login/totp", post(pages::login_totp))
-        .route("/logout", post(pages::logout))
-        .route("/setup", get(pages::setup_page).post(pages::setup))
-        .route("/invite", get(pages::invite_page).post(pages::accept_invite))
-        .route("/users", get(pages::users))
-        .route("/users/invite", post(pages::users_invite))
-        .route("/users/add", post(pages::users_add))
-        .route("/users/{id}/role", post(pages::users_role))
-        .route("/users/{id}/delete", post(pages::users_delete))
-        .route("/invitations/{id}/revoke", post(pages::invitation_revoke))
-        .route("/protected-users", get(pages::protected))
-        .route("/protected-users/add", post(pages::protected_add))
-        .route("/protected-users/import", post(pages::protected_import))
-        .route("/protected-users/{id}/remove", post(pages::protected_remove))
-        .route("/settings", get(pages::settings).post(pages::settings_save))
-        .route("/account", get(pages::account))
-        .route("/account/password", post(pages::account_password))
-        .route("/account/totp", post(pages::account_totp_confirm))
-        .route("/account/totp/remove", post(pages::account_totp_remove))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/login/totp", post(session::login_totp))
+        .route("/logout", post(session::logout))
+        .route("/setup", get(users::setup_page).post(users::setup))
+        .route("/invite", get(invitations::invite_page).post(invitations::accept_invite))
+        .route("/users", get(users::users))
+        .route("/users/invite", post(invitations::users_invite))
+        .route("/users/add", post(users::users_add))
+        .route("/users/{id}/role", post(users::users_role))
+        .route("/users/{id}/delete", post(users::users_delete))
+        .route("/invitations/{id}/revoke", post(invitations::invitation_revoke))
+        .route("/protected-users", get(protected_users::protected))
+        .route("/protected-users/add", post(protected_users::protected_add))
+        .route("/protected-users/import", post(protected_users::protected_import))
+        .route("/protected-users/{id}/remove", post(protected_users::protected_remove))
+        .route("/settings", get(settings::settings).post(settings::settings_save))
+        .route("/account", get(account::account))
+        .route("/account/password", post(account::account_password))
+        .route("/account/totp", post(account::account_totp_confirm))
+        .route("/account/totp/remove", post(account::account_totp_remove))
 }
 
 async fn style() -> Response {
@@ -52,24 +63,75 @@ async fn script() -> Response {
         .into_response()
 }
 
-/// What a failed form shows: the domain's own message for what the user can fix, the
-/// generic error page for the rest (logged, never shown).
+/// What a failed form shows: the message for what the user can fix (the status and message
+/// the API answers, [`ApiError::for_the_user`]), the generic error page for the rest (logged,
+/// never shown).
 // The `Err` side is a whole page, built once on a cold path; boxing it buys nothing.
 #[allow(clippy::result_large_err)]
 pub(crate) fn form_error(e: AccountError) -> Result<(StatusCode, String), Response> {
-    let status = match &e {
-        AccountError::Invalid(_)
-        | AccountError::Password(_)
-        | AccountError::InvalidLink
-        | AccountError::Settings(_) => StatusCode::BAD_REQUEST,
-        AccountError::SignInFailed => StatusCode::UNAUTHORIZED,
-        AccountError::Conflict(_) => StatusCode::CONFLICT,
-        AccountError::NotFound(_) => StatusCode::NOT_FOUND,
-        AccountError::Forbidden(_) => StatusCode::FORBIDDEN,
-        AccountError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-        AccountError::Busy | AccountError::Append(_) | AccountError::Store(_) | AccountError::Internal(_) => {
-            return Err(layout::api_error_page(ApiError::from(e)))
-        }
+    let e = ApiError::from(e);
+    e.for_the_user().ok_or_else(|| layout::api_error_page(e))
+}
+
+pub(crate) fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct Notice {
+    notice: Option<String>,
+}
+
+/// Notices come from our own redirects: only known keys are shown.
+fn notice(n: &Notice) -> Option<Flash> {
+    let text = match n.notice.as_deref()? {
+        "invited" => "Invitation created.",
+        "added" => "User added.",
+        "role" => "Role changed.",
+        "deleted" => "User deleted.",
+        "revoked" => "Invitation revoked.",
+        "protected_added" => "Protected user added.",
+        "protected_removed" => "Protected user removed.",
+        "saved" => "Settings saved.",
+        "password" => "Password changed.",
+        "totp_on" => "TOTP is enrolled. You will be asked for a code at sign-in.",
+        "totp_off" => "TOTP removed.",
+        "accepted" => "Your account is ready. Sign in with your email and new password.",
+        "setup" => "The first admin is ready. Sign in.",
+        _ => return None,
     };
-    Ok((status, e.to_string()))
+    Some(Flash::Notice(text.into()))
+}
+
+pub async fn home(PageCaller(caller): PageCaller) -> Response {
+    if caller.may::<ReadAuditLog>() {
+        see_other("/audit-log")
+    } else {
+        see_other("/account")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+fn parse_role(s: &str) -> Result<Role, AccountError> {
+    Role::from_code(s).map_err(|e| AccountError::Invalid(e.to_string()))
+}
+
+fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, AccountError> {
+    raw.parse().map_err(|_| AccountError::NotFound("record"))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Empty {}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -23,8 +23,9 @@ pub struct OrgParam {
 
 /// The latest signed checkpoint (C2SP tlog-checkpoint in a signed note).
 #[utoipa::path(get, path = "/api/v1/checkpoint", tag = "integrity", params(OrgParam), responses(
-    (status = 200, description = "signed note", content_type = "text/plain"),
-    (status = 404, description = "no checkpoint yet", body = crate::error::ErrorBody)))]
+    (status = 200, description = "signed note", body = String, content_type = "text/plain"),
+    (status = 404, description = "no such organization, or no checkpoint yet"),
+    (status = 503, description = "the store cannot be read right now")))]
 pub async fn checkpoint(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<OrgParam>,
@@ -39,7 +40,7 @@ pub async fn checkpoint(
 }
 
 /// The note verifier key that checks every checkpoint: `name+keyid+base64key`.
-#[utoipa::path(get, path = "/api/v1/public-key", tag = "integrity", responses((status = 200, description = "verifier key", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/api/v1/public-key", tag = "integrity", responses((status = 200, description = "verifier key", body = String, content_type = "text/plain")))]
 pub async fn public_key(State(state): State<AppState>) -> impl IntoResponse {
     (TEXT, format!("{}\n", state.log.signer().verifier_key()))
 }
@@ -79,7 +80,9 @@ impl From<InclusionProof> for InclusionProofBody {
 
 #[utoipa::path(get, path = "/api/v1/proof/inclusion", tag = "integrity", params(InclusionParams), responses(
     (status = 200, body = InclusionProofBody),
-    (status = 400, description = "seq or size out of range", body = crate::error::ErrorBody)))]
+    (status = 400, description = "seq or size out of range"),
+    (status = 404, description = "no such organization, or no checkpoint yet"),
+    (status = 503, description = "the store cannot be read right now")))]
 pub async fn inclusion(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<InclusionParams>,
@@ -123,7 +126,9 @@ impl From<ConsistencyProof> for ConsistencyProofBody {
 
 #[utoipa::path(get, path = "/api/v1/proof/consistency", tag = "integrity", params(ConsistencyParams), responses(
     (status = 200, body = ConsistencyProofBody),
-    (status = 400, description = "sizes out of range", body = crate::error::ErrorBody)))]
+    (status = 400, description = "sizes out of range"),
+    (status = 404, description = "no such organization, or no checkpoint yet"),
+    (status = 503, description = "the store cannot be read right now")))]
 pub async fn consistency(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ConsistencyParams>,

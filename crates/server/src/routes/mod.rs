@@ -6,51 +6,66 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use futures_util::StreamExt;
 use logbook_core::OrgSlug;
 use logbook_store::Org;
 use tower_http::catch_panic::{CatchPanicLayer, ResponseForPanic};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::metrics::{Metrics, StatusLabel};
 use crate::{ApiError, AppState};
 
-pub mod accounts;
+pub mod account;
 pub mod events;
 pub mod health;
 pub mod integrity;
+pub mod invitations;
+pub mod protected_users;
 pub mod query;
+pub mod session;
+pub mod settings;
+pub mod users;
+
+/// Every route of the HTTP API with its documentation: `routes!` registers a handler under the
+/// method and path of its `#[utoipa::path]` and adds that operation (and the schemas it names)
+/// to the OpenAPI document, so a route cannot be served without being documented. The console's
+/// pages are not part of the API and are added beside it in [`router`].
+pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(crate::openapi::serve))
+        .routes(routes!(integrity::checkpoint))
+        .routes(routes!(integrity::public_key))
+        .routes(routes!(integrity::inclusion))
+        .routes(routes!(integrity::consistency))
+        .routes(routes!(events::ingest, query::list))
+        .routes(routes!(query::export))
+        .routes(routes!(query::users_in_log))
+        .routes(routes!(session::sign_in, session::session, session::sign_out))
+        .routes(routes!(users::setup))
+        .routes(routes!(users::list_users, users::add_user))
+        .routes(routes!(users::set_role, users::delete_user))
+        .routes(routes!(invitations::list_invitations, invitations::invite))
+        .routes(routes!(invitations::accept_invitation))
+        .routes(routes!(invitations::revoke_invitation))
+        .routes(routes!(protected_users::list_protected, protected_users::add_protected))
+        .routes(routes!(protected_users::import_protected))
+        .routes(routes!(protected_users::remove_protected))
+        .routes(routes!(settings::get_settings, settings::update_settings))
+        .routes(routes!(account::change_password))
+        .routes(routes!(account::begin_totp, account::remove_totp))
+        .routes(routes!(account::confirm_totp))
+}
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/api/v1/openapi.json", get(crate::openapi::serve))
-        .route("/api/v1/checkpoint", get(integrity::checkpoint))
-        .route("/api/v1/public-key", get(integrity::public_key))
-        .route("/api/v1/proof/inclusion", get(integrity::inclusion))
-        .route("/api/v1/proof/consistency", get(integrity::consistency))
-        .route("/api/v1/events", post(events::ingest).get(query::list))
-        .route("/api/v1/events/export", get(query::export))
-        .route("/api/v1/users-in-log", get(query::users_in_log))
-        .route("/api/v1/session", post(accounts::sign_in).get(accounts::session).delete(accounts::sign_out))
-        .route("/api/v1/setup", post(accounts::setup))
-        .route("/api/v1/users", get(accounts::list_users).post(accounts::add_user))
-        .route("/api/v1/users/{id}", patch(accounts::set_role).delete(accounts::delete_user))
-        .route("/api/v1/invitations", get(accounts::list_invitations).post(accounts::invite))
-        .route("/api/v1/invitations/accept", post(accounts::accept_invitation))
-        .route("/api/v1/invitations/{id}", delete(accounts::revoke_invitation))
-        .route("/api/v1/protected-users", get(accounts::list_protected).post(accounts::add_protected))
-        .route("/api/v1/protected-users/import", post(accounts::import_protected))
-        .route("/api/v1/protected-users/{id}", delete(accounts::remove_protected))
-        .route("/api/v1/settings", get(accounts::get_settings).patch(accounts::update_settings))
-        .route("/api/v1/account/password", put(accounts::change_password))
-        .route("/api/v1/account/totp", post(accounts::begin_totp).delete(accounts::remove_totp))
-        .route("/api/v1/account/totp/confirm", post(accounts::confirm_totp))
-        .merge(crate::console::router())
+    let (api, _) = api_routes().split_for_parts();
+    api.merge(crate::console::router())
         .fallback(not_found)
         // For the extractors that read a body themselves (the console's import form); `read_body`
         // holds the others to their own limits.
@@ -88,6 +103,16 @@ const MAX_DRAIN: u64 = 16 * 1024 * 1024;
 /// large bodies — ingestion and the imports — read theirs in the handler, after authentication,
 /// through the same function (or, for the console's import form, `PageForm`, under the same
 /// timeout), so that an unauthenticated client cannot make the server hold megabytes.
+///
+/// Why not tower-http's layers (the `limit` and `timeout` features are enabled):
+/// `RequestBodyLimitLayer` answers a declared-too-large body without reading any of it, so a
+/// client that sends its body without waiting for `100 Continue` gets a reset connection
+/// instead of the 413 (hostile.rs: "A client that sends the body without waiting still reads
+/// the 413"); its refusal is plain text, where the console answers a page. And
+/// `RequestBodyTimeoutLayer` bounds the wait for each frame, not the whole body: a client
+/// trickling one byte a second would never be cut off (hostile.rs: "slow_clients_are_cut_off").
+/// Both tested behaviours need the hand-made part; only its pieces are ours (hyper reads the
+/// body, tokio times it).
 async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let limit = body_limit(path);

@@ -5,7 +5,9 @@
 //! take the organization, so the extractor can change without touching them.
 
 use axum::body::Body;
+use axum::extract::FromRequestParts;
 use axum::extract::State;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,6 +17,7 @@ use logbook_log::export::{parse_from, parse_to, seq_range, EventView, ExportEnco
 use logbook_store::{EventFilter, Org};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 
 use logbook_accounts::permission::ReadAuditLog;
@@ -40,59 +43,140 @@ pub async fn platform_time_zone(state: &AppState) -> Result<TimeZone, ApiError> 
     Ok(state.accounts.settings().await?.time_zone())
 }
 
-/// The filters of the audit log, as the query string gives them. Documentation only: the query
-/// string is read by [`QueryParams::parse`], which also takes repeated `action`s.
-#[derive(Debug, Deserialize, IntoParams)]
+/// The filters of the audit log, as both reads take them from the query string (checked by
+/// [`QueryParams::parse`], which also takes repeated `action`s).
+#[derive(Debug, Default, Clone, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct FilterParams {
+pub struct Filters {
     /// Case-insensitive substring of the user, action label, details or target (at most 200
     /// characters; a needle of one or two characters is answered by a bounded scan, so its
     /// pages may hold fewer events than `limit` and still have a `next_cursor`).
-    q: Option<String>,
+    #[param(max_length = 200)]
+    pub q: Option<String>,
     /// Exactly this user (the User column: email or identifier).
-    user: Option<String>,
+    #[param(max_length = 320)]
+    pub user: Option<String>,
     /// An action code; repeat the parameter (or separate codes with commas) for several.
-    action: Option<Vec<String>>,
+    #[param(rename = "action", value_type = Option<Vec<String>>, style = Form, explode)]
+    pub actions: Vec<String>,
     /// RFC 3339 instant (inclusive), or `YYYY-MM-DD`: from the start of that day in the
     /// platform's time zone.
-    from: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub from: Option<(String, Timestamp)>,
     /// RFC 3339 instant (inclusive), or `YYYY-MM-DD`: through the end of that day in the
     /// platform's time zone.
-    to: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub to: Option<(String, Timestamp)>,
 }
 
-/// Paging of `GET /api/v1/events`. Documentation only (see [`FilterParams`]).
-#[derive(Debug, Deserialize, IntoParams)]
+/// Paging of `GET /api/v1/events`.
+#[derive(Debug, Default, Clone, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct PageParams {
+pub struct Paging {
     /// Events per page: 1-500, default 50.
-    limit: Option<usize>,
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<usize>,
     /// The `next_cursor` of the previous page, with the same filters.
-    cursor: Option<String>,
+    pub cursor: Option<String>,
 }
 
-/// `format` of the export. Documentation only (see [`FilterParams`]).
-#[derive(Debug, Deserialize, IntoParams)]
+/// How the export is encoded.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// RFC 4180 with a header.
+    #[default]
+    Csv,
+    Ndjson,
+}
+
+impl From<Format> for ExportFormat {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Csv => ExportFormat::Csv,
+            Format::Ndjson => ExportFormat::Ndjson,
+        }
+    }
+}
+
+/// The export's own parameter.
+#[derive(Debug, Default, Clone, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct ExportParams {
-    /// `csv` (default; RFC 4180 with a header) or `ndjson`.
-    format: Option<String>,
+pub struct Encoding {
+    /// `csv` (the default) or `ndjson`.
+    #[param(inline)]
+    pub format: Option<Format>,
+}
+
+/// The query of `GET /api/v1/events`, checked.
+#[derive(Debug, Default, Clone)]
+pub struct ListQuery {
+    pub filters: Filters,
+    pub paging: Paging,
+}
+
+/// The query of `GET /api/v1/events/export`, checked.
+#[derive(Debug, Default, Clone)]
+pub struct ExportQuery {
+    pub filters: Filters,
+    pub encoding: Encoding,
+}
+
+// The derive cannot nest: a route's parameters are those of its parts.
+impl IntoParams for ListQuery {
+    fn into_params(parameter_in: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let mut params = Filters::into_params(&parameter_in);
+        params.extend(Paging::into_params(&parameter_in));
+        params
+    }
+}
+
+impl IntoParams for ExportQuery {
+    fn into_params(parameter_in: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let mut params = Filters::into_params(&parameter_in);
+        params.extend(Encoding::into_params(&parameter_in));
+        params
+    }
+}
+
+/// A query string read as the platform's time zone says (day bounds): the reads' parameters.
+pub trait FromQueryPairs: Sized {
+    fn from_pairs(pairs: Vec<(String, String)>, tz: &TimeZone) -> Result<Self, ApiError>;
+}
+
+impl FromQueryPairs for ListQuery {
+    fn from_pairs(pairs: Vec<(String, String)>, tz: &TimeZone) -> Result<Self, ApiError> {
+        let p = QueryParams::parse(pairs, tz, LIST_PARAMS)?;
+        Ok(ListQuery { filters: p.filters, paging: p.paging })
+    }
+}
+
+impl FromQueryPairs for ExportQuery {
+    fn from_pairs(pairs: Vec<(String, String)>, tz: &TimeZone) -> Result<Self, ApiError> {
+        let p = QueryParams::parse(pairs, tz, EXPORT_PARAMS)?;
+        Ok(ExportQuery { filters: p.filters, encoding: p.encoding })
+    }
+}
+
+/// The checked query of a read (a JSON 400 when it is not acceptable).
+pub struct Checked<T>(pub T);
+
+impl<T: FromQueryPairs> FromRequestParts<AppState> for Checked<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ApiQuery(pairs) = ApiQuery::<Vec<(String, String)>>::from_request_parts(parts, state).await?;
+        let tz = platform_time_zone(state).await?;
+        T::from_pairs(pairs, &tz).map(Checked)
+    }
 }
 
 /// The query string of a read, checked.
 #[derive(Debug, Default)]
 pub(crate) struct QueryParams {
-    pub(crate) q: Option<String>,
-    pub(crate) user: Option<String>,
-    pub(crate) actions: Vec<String>,
-    pub(crate) from: Option<(String, Timestamp)>,
-    pub(crate) to: Option<(String, Timestamp)>,
-    pub(crate) limit: Option<usize>,
-    pub(crate) cursor: Option<String>,
-    pub(crate) format: Option<ExportFormat>,
+    pub(crate) filters: Filters,
+    pub(crate) paging: Paging,
+    pub(crate) encoding: Encoding,
 }
 
 /// The parameters `GET /api/v1/events` takes beyond the filters.
@@ -113,6 +197,7 @@ impl QueryParams {
     /// beyond the filters. An unknown or repeated parameter is an error, not silently ignored.
     pub(crate) fn parse(pairs: Vec<(String, String)>, tz: &TimeZone, allowed: &[&str]) -> Result<Self, ApiError> {
         let mut p = QueryParams::default();
+        let f = &mut p.filters;
         let mut seen = std::collections::HashSet::new();
         for (k, v) in pairs {
             if k != "action" && !seen.insert(k.clone()) {
@@ -128,7 +213,7 @@ impl QueryParams {
                         return Err(bad("bad_query", format!("q is longer than {MAX_QUERY_CHARS} characters")));
                     }
                     // Inner spaces are part of the needle; surrounding ones are an accident.
-                    p.q = Some(v_trimmed.to_owned()).filter(|s| !s.is_empty());
+                    f.q = Some(v_trimmed.to_owned()).filter(|s| !s.is_empty());
                 }
                 "user" => {
                     if v.chars().any(char::is_control) || v.chars().count() > 320 {
@@ -137,16 +222,16 @@ impl QueryParams {
                             "user must be at most 320 characters, without control characters",
                         ));
                     }
-                    p.user = Some(v).filter(|s| !s.is_empty());
+                    f.user = Some(v).filter(|s| !s.is_empty());
                 }
                 "action" => {
                     for code in v.split(',').map(str::trim).filter(|c| !c.is_empty()) {
                         let a = Action::from_code(code).map_err(|e| bad("unknown_action", e.to_string()))?;
-                        if !p.actions.iter().any(|x| x == a.code()) {
-                            p.actions.push(a.code().to_owned());
+                        if !f.actions.iter().any(|x| x == a.code()) {
+                            f.actions.push(a.code().to_owned());
                         }
                     }
-                    if p.actions.len() > MAX_ACTIONS {
+                    if f.actions.len() > MAX_ACTIONS {
                         return Err(bad("bad_query", format!("at most {MAX_ACTIONS} actions")));
                     }
                 }
@@ -155,9 +240,9 @@ impl QueryParams {
                         .map_err(|e| bad("bad_time", format!("{k}: {e}")))?;
                     let bound = Some((v_trimmed.to_owned(), t));
                     if k == "from" {
-                        p.from = bound;
+                        f.from = bound;
                     } else {
-                        p.to = bound;
+                        f.to = bound;
                     }
                 }
                 "from" | "to" => {}
@@ -168,15 +253,15 @@ impl QueryParams {
                     if n == 0 || n > MAX_LIMIT {
                         return Err(bad("bad_limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}")));
                     }
-                    p.limit = Some(n);
+                    p.paging.limit = Some(n);
                 }
                 "cursor" if allowed.contains(&"cursor") => {
-                    p.cursor = Some(v_trimmed.to_owned()).filter(|s| !s.is_empty());
+                    p.paging.cursor = Some(v_trimmed.to_owned()).filter(|s| !s.is_empty());
                 }
                 "format" if allowed.contains(&"format") => {
-                    p.format = Some(match v_trimmed {
-                        "csv" | "" => ExportFormat::Csv,
-                        "ndjson" => ExportFormat::Ndjson,
+                    p.encoding.format = Some(match v_trimmed {
+                        "csv" | "" => Format::Csv,
+                        "ndjson" => Format::Ndjson,
                         other => {
                             return Err(bad(
                                 "bad_format",
@@ -195,14 +280,16 @@ impl QueryParams {
                 }
             }
         }
-        if let (Some((_, f)), Some((_, t))) = (&p.from, &p.to) {
+        if let (Some((_, f)), Some((_, t))) = (&p.filters.from, &p.filters.to) {
             if f >= t {
                 return Err(bad("bad_range", "from must be before to"));
             }
         }
         Ok(p)
     }
+}
 
+impl Filters {
     /// What a cursor is bound to: the organization and every filter, in a fixed encoding.
     pub(crate) fn digest(&self, org: &Org) -> [u8; 32] {
         let mut h = Sha256::new();
@@ -239,7 +326,6 @@ pub struct EventList {
     /// with the platform zone's offset), `user`, `actor` {type, id, email}, `action`,
     /// `action_label`, `target` {type, id, display} (when there is one), `details`, `fields`,
     /// `outcome`, `source` {ip, user_agent}, `recorded_by`, `leaf_hash` (hex).
-    #[schema(value_type = Vec<Object>)]
     pub events: Vec<EventView>,
     /// Pass as `cursor` (with the same filters) for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
@@ -254,35 +340,29 @@ fn zone_name(tz: &TimeZone) -> String {
 /// One page of events, newest first, matching every given filter. Pagination is by keyset: a
 /// page is as fast at any depth, and events appended meanwhile never shift later pages.
 #[utoipa::path(get, path = "/api/v1/events", tag = "query",
-    params(FilterParams, PageParams),
+    params(ListQuery),
     security(("session" = [])),
     responses(
         (status = 200, body = EventList),
-        (status = 400, body = crate::error::ErrorBody, description = "a bad parameter or cursor: `bad_query`, `bad_time`, `bad_range`, `bad_limit`, `unknown_action`, `bad_cursor`"),
-        (status = 401, body = crate::error::ErrorBody)))]
+        (status = 400, description = "a bad parameter or cursor: `bad_query`, `bad_time`, `bad_range`, `bad_limit`, `unknown_action`, `bad_cursor`")))]
 pub async fn list(
     State(state): State<AppState>,
     Auth(_reader): Auth<ReadAuditLog>,
-    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
+    Checked(query): Checked<ListQuery>,
 ) -> Result<Json<EventList>, ApiError> {
     let org = state.default_org.clone();
-    list_events(&state, &org, pairs).await.map(Json)
+    list_events(&state, &org, query).await.map(Json)
 }
 
-pub(crate) async fn list_events(
-    state: &AppState,
-    org: &Org,
-    pairs: Vec<(String, String)>,
-) -> Result<EventList, ApiError> {
+pub(crate) async fn list_events(state: &AppState, org: &Org, query: ListQuery) -> Result<EventList, ApiError> {
     let tz = platform_time_zone(state).await?;
-    let params = QueryParams::parse(pairs, &tz, LIST_PARAMS)?;
-    let digest = params.digest(org);
-    let before = match &params.cursor {
+    let digest = query.filters.digest(org);
+    let before = match &query.paging.cursor {
         Some(c) => state.cursor_key.decode(c, &digest)?,
         None => u64::MAX,
     };
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    let filter = params.filter(state, org).await?;
+    let limit = query.paging.limit.unwrap_or(DEFAULT_LIMIT);
+    let filter = query.filters.filter(state, org).await?;
     let page = state.log.store().query_events(org.id, &filter, before, limit).await?;
     let events = page
         .rows
@@ -298,20 +378,21 @@ pub(crate) async fn list_events(
 /// The export is itself recorded in the log (`audit_log.exported`, with its filters) before the
 /// first byte is sent; it covers the events stored at that moment.
 #[utoipa::path(get, path = "/api/v1/events/export", tag = "query",
-    params(ExportParams, FilterParams),
+    params(ExportQuery),
     security(("session" = [])),
     responses(
-        (status = 200, content_type = "text/csv", description = "the events, streamed"),
-        (status = 400, body = crate::error::ErrorBody, description = "a bad parameter: `bad_query`, `bad_time`, `bad_range`, `bad_format`, `unknown_action`"),
-        (status = 401, body = crate::error::ErrorBody)))]
+        (status = 200, description = "the events, streamed", content(
+            (String = "text/csv"),
+            (String = "application/x-ndjson"))),
+        (status = 400, description = "a bad parameter: `bad_query`, `bad_time`, `bad_range`, `bad_format`, `unknown_action`")))]
 pub async fn export(
     State(state): State<AppState>,
     Auth(reader): Auth<ReadAuditLog>,
-    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
+    Checked(query): Checked<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let org = state.default_org.clone();
     let who = Exporter { actor: reader.actor(), source: reader.source().clone(), recorded_by: "logbook".into() };
-    export_events(&state, &org, pairs, who).await
+    export_events(&state, &org, query, who).await
 }
 
 /// Who asks for an export: what its audit event records.
@@ -322,15 +403,10 @@ struct Exporter {
     recorded_by: String,
 }
 
-async fn export_events(
-    state: &AppState,
-    org: &Org,
-    pairs: Vec<(String, String)>,
-    who: Exporter,
-) -> Result<Response, ApiError> {
+async fn export_events(state: &AppState, org: &Org, query: ExportQuery, who: Exporter) -> Result<Response, ApiError> {
     let tz = platform_time_zone(state).await?;
-    let params = QueryParams::parse(pairs, &tz, EXPORT_PARAMS)?;
-    let format = params.format.unwrap_or(ExportFormat::Csv);
+    let params = &query.filters;
+    let format = ExportFormat::from(query.encoding.format.unwrap_or_default());
     let mut filter = params.filter(state, org).await?;
     // The export covers what is stored now, not its own audit event nor later appends.
     let head = state.log.store().log_head(org.id).await?.size;
@@ -408,16 +484,19 @@ async fn export_events(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct UsersParams {
     /// Only users starting with this (case-sensitive, as stored).
     #[serde(default)]
+    #[param(max_length = 320)]
     prefix: String,
     /// At most this many: 1-100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UserList {
+pub struct UsersInLog {
     /// Distinct User column values, sorted.
     pub users: Vec<String>,
 }
@@ -427,19 +506,18 @@ pub struct UserList {
     params(UsersParams),
     security(("session" = [])),
     responses(
-        (status = 200, body = UserList),
-        (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody)))]
+        (status = 200, body = UsersInLog),
+        (status = 400, description = "`bad_query` or `bad_limit`")))]
 pub async fn users_in_log(
     State(state): State<AppState>,
     Auth(_reader): Auth<ReadAuditLog>,
     ApiQuery(params): ApiQuery<UsersParams>,
-) -> Result<Json<UserList>, ApiError> {
+) -> Result<Json<UsersInLog>, ApiError> {
     let org = state.default_org.clone();
     list_users(&state, &org, params).await.map(Json)
 }
 
-async fn list_users(state: &AppState, org: &Org, params: UsersParams) -> Result<UserList, ApiError> {
+async fn list_users(state: &AppState, org: &Org, params: UsersParams) -> Result<UsersInLog, ApiError> {
     let limit = params.limit.unwrap_or(20);
     if limit == 0 || limit > 100 {
         return Err(bad("bad_limit", "limit must be a whole number from 1 to 100"));
@@ -448,5 +526,5 @@ async fn list_users(state: &AppState, org: &Org, params: UsersParams) -> Result<
         return Err(bad("bad_query", "prefix must be at most 320 characters, without control characters"));
     }
     let users = state.log.store().users(org.id, &params.prefix, limit).await?;
-    Ok(UserList { users })
+    Ok(UsersInLog { users })
 }

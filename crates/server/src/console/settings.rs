@@ -1,0 +1,166 @@
+//! The Settings page: time zone, session and lockout policy, and the integrity self-check.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use logbook_accounts::permission::ManageSettings;
+use logbook_accounts::{AccountError, Authorized, SettingsPatch};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::layout::{csrf_field, flash, page, respond, Flash};
+use super::{form_error, notice, see_other, Notice};
+use crate::auth::{Page, PageForm};
+use crate::AppState;
+
+async fn render_settings(
+    state: &AppState,
+    auth: &Authorized<ManageSettings>,
+    message: Option<Flash>,
+    status: StatusCode,
+) -> Response {
+    let csrf = state.accounts.csrf_token(auth);
+    let s = match state.accounts.get_settings(auth).await {
+        Ok(s) => s,
+        Err(e) => return super::layout::api_error_page(e.into()),
+    };
+    let checkpoint = state.log.latest_checkpoint(&state.default_org).await.ok().flatten();
+    let zones: Vec<String> = jiff::tz::db().available().map(|z| z.to_string()).collect();
+    let body = html! {
+        h1 { "Settings" }
+        (flash(&message))
+        form.panel method="post" action="/settings" {
+            (csrf_field(&csrf))
+            h2 { "Time zone" }
+            label for="tz" { "Platform time zone (the audit log shows times in it)" }
+            select id="tz" name="time_zone" {
+                @for z in &zones { option value=(z) selected[*z == s.time_zone] { (z) } }
+            }
+            h2 { "Sessions" }
+            div.row {
+                div { label for="idle" { "Idle timeout (minutes)" } input id="idle" type="number" name="session_idle_minutes" min="1" max="1440" value=(s.session_idle_minutes) required; }
+                div { label for="abs" { "Absolute limit (hours)" } input id="abs" type="number" name="session_absolute_hours" min="1" max="720" value=(s.session_absolute_hours) required; }
+            }
+            h2 { "Lockout" }
+            div.row {
+                div { label for="thr" { "Failed sign-ins before lockout" } input id="thr" type="number" name="lockout_threshold" min="1" max="1000" value=(s.lockout_threshold) required; }
+                div { label for="lock" { "Lockout (minutes)" } input id="lock" type="number" name="lockout_minutes" min="1" max="1440" value=(s.lockout_minutes) required; }
+            }
+            div.actions { button type="submit" { "Save settings" } }
+        }
+        h2 id="integrity" { "Integrity" }
+        (self_check_panel(&state.log.self_check_status()))
+        div.panel {
+            p { "Every entry of the audit log is part of a signed Merkle log. Anyone with the public key can verify it with " code { "logbook verify" } "." }
+            p { strong { "Public key: " } code { (state.log.signer().verifier_key()) } }
+            @match &checkpoint {
+                Some(c) => {
+                    p { strong { "Latest signed checkpoint: " } (c.size) " entries, signed " (c.signed_at.to_rfc3339()) }
+                    pre.mono { (c.note) }
+                }
+                None => { p.muted { "No checkpoint signed yet." } }
+            }
+        }
+    };
+    respond(status, page(state, "Settings", auth, &csrf, "/settings", body))
+}
+
+/// The last integrity self-check, as the settings page shows it.
+fn self_check_panel(status: &logbook_log::selfcheck::SelfCheckStatus) -> Markup {
+    html! {
+        div.panel {
+            h3 { "Self-check" }
+            p.muted {
+                "In the background, the newest part of each organization's log (everything since the previous check, and at least the last "
+                (logbook_log::selfcheck::RECENT_EVENTS) " entries) is recomputed and compared with its newest signed checkpoint."
+            }
+            @match &status.last {
+                None => { p.muted { "No self-check has run yet." } }
+                Some(run) => {
+                    @if run.is_ok() {
+                        p.notice role="status" {
+                            "Passed: the log matches its newest signed checkpoint ("
+                            (run.verified_size()) " entries)."
+                        }
+                    } @else {
+                        p.error role="alert" {
+                            strong { "Self-check FAILED. " }
+                            "The stored audit log does not match its newest signed checkpoint: entries, tree tiles or checkpoints were changed or removed outside Logbook. Run "
+                            code { "logbook verify" } " on the store and keep the witness copies of the checkpoints."
+                        }
+                        @if let Some(e) = &run.error { p.error { (e) } }
+                    }
+                    p { strong { "Last run: " } (run.at.to_rfc3339()) }
+                    p {
+                        strong { "Last passed: " }
+                        @match status.last_success { Some(t) => { (t.to_rfc3339()) } None => { "never" } }
+                    }
+                    table {
+                        thead { tr { th { "Organization" } th { "Checkpoint size" } th { "Entries re-read" } th { "Result" } } }
+                        tbody {
+                            @for o in &run.orgs {
+                                tr {
+                                    td { (o.org) }
+                                    td { (o.size) }
+                                    td { (o.from) "–" (o.size) }
+                                    td {
+                                        @if o.is_ok() { "intact" } @else {
+                                            strong { "DAMAGED" }
+                                            @if let Some(seq) = o.first_bad_seq { " — first bad seq " (seq) }
+                                            ul { @for p in &o.problems { li { (p) } } }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub async fn settings(
+    State(state): State<AppState>,
+    Page(auth): Page<ManageSettings>,
+    Query(n): Query<Notice>,
+) -> Response {
+    render_settings(&state, &auth, notice(&n), StatusCode::OK).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SettingsForm {
+    time_zone: String,
+    session_idle_minutes: String,
+    session_absolute_hours: String,
+    lockout_threshold: String,
+    lockout_minutes: String,
+}
+
+fn number(field: &str, v: &str) -> Result<u32, AccountError> {
+    v.trim().parse().map_err(|_| AccountError::Invalid(format!("{field} must be a whole number")))
+}
+
+pub async fn settings_save(State(state): State<AppState>, f: PageForm<ManageSettings, SettingsForm>) -> Response {
+    let form = &f.form;
+    let patch = (|| {
+        Ok::<_, AccountError>(SettingsPatch {
+            time_zone: Some(form.time_zone.clone()),
+            session_idle_minutes: Some(number("Idle timeout", &form.session_idle_minutes)?),
+            session_absolute_hours: Some(number("Absolute limit", &form.session_absolute_hours)?),
+            lockout_threshold: Some(number("Failed sign-ins before lockout", &form.lockout_threshold)?),
+            lockout_minutes: Some(number("Lockout", &form.lockout_minutes)?),
+        })
+    })();
+    let result = match patch {
+        Ok(p) => state.accounts.update_settings(&f.auth, &p).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => see_other("/settings?notice=saved"),
+        Err(e) => match form_error(e) {
+            Ok((status, m)) => render_settings(&state, &f.auth, Some(Flash::Error(m)), status).await,
+            Err(page) => page,
+        },
+    }
+}
