@@ -1,4 +1,5 @@
-//! Shared by the binary's tests: building real stores, running `logbook`.
+//! Shared by the binary's tests: building real stores, running `logbook`; the workspace's test
+//! harness (`logbook_test_support`) for PostgreSQL, skips and waiting.
 
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
@@ -12,6 +13,7 @@ use logbook_core::{Action, Actor, ActorKind, NewEvent, OrgSlug, OsRandom, Outcom
 use logbook_log::{LogConfig, LogService};
 use logbook_server::{keys, Settings};
 use logbook_store_sqlite::SqliteStore;
+pub use logbook_test_support::{fresh_database, skip, wait_until, within, Needs};
 
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_logbook"));
