@@ -218,7 +218,13 @@ impl TestApp {
 
     /// A request with the session's cookie and CSRF token and a JSON body; the status and the
     /// answer as JSON (or as a JSON string when it is not JSON).
-    pub async fn call(&self, method: Method, path: &str, session: Option<&Session>, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        session: Option<&Session>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         self.call_with(method, path, session, body, true).await
     }
 

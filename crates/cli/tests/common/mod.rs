@@ -13,6 +13,8 @@ use logbook_core::{Action, Actor, ActorKind, NewEvent, OrgSlug, OsRandom, Outcom
 use logbook_log::{LogConfig, LogService};
 use logbook_server::{keys, Settings};
 use logbook_store_sqlite::SqliteStore;
+// Each test binary uses some of these.
+#[allow(unused_imports)]
 pub use logbook_test_support::{fresh_database, skip, wait_until, within, Needs};
 
 pub fn bin() -> Command {

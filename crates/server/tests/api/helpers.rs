@@ -59,8 +59,14 @@ impl ApiApp {
         app.accounts.create_user_as_operator(READER, Role::Admin, READER_PASSWORD).await.unwrap();
         let Session { cookie, csrf } = app.sign_in(READER, READER_PASSWORD).await;
         let session = Session { cookie: cookie.clone(), csrf };
-        let (status, body) =
-            app.call(reqwest::Method::PATCH, "/api/v1/settings", Some(&session), Some(json!({"time_zone": "Europe/Berlin"}))).await;
+        let (status, body) = app
+            .call(
+                reqwest::Method::PATCH,
+                "/api/v1/settings",
+                Some(&session),
+                Some(json!({"time_zone": "Europe/Berlin"})),
+            )
+            .await;
         assert_eq!(status, 200, "{body}");
         Some(Self { app, token, cookie })
     }

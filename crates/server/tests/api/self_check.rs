@@ -21,8 +21,10 @@ async fn page_text(app: &TestApp, s: &Session, path: &str) -> String {
 
 /// Waits until `/metrics` shows `name` at `value` (the self-check runs in the background).
 async fn wait_metric(app: &TestApp, name: &str, value: f64) {
-    wait_until(&format!("{name} to become {value}"), || async { (metric(app, name).await == Some(value)).then_some(()) })
-        .await
+    wait_until(&format!("{name} to become {value}"), || async {
+        (metric(app, name).await == Some(value)).then_some(())
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,7 +50,8 @@ async fn slow_clients_are_cut_off_while_others_are_served(app: Hostile) {
     for _ in 0..10 {
         let (addr, connected_tx) = (app.addr, connected_tx.clone());
         slow.push(tokio::spawn(async move {
-            let req = format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Padding: {}\r\n\r\n", "0123456789".repeat(6));
+            let req =
+                format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Padding: {}\r\n\r\n", "0123456789".repeat(6));
             let stream = TcpStream::connect(addr).await.unwrap();
             connected_tx.send(()).await.unwrap();
             (raw_exchange_on(stream, req.into_bytes(), Duration::from_secs(1)).await, Instant::now())
