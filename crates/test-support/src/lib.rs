@@ -17,6 +17,9 @@ pub mod skip;
 pub mod wait;
 
 pub use app::{client, Backend, Session, Spawn, TestApp, USER_AGENT};
+/// The fault-injecting store every [`TestApp`] runs on (it lives beside the `Store` trait it
+/// implements, behind `logbook-store`'s `testing` feature).
+pub use logbook_store::testing::FaultyStore;
 pub use postgres::fresh_database;
 pub use skip::{skip, Needs};
 pub use wait::{wait_until, within, PATIENCE};
