@@ -187,7 +187,8 @@ pub fn load(
     tag: &str,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     use std::sync::atomic::Ordering;
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
+    // A request to a killed server fails at once; the bound is only against a hang.
+    let client = reqwest::Client::builder().timeout(logbook_test_support::PATIENCE).build().unwrap();
     (0..8)
         .map(|c| {
             let (client, bases, token, acked, stop, tag) =
@@ -233,7 +234,8 @@ pub fn sign_in_load(
     tag: &str,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     use std::sync::atomic::Ordering;
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
+    // A request to a killed server fails at once; the bound is only against a hang.
+    let client = reqwest::Client::builder().timeout(logbook_test_support::PATIENCE).build().unwrap();
     (0..2)
         .map(|c| {
             let (client, bases, outcomes, stop, tag) =
