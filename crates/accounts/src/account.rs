@@ -1,10 +1,16 @@
 //! The caller's own account: who they are, their password, their TOTP.
+//!
+//! Changing the password or removing TOTP asks for the current password, and that check is an attempt like a
+//! sign-in (`attempts.rs`): counted against the address and the account before it is made,
+//! refused while the account is locked, and recorded when wrong (the action's own code, outcome
+//! failure), so a stolen session cannot be used to guess the password.
 
 use logbook_core::Action;
-use logbook_store::accounts::TotpSecret;
+use logbook_store::accounts::{TotpSecret, UserRecord};
 use logbook_store::AccountMutation;
 use serde::Serialize;
 
+use crate::attempts::Failure;
 use crate::events::event;
 use crate::permission::Caller;
 use crate::{password, totp, AccountError, Accounts, UserView};
@@ -24,10 +30,7 @@ impl Accounts {
     }
 
     pub async fn change_password(&self, caller: &Caller, current: &str, new: &str) -> Result<(), AccountError> {
-        let user = self.log.store().user(self.org.id, caller.user).await?.ok_or(AccountError::NotFound("user"))?;
-        if !self.hasher.verify(current, Some(&user.password_hash)).await? {
-            return Err(AccountError::Invalid("the current password is not correct".into()));
-        }
+        let user = self.check_current_password(caller, current, Action::PasswordChanged).await?;
         password::check_policy(new, &user.email)?;
         let password_hash = self.hasher.hash(new, self.random()).await?;
         let e = event(Action::PasswordChanged, caller.actor(), &caller.source)
@@ -68,13 +71,46 @@ impl Accounts {
         if user.totp.is_none() {
             return Err(AccountError::Conflict("TOTP is not enrolled".into()));
         }
-        if !self.hasher.verify(password, Some(&user.password_hash)).await? {
-            return Err(AccountError::Invalid("the password is not correct".into()));
-        }
+        self.check_current_password(caller, password, Action::TotpRemoved).await?;
         let e = event(Action::TotpRemoved, caller.actor(), &caller.source)
             .target("management_user", user.id, &user.email)
             .details("TOTP removed by the user")
             .build();
         self.append(vec![e], AccountMutation::SetTotp { user: user.id, secret: None }).await
+    }
+
+    /// Checks the caller's current password before `action`, as an attempt (see the module's
+    /// doc); a wrong one, or a locked account, is recorded as `action` failed.
+    async fn check_current_password(
+        &self,
+        caller: &Caller,
+        password: &str,
+        action: Action,
+    ) -> Result<UserRecord, AccountError> {
+        let user = self.log.store().user(self.org.id, caller.user).await?.ok_or(AccountError::NotFound("user"))?;
+        let mut attempt = self.begin_attempt(&caller.source).await?;
+        let failure = |details, reason| Failure {
+            action,
+            actor: caller.actor(),
+            account: Some((user.id, &user.email)),
+            details,
+            reason,
+            what: "failed sign-ins or password checks",
+        };
+        if !self.count_against(&mut attempt, user.id).await? {
+            let f = failure("Refused: the account is locked", "locked");
+            self.record_failed_attempt(f, &attempt, &caller.source).await?;
+            let minutes = self.settings().await?.lockout_minutes;
+            return Err(AccountError::Invalid(format!(
+                "the account is locked after too many wrong passwords; try again in up to {minutes} minutes"
+            )));
+        }
+        if !self.hasher.verify(password, Some(&user.password_hash)).await? {
+            let f = failure("The current password is not correct", "invalid_password");
+            self.record_failed_attempt(f, &attempt, &caller.source).await?;
+            return Err(AccountError::Invalid("the current password is not correct".into()));
+        }
+        self.give_back(&attempt).await?;
+        Ok(user)
     }
 }

@@ -1,16 +1,17 @@
 //! The secrets of the accounts: session tokens, the CSRF token bound to a session, and the
 //! short-lived tokens (pending TOTP step, invitation, setup link).
 //!
-//! Session and invitation tokens are 128 random bits; only their SHA-256 is stored. The CSRF
-//! token and the pending-sign-in token are MACs under a key every process of an installation
-//! shares (derived from the checkpoint signing key), so any process can check them.
+//! Session, pending-sign-in and invitation tokens are 128 random bits; only their SHA-256 is
+//! stored (a pending sign-in is a row, so that it works once and for a few codes). The CSRF
+//! token is a MAC under a key every process of an installation shares (derived from the
+//! checkpoint signing key), so any process can check it.
 
 use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use logbook_core::{Random, Timestamp, UserId};
+use logbook_core::Random;
 use sha2::{Digest, Sha256};
 
 /// A secret token as handed to a browser or a person. `Debug` is redacted.
@@ -83,30 +84,6 @@ impl MacKey {
     pub fn check_csrf(&self, session_hash: &[u8; 32], presented: &str) -> bool {
         constant_time_eq(self.csrf_token(session_hash).as_bytes(), presented.as_bytes())
     }
-
-    /// After a correct password, the token that carries the sign-in to its TOTP step. Bound to
-    /// the user and their current password hash, valid until `expires`.
-    pub fn pending_sign_in(&self, user: UserId, password_hash: &str, expires: Timestamp) -> String {
-        let body = format!("{}.{}", user.0, expires.as_micros());
-        let tag = self.mac(&[b"pending", body.as_bytes(), password_hash.as_bytes()]);
-        format!("{body}.{}", URL_SAFE_NO_PAD.encode(tag))
-    }
-
-    /// The user a pending sign-in token names, if it is authentic; the caller still checks
-    /// the expiry and the password hash by calling [`MacKey::pending_is_valid`].
-    pub fn pending_user(token: &str) -> Option<(UserId, Timestamp)> {
-        let mut parts = token.splitn(3, '.');
-        let user = parts.next()?.parse().ok()?;
-        let expires = parts.next()?.parse().ok()?;
-        parts.next()?;
-        Some((UserId(user), Timestamp::from_micros(expires)))
-    }
-
-    pub fn pending_is_valid(&self, token: &str, password_hash: &str, now: Timestamp) -> bool {
-        let Some((user, expires)) = Self::pending_user(token) else { return false };
-        now < expires
-            && constant_time_eq(self.pending_sign_in(user, password_hash, expires).as_bytes(), token.as_bytes())
-    }
 }
 
 #[cold]
@@ -139,18 +116,5 @@ mod tests {
         assert!(!k.check_csrf(&[2; 32], &t));
         assert!(!MacKey::derive("other").check_csrf(&[1; 32], &t));
         assert!(!k.check_csrf(&[1; 32], ""));
-    }
-
-    #[test]
-    fn pending_sign_ins_expire_and_die_with_a_password_change() {
-        let k = MacKey::derive("s");
-        let exp = Timestamp::from_micros(1_000);
-        let t = k.pending_sign_in(UserId(7), "hash-1", exp);
-        assert_eq!(MacKey::pending_user(&t), Some((UserId(7), exp)));
-        assert!(k.pending_is_valid(&t, "hash-1", Timestamp::from_micros(999)));
-        assert!(!k.pending_is_valid(&t, "hash-1", exp), "expired");
-        assert!(!k.pending_is_valid(&t, "hash-2", Timestamp::from_micros(0)), "password changed");
-        let forged = t.replacen("7.", "8.", 1);
-        assert!(!k.pending_is_valid(&forged, "hash-1", Timestamp::from_micros(0)));
     }
 }
