@@ -1,6 +1,6 @@
 //! The caller's own account: who they are, their password, their TOTP.
 //!
-//! Changing the password or removing TOTP asks for the current password, and that check is an attempt like a
+//! Every change here asks for the current password, and that check is an attempt like a
 //! sign-in (`attempts.rs`): counted against the address and the account before it is made,
 //! refused while the account is locked, and recorded when wrong (the action's own code, outcome
 //! failure), so a stolen session cannot be used to guess the password.
@@ -13,15 +13,21 @@ use serde::Serialize;
 use crate::attempts::Failure;
 use crate::events::event;
 use crate::permission::Caller;
-use crate::{password, totp, AccountError, Accounts, UserView};
+use crate::{after, password, totp, AccountError, Accounts, UserView};
+
+/// How long a TOTP enrolment may take between showing the secret and confirming it.
+const TOTP_ENROLMENT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 #[derive(Debug, Serialize)]
 pub struct TotpEnrolment {
-    /// Base32; the confirmation sends it back with a code.
+    /// Base32, to type into an authenticator app by hand.
     pub secret: String,
     pub otpauth_uri: String,
     /// The URI as a QR code, an SVG document.
     pub qr_svg: String,
+    /// Sent back with the code and the current password ([`Accounts::enrol_totp`]): it names
+    /// the secret issued here, for this session, for 30 minutes, so no other can be enrolled.
+    pub token: String,
 }
 
 impl Accounts {
@@ -40,24 +46,47 @@ impl Accounts {
         self.append(vec![e], AccountMutation::SetPassword { user: user.id, password_hash }).await
     }
 
-    /// A new secret to enrol; nothing is stored until [`Accounts::confirm_totp`].
+    /// A new secret to enrol, and the token that names it; nothing is stored until
+    /// [`Accounts::enrol_totp`].
     pub fn begin_totp(&self, caller: &Caller) -> Result<TotpEnrolment, AccountError> {
         let secret = totp::generate_secret(self.random());
         let uri = totp::provisioning_uri(&secret, &caller.email).map_err(|e| AccountError::Internal(e.to_string()))?;
         let qr = qrcode::QrCode::new(uri.as_bytes()).map_err(|e| AccountError::Internal(e.to_string()))?;
         let qr_svg = qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build();
-        Ok(TotpEnrolment { secret: secret.0, otpauth_uri: uri, qr_svg })
+        let expires = after(self.now(), TOTP_ENROLMENT);
+        let token = self.mac.totp_enrolment(caller.user, &caller.session, &secret.0, expires);
+        Ok(TotpEnrolment { secret: secret.0, otpauth_uri: uri, qr_svg, token })
     }
 
-    pub async fn confirm_totp(&self, caller: &Caller, secret: &str, code: &str) -> Result<(), AccountError> {
+    /// Refuses: a client once chose the secret here, and no password was asked. Kept so that
+    /// callers still compile until they send what [`Accounts::enrol_totp`] needs.
+    pub async fn confirm_totp(&self, _caller: &Caller, _secret: &str, _code: &str) -> Result<(), AccountError> {
+        Err(AccountError::Invalid(
+            "turning on TOTP needs the enrolment's token, a code and your current password".into(),
+        ))
+    }
+
+    /// Enrols the secret [`Accounts::begin_totp`] issued (named by its `token`), once a code
+    /// from it matches and the current password is right.
+    pub async fn enrol_totp(
+        &self,
+        caller: &Caller,
+        token: &str,
+        code: &str,
+        current_password: &str,
+    ) -> Result<(), AccountError> {
         if caller.totp_enrolled {
             return Err(AccountError::Conflict("TOTP is already enrolled; remove it first".into()));
         }
-        let secret = TotpSecret(secret.trim().to_uppercase());
+        let Some(secret) = self.mac.totp_enrolment_secret(token, caller.user, &caller.session, self.now()) else {
+            return Err(AccountError::Invalid("this enrolment has expired; start again".into()));
+        };
+        self.check_current_password(caller, current_password, Action::TotpEnrolled).await?;
+        let secret = TotpSecret(secret);
         match totp::matching_step(&secret, code, self.now()) {
             Ok(Some(_)) => {}
             Ok(None) => return Err(AccountError::Invalid("the code does not match; check the device's clock".into())),
-            Err(_) => return Err(AccountError::Invalid("the secret is not valid base32".into())),
+            Err(_) => return Err(AccountError::Internal("an issued TOTP secret is not valid base32".into())),
         }
         let e = event(Action::TotpEnrolled, caller.actor(), &caller.source)
             .target("management_user", caller.user, &caller.email)

@@ -92,7 +92,10 @@ impl Fx {
     }
 
     fn wrong_code(&self) -> String {
-        let secret = &TotpSecret(SECRET.into());
+        self.wrong_code_for(&TotpSecret(SECRET.into()))
+    }
+
+    fn wrong_code_for(&self, secret: &TotpSecret) -> String {
         let now = self.clock.now().as_micros();
         let near: Vec<String> = [-30_000_000, 0, 30_000_000]
             .iter()
@@ -111,6 +114,10 @@ impl Fx {
             SignIn::NeedsTotp { pending } => pending,
             SignIn::Done(_) => panic!("TOTP is enrolled"),
         }
+    }
+
+    async fn caller(&self, email: &str) -> Caller {
+        self.caller_from(email, &Source::default()).await
     }
 
     async fn caller_from(&self, email: &str, source: &Source) -> Caller {
@@ -182,6 +189,7 @@ on_both_stores!(
     concurrent_wrong_passwords_check_at_most_the_threshold,
     concurrent_failures_from_one_address_check_at_most_its_limit,
     wrong_passwords_behind_a_session_count_and_are_recorded,
+    totp_enrolment_needs_the_issued_secret_and_the_password,
 );
 
 const NO_THROTTLE: SignInThrottle = SignInThrottle { max_failures: 0, window: Duration::from_secs(900) };
@@ -347,4 +355,51 @@ async fn wrong_passwords_behind_a_session_count_and_are_recorded(backend: Backen
     assert_eq!(fx.count_outcome(Action::PasswordChanged, Outcome::Success).await, 0);
     let last = fx.events().await.pop().unwrap();
     assert_eq!(last.fields.get("reason").map(String::as_str), Some("locked"), "{last:?}");
+}
+
+/// Item 14: a client cannot enrol a secret of its own choosing.
+async fn totp_enrolment_needs_the_issued_secret_and_the_password(backend: Backend) {
+    let Some(fx) = fixture(backend, NO_THROTTLE).await else { return };
+    let bob = fx.add_user("bob@example.com").await;
+    let caller = fx.caller("bob@example.com").await;
+    let chosen = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
+    let code = totp::code_at(&TotpSecret(chosen.into()), fx.clock.now()).unwrap();
+    let r = fx.accounts.confirm_totp(&caller, chosen, &code).await;
+    assert!(r.is_err(), "a secret the client chose is refused: {r:?}");
+    let org = fx.accounts.org().id;
+    assert_eq!(fx.store.user(org, bob).await.unwrap().unwrap().totp, None);
+
+    // The enrolment names the issued secret; one swapped for the client's is refused.
+    let enrolment = fx.accounts.begin_totp(&caller).unwrap();
+    let forged = enrolment.token.replacen(&enrolment.secret, chosen, 1);
+    let r = fx.accounts.enrol_totp(&caller, &forged, &code, PASSWORD).await;
+    assert!(matches!(r, Err(AccountError::Invalid(_))), "{r:?}");
+    let issued = TotpSecret(enrolment.secret.clone());
+    let issued_code = totp::code_at(&issued, fx.clock.now()).unwrap();
+    // Without the right password, nothing is enrolled, and the wrong one counts and is recorded.
+    let r = fx.accounts.enrol_totp(&caller, &enrolment.token, &issued_code, "wrong password!").await;
+    assert!(matches!(r, Err(AccountError::Invalid(_))), "{r:?}");
+    assert_eq!(fx.store.user(org, bob).await.unwrap().unwrap().totp, None);
+    assert_eq!(fx.store.user(org, bob).await.unwrap().unwrap().failed_logins, 1);
+    assert_eq!(fx.count_outcome(Action::TotpEnrolled, Outcome::Failure).await, 1);
+    // Another session cannot use this session's enrolment.
+    let other = fx.caller("bob@example.com").await;
+    let r = fx.accounts.enrol_totp(&other, &enrolment.token, &issued_code, PASSWORD).await;
+    assert!(matches!(r, Err(AccountError::Invalid(_))), "{r:?}");
+    // A wrong code does not enrol; the issued secret, its code and the password do.
+    let r = fx.accounts.enrol_totp(&caller, &enrolment.token, &fx.wrong_code_for(&issued), PASSWORD).await;
+    assert!(matches!(r, Err(AccountError::Invalid(_))), "{r:?}");
+    fx.accounts.enrol_totp(&caller, &enrolment.token, &issued_code, PASSWORD).await.unwrap();
+    let u = fx.store.user(org, bob).await.unwrap().unwrap();
+    assert_eq!((u.totp, u.failed_logins), (Some(issued), 0), "a right password gives its failure back");
+    assert_eq!(fx.count_outcome(Action::TotpEnrolled, Outcome::Success).await, 1);
+    // An enrolment expires after 30 minutes.
+    fx.add_user("carol@example.com").await;
+    let carol = fx.caller("carol@example.com").await;
+    let enrolment = fx.accounts.begin_totp(&carol).unwrap();
+    fx.clock.advance_micros(30 * 60 * 1_000_000);
+    let secret = TotpSecret(enrolment.secret);
+    let code = totp::code_at(&secret, fx.clock.now()).unwrap();
+    let r = fx.accounts.enrol_totp(&carol, &enrolment.token, &code, PASSWORD).await;
+    assert!(matches!(r, Err(AccountError::Invalid(_))), "{r:?}");
 }
