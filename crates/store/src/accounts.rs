@@ -3,7 +3,9 @@
 //!
 //! These tables are not the audit log: rows change and disappear. Every change that the log
 //! must record is a [`crate::Mutation`] committed in the same transaction as its events; only
-//! bookkeeping that records nothing (a session's last activity) is written directly.
+//! bookkeeping is written directly: a session's last activity, and the counts of sign-in
+//! attempts (per address, per account, per pending sign-in), which must be decided and counted
+//! in one statement before a password or code is checked — the accounts record each outcome.
 
 use std::fmt;
 
