@@ -18,7 +18,7 @@ use crate::{after, password, totp, AccountError, Accounts, UserView};
 /// How long a TOTP enrolment may take between showing the secret and confirming it.
 const TOTP_ENROLMENT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct TotpEnrolment {
     /// Base32, to type into an authenticator app by hand.
     pub secret: String,
@@ -28,6 +28,13 @@ pub struct TotpEnrolment {
     /// Sent back with the code and the current password ([`Accounts::enrol_totp`]): it names
     /// the secret issued here, for this session, for 30 minutes, so no other can be enrolled.
     pub token: String,
+}
+
+/// The secret (also inside the URI, the QR code and the token) never reaches a log line.
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpEnrolment(<redacted>)")
+    }
 }
 
 impl Accounts {

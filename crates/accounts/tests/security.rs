@@ -371,6 +371,7 @@ async fn totp_enrolment_needs_the_issued_secret_and_the_password(backend: Backen
 
     // The enrolment names the issued secret; one swapped for the client's is refused.
     let enrolment = fx.accounts.begin_totp(&caller).unwrap();
+    assert_eq!(format!("{enrolment:?}"), "TotpEnrolment(<redacted>)", "the secret is not printed");
     let forged = enrolment.token.replacen(&enrolment.secret, chosen, 1);
     let r = fx.accounts.enrol_totp(&caller, &forged, &code, PASSWORD).await;
     assert!(matches!(r, Err(AccountError::Invalid(_))), "{r:?}");
