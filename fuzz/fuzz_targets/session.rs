@@ -1,19 +1,21 @@
 //! The session cookie and the tokens a browser presents: the `logbook_session` cookie as the
 //! extractors find it in `Cookie` headers, the session token's hash (`Secret::from_presented`),
-//! the CSRF token check (`MacKey::check_csrf`) and the pending sign-in token
-//! (`MacKey::pending_user`, `pending_is_valid`).
+//! the CSRF token check (`MacKey::check_csrf`) and the TOTP enrolment token
+//! (`MacKey::totp_enrolment_secret`). (A pending sign-in token is a random secret looked up by
+//! its hash, like the session token.)
 //!
 //! Input: up to four `Cookie` header values separated by 0xFF; the last part is also the
-//! presented CSRF and pending-sign-in token. Checks: nothing panics; a found session token is
+//! presented CSRF and TOTP enrolment token. Checks: nothing panics; a found session token is
 //! found again in a lone `logbook_session=<token>` header; only the exact CSRF token of the
-//! session passes; a pending token is valid exactly when it is the one `pending_sign_in` makes
-//! for the user and expiry it names, and it has not expired.
+//! session passes; an enrolment token yields its secret exactly when it is the one
+//! `totp_enrolment` makes for the user, session, secret and expiry it names, and it has not
+//! expired.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use logbook_accounts::tokens::MacKey;
 use logbook_accounts::Secret;
-use logbook_core::Timestamp;
+use logbook_core::{Timestamp, UserId};
 use logbook_server::fuzzing::session_token;
 
 fuzz_target!(|data: &[u8]| {
@@ -29,14 +31,16 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(key.check_csrf(&session_hash, &presented), presented == key.csrf_token(&session_hash));
 
     let now = Timestamp::from_micros(1_000_000);
-    if let Some((user, expires)) = MacKey::pending_user(&presented) {
-        let genuine = key.pending_sign_in(user, "$argon2id$fuzz", expires);
-        assert_eq!(
-            key.pending_is_valid(&presented, "$argon2id$fuzz", now),
-            presented == genuine && now < expires,
-            "{presented:?}"
-        );
-    } else {
-        assert!(!key.pending_is_valid(&presented, "$argon2id$fuzz", now));
-    }
+    let fields: Vec<&str> = presented.split('.').collect();
+    let user = UserId(fields.first().and_then(|f| f.parse().ok()).unwrap_or(7));
+    let named = match fields[..] {
+        [_, expires, secret, _] => expires.parse().ok().map(|e| (Timestamp::from_micros(e), secret)),
+        _ => None,
+    };
+    let expected = named
+        .filter(|(expires, secret)| {
+            now < *expires && presented == key.totp_enrolment(user, &session_hash, secret, *expires)
+        })
+        .map(|(_, secret)| secret.to_owned());
+    assert_eq!(key.totp_enrolment_secret(&presented, user, &session_hash, now), expected, "{presented:?}");
 });

@@ -1,21 +1,40 @@
 //! The caller's own account: who they are, their password, their TOTP.
+//!
+//! Every change here asks for the current password, and that check is an attempt like a
+//! sign-in (`attempts.rs`): counted against the address and the account before it is made,
+//! refused while the account is locked, and recorded when wrong (the action's own code, outcome
+//! failure), so a stolen session cannot be used to guess the password.
 
 use logbook_core::Action;
-use logbook_store::accounts::TotpSecret;
+use logbook_store::accounts::{TotpSecret, UserRecord};
 use logbook_store::AccountMutation;
 use serde::Serialize;
 
+use crate::attempts::Failure;
 use crate::events::event;
 use crate::permission::Caller;
-use crate::{password, totp, AccountError, Accounts, UserView};
+use crate::{after, password, totp, AccountError, Accounts, UserView};
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// How long a TOTP enrolment may take between showing the secret and confirming it.
+const TOTP_ENROLMENT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TotpEnrolment {
-    /// Base32; the confirmation sends it back with a code.
+    /// Base32, to type into an authenticator app by hand.
     pub secret: String,
     pub otpauth_uri: String,
     /// The URI as a QR code, an SVG document.
     pub qr_svg: String,
+    /// Sent back with the code and the current password ([`Accounts::enrol_totp`]): it names
+    /// the secret issued here, for this session, for 30 minutes, so no other can be enrolled.
+    pub token: String,
+}
+
+/// The secret (also inside the URI, the QR code and the token) never reaches a log line.
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpEnrolment(<redacted>)")
+    }
 }
 
 impl Accounts {
@@ -24,10 +43,7 @@ impl Accounts {
     }
 
     pub async fn change_password(&self, caller: &Caller, current: &str, new: &str) -> Result<(), AccountError> {
-        let user = self.log.store().user(self.org.id, caller.user).await?.ok_or(AccountError::NotFound("user"))?;
-        if !self.hasher.verify(current, Some(&user.password_hash)).await? {
-            return Err(AccountError::Invalid("the current password is not correct".into()));
-        }
+        let user = self.check_current_password(caller, current, Action::PasswordChanged).await?;
         password::check_policy(new, &user.email)?;
         let password_hash = self.hasher.hash(new, self.random()).await?;
         let e = event(Action::PasswordChanged, caller.actor(), &caller.source)
@@ -37,24 +53,39 @@ impl Accounts {
         self.append(vec![e], AccountMutation::SetPassword { user: user.id, password_hash }).await
     }
 
-    /// A new secret to enrol; nothing is stored until [`Accounts::confirm_totp`].
+    /// A new secret to enrol, and the token that names it; nothing is stored until
+    /// [`Accounts::enrol_totp`].
     pub fn begin_totp(&self, caller: &Caller) -> Result<TotpEnrolment, AccountError> {
         let secret = totp::generate_secret(self.random());
         let uri = totp::provisioning_uri(&secret, &caller.email).map_err(|e| AccountError::Internal(e.to_string()))?;
         let qr = qrcode::QrCode::new(uri.as_bytes()).map_err(|e| AccountError::Internal(e.to_string()))?;
         let qr_svg = qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build();
-        Ok(TotpEnrolment { secret: secret.0, otpauth_uri: uri, qr_svg })
+        let expires = after(self.now(), TOTP_ENROLMENT);
+        let token = self.mac.totp_enrolment(caller.user, &caller.session, &secret.0, expires);
+        Ok(TotpEnrolment { secret: secret.0, otpauth_uri: uri, qr_svg, token })
     }
 
-    pub async fn confirm_totp(&self, caller: &Caller, secret: &str, code: &str) -> Result<(), AccountError> {
+    /// Enrols the secret [`Accounts::begin_totp`] issued (named by its `token`), once a code
+    /// from it matches and the current password is right.
+    pub async fn enrol_totp(
+        &self,
+        caller: &Caller,
+        token: &str,
+        code: &str,
+        current_password: &str,
+    ) -> Result<(), AccountError> {
         if caller.totp_enrolled {
             return Err(AccountError::Conflict("TOTP is already enrolled; remove it first".into()));
         }
-        let secret = TotpSecret(secret.trim().to_uppercase());
+        let Some(secret) = self.mac.totp_enrolment_secret(token, caller.user, &caller.session, self.now()) else {
+            return Err(AccountError::Invalid("this enrolment has expired; start again".into()));
+        };
+        self.check_current_password(caller, current_password, Action::TotpEnrolled).await?;
+        let secret = TotpSecret(secret);
         match totp::matching_step(&secret, code, self.now()) {
             Ok(Some(_)) => {}
             Ok(None) => return Err(AccountError::Invalid("the code does not match; check the device's clock".into())),
-            Err(_) => return Err(AccountError::Invalid("the secret is not valid base32".into())),
+            Err(_) => return Err(AccountError::Internal("an issued TOTP secret is not valid base32".into())),
         }
         let e = event(Action::TotpEnrolled, caller.actor(), &caller.source)
             .target("management_user", caller.user, &caller.email)
@@ -68,13 +99,46 @@ impl Accounts {
         if user.totp.is_none() {
             return Err(AccountError::Conflict("TOTP is not enrolled".into()));
         }
-        if !self.hasher.verify(password, Some(&user.password_hash)).await? {
-            return Err(AccountError::Invalid("the password is not correct".into()));
-        }
+        self.check_current_password(caller, password, Action::TotpRemoved).await?;
         let e = event(Action::TotpRemoved, caller.actor(), &caller.source)
             .target("management_user", user.id, &user.email)
             .details("TOTP removed by the user")
             .build();
         self.append(vec![e], AccountMutation::SetTotp { user: user.id, secret: None }).await
+    }
+
+    /// Checks the caller's current password before `action`, as an attempt (see the module's
+    /// doc); a wrong one, or a locked account, is recorded as `action` failed.
+    async fn check_current_password(
+        &self,
+        caller: &Caller,
+        password: &str,
+        action: Action,
+    ) -> Result<UserRecord, AccountError> {
+        let user = self.log.store().user(self.org.id, caller.user).await?.ok_or(AccountError::NotFound("user"))?;
+        let mut attempt = self.begin_attempt(&caller.source).await?;
+        let failure = |details, reason| Failure {
+            action,
+            actor: caller.actor(),
+            account: Some((user.id, &user.email)),
+            details,
+            reason,
+            what: "failed sign-ins or password checks",
+        };
+        if !self.count_against(&mut attempt, user.id).await? {
+            let f = failure("Refused: the account is locked", "locked");
+            self.record_failed_attempt(f, &attempt, &caller.source).await?;
+            let minutes = self.settings().await?.lockout_minutes;
+            return Err(AccountError::Invalid(format!(
+                "the account is locked after too many wrong passwords; try again in up to {minutes} minutes"
+            )));
+        }
+        if !self.hasher.verify(password, Some(&user.password_hash)).await? {
+            let f = failure("The current password is not correct", "invalid_password");
+            self.record_failed_attempt(f, &attempt, &caller.source).await?;
+            return Err(AccountError::Invalid("the current password is not correct".into()));
+        }
+        self.give_back(&attempt).await?;
+        Ok(user)
     }
 }

@@ -21,6 +21,7 @@ pub mod tokens;
 pub mod totp;
 
 mod account;
+mod attempts;
 mod audit_log;
 mod events;
 mod invitations;
@@ -41,7 +42,7 @@ pub use invitations::InvitationCreated;
 pub use mail::SmtpConfig;
 pub use permission::{Authorized, Caller, Forbidden, Permission};
 pub use protected_users::{ImportReport, ImportRowError};
-pub use session::{SignIn, SignedIn};
+pub use session::{SignIn, SignedIn, PENDING_SIGN_IN_ATTEMPTS};
 pub use settings::{PlatformSettings, SettingsPatch};
 pub use throttle::{AccountMetrics, SignInThrottle};
 pub use tokens::Secret;

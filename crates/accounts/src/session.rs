@@ -1,14 +1,15 @@
 //! Signing in and out, and the sessions in between: every sign-in, failure, lock and logout is
 //! recorded with its real reason, and every failure answered alike.
 
-use logbook_core::{Action, Actor, Source, Timestamp};
+use logbook_core::{Action, Actor, Source, Timestamp, UserId};
 use logbook_log::AppendError;
 use logbook_store::accounts::{SessionRecord, TotpSecret, UserRecord};
 use logbook_store::{AccountMutation, MutationError};
 
+use crate::attempts::{Attempt, Failure};
 use crate::events::{event, typed_identifier, user_actor};
 use crate::permission::Caller;
-use crate::tokens::{MacKey, Secret};
+use crate::tokens::Secret;
 use crate::users::view;
 use crate::{account, after, normalize_email, totp, AccountError, Accounts, UserView};
 
@@ -25,19 +26,24 @@ pub struct SignedIn {
 #[derive(Debug)]
 pub enum SignIn {
     Done(SignedIn),
-    /// TOTP is enrolled: the code comes next, with this token (valid 5 minutes).
+    /// TOTP is enrolled: the code comes next, with this token (valid 5 minutes, for at most
+    /// [`PENDING_SIGN_IN_ATTEMPTS`] codes, once).
     NeedsTotp {
         pending: String,
     },
 }
 
 const PENDING_SIGN_IN: std::time::Duration = std::time::Duration::from_secs(300);
+/// Codes one pending sign-in may try; then it is void, and the password step comes again.
+pub const PENDING_SIGN_IN_ATTEMPTS: u32 = 5;
 /// A session's last activity is written at most this often.
 const TOUCH_EVERY_MICROS: i64 = 60_000_000;
 
 impl Accounts {
     /// Checks email and password (and the TOTP code when enrolled and given). Every failure is
     /// recorded with its real reason and answered with the same [`AccountError::SignInFailed`].
+    /// The attempt is counted against the address and the account before the password is
+    /// checked (see `attempts.rs`); a locked account is refused without checking it.
     pub async fn sign_in(
         &self,
         email: &str,
@@ -45,51 +51,92 @@ impl Accounts {
         totp_code: Option<&str>,
         source: &Source,
     ) -> Result<SignIn, AccountError> {
-        self.check_address(source).await?;
-        let now = self.now();
+        let mut attempt = self.begin_attempt(source).await?;
         let user = match normalize_email(email) {
             Ok(e) => self.log.store().user_by_email(self.org.id, &e).await?,
             Err(_) => None,
         };
         let Some(user) = user else {
             self.hasher.verify(password, None).await?;
-            self.record_failure(None, email, "Unknown user", source).await?;
+            let f = sign_in_failure(typed_identifier(email), None, "Unknown user", "unknown_user");
+            self.record_failed_attempt(f, &attempt, source).await?;
             return Err(AccountError::SignInFailed);
         };
-        if user.locked_until.is_some_and(|t| t > now) {
-            self.hasher.verify(password, None).await?;
-            self.count_address_failure(source).await;
-            let e = event(Action::LoginFailed, user_actor(user.id, &user.email), source)
-                .details("Account locked")
-                .field("reason", "locked")
-                .failed()
-                .build();
-            self.log.append(&self.org, vec![e], None).await?;
-            return Err(AccountError::SignInFailed);
+        if !self.count_against(&mut attempt, user.id).await? {
+            return self.refuse_locked(&user, password, &attempt, source).await;
         }
         if !self.hasher.verify(password, Some(&user.password_hash)).await? {
-            self.record_failure(Some(&user), email, "Invalid password", source).await?;
+            self.record_sign_in_failure(&user, "Invalid password", "invalid_password", &attempt, source).await?;
             return Err(AccountError::SignInFailed);
         }
         match (&user.totp, totp_code) {
-            (None, _) => self.start_session(&user, None, source).await.map(SignIn::Done),
-            (Some(_), None) => Ok(SignIn::NeedsTotp {
-                pending: self.mac.pending_sign_in(user.id, &user.password_hash.0, after(now, PENDING_SIGN_IN)),
-            }),
-            (Some(secret), Some(code)) => self.finish_totp(&user, secret, code, source).await.map(SignIn::Done),
+            (None, _) => self.start_session(&user, None, None, &attempt, source).await.map(SignIn::Done),
+            (Some(_), None) => {
+                // The password was right: its counts are given back, and the code is the next
+                // attempt, with a token that works once for a few codes (kept in the database).
+                self.give_back(&attempt).await?;
+                let pending = Secret::generate(self.random());
+                let now = self.now();
+                let expires = after(now, PENDING_SIGN_IN);
+                self.log.store().add_pending_sign_in(self.org.id, user.id, &pending.hash(), now, expires).await?;
+                Ok(SignIn::NeedsTotp { pending: pending.expose().to_owned() })
+            }
+            (Some(secret), Some(code)) => {
+                self.finish_totp(&user, secret, code, None, &attempt, source).await.map(SignIn::Done)
+            }
         }
     }
 
-    /// The TOTP step of a sign-in that passed its password step.
+    /// The TOTP step of a sign-in that passed its password step: at most
+    /// [`PENDING_SIGN_IN_ATTEMPTS`] codes per pending token, which a right code consumes; the
+    /// code counts against the address and the account like a password, and a locked account
+    /// is refused.
     pub async fn sign_in_totp(&self, pending: &str, code: &str, source: &Source) -> Result<SignedIn, AccountError> {
-        self.check_address(source).await?;
-        let Some((id, _)) = MacKey::pending_user(pending) else { return Err(AccountError::SignInFailed) };
-        let user = self.log.store().user(self.org.id, id).await?;
-        let Some(user) = user.filter(|u| self.mac.pending_is_valid(pending, &u.password_hash.0, self.now())) else {
+        let mut attempt = self.begin_attempt(source).await?;
+        let pending = Secret::from_presented(pending).hash();
+        let store = self.log.store();
+        let tried = store.count_pending_attempt(self.org.id, &pending, self.now(), PENDING_SIGN_IN_ATTEMPTS).await?;
+        let Some((id, _)) = tried else {
+            let actor = typed_identifier("(pending sign-in)");
+            let details = "Failed verification (sign-in expired, already completed or out of codes)";
+            let f = sign_in_failure(actor, None, details, "failed_verification");
+            self.record_failed_attempt(f, &attempt, source).await?;
             return Err(AccountError::SignInFailed);
         };
+        let Some(user) = store.user(self.org.id, id).await? else { return Err(AccountError::SignInFailed) };
         let Some(secret) = user.totp.clone() else { return Err(AccountError::SignInFailed) };
-        self.finish_totp(&user, &secret, code, source).await
+        if !self.count_against(&mut attempt, user.id).await? {
+            return self.refuse_locked(&user, "", &attempt, source).await;
+        }
+        self.finish_totp(&user, &secret, code, Some(pending), &attempt, source).await
+    }
+
+    /// Refuses a locked account, recording it; with a password, hashes it against the dummy
+    /// first, so that a locked account answers in the time a wrong password takes.
+    async fn refuse_locked<T>(
+        &self,
+        user: &UserRecord,
+        password: &str,
+        attempt: &Attempt,
+        source: &Source,
+    ) -> Result<T, AccountError> {
+        if !password.is_empty() {
+            self.hasher.verify(password, None).await?;
+        }
+        self.record_sign_in_failure(user, "Account locked", "locked", attempt, source).await?;
+        Err(AccountError::SignInFailed)
+    }
+
+    async fn record_sign_in_failure(
+        &self,
+        user: &UserRecord,
+        details: &str,
+        reason: &'static str,
+        attempt: &Attempt,
+        source: &Source,
+    ) -> Result<(), AccountError> {
+        let f = sign_in_failure(user_actor(user.id, &user.email), Some((user.id, &user.email)), details, reason);
+        self.record_failed_attempt(f, attempt, source).await
     }
 
     async fn finish_totp(
@@ -97,27 +144,39 @@ impl Accounts {
         user: &UserRecord,
         secret: &TotpSecret,
         code: &str,
+        pending: Option<[u8; 32]>,
+        attempt: &Attempt,
         source: &Source,
     ) -> Result<SignedIn, AccountError> {
         let step = totp::matching_step(secret, code, self.now()).map_err(|e| AccountError::Internal(e.to_string()))?;
         let Some(step) = step else {
-            self.record_failure(Some(user), &user.email, "Failed verification (wrong TOTP code)", source).await?;
+            let details = "Failed verification (wrong TOTP code)";
+            self.record_sign_in_failure(user, details, "failed_verification", attempt, source).await?;
             return Err(AccountError::SignInFailed);
         };
-        match self.start_session(user, Some(step), source).await {
-            Err(AccountError::Append(AppendError::Rejected(MutationError::TotpReplay))) => {
-                self.record_failure(Some(user), &user.email, "Failed verification (TOTP code already used)", source)
-                    .await?;
-                Err(AccountError::SignInFailed)
-            }
-            other => other,
-        }
+        let refused = match self.start_session(user, Some(step), pending, attempt, source).await {
+            Err(AccountError::Append(AppendError::Rejected(reason))) => reason,
+            other => return other,
+        };
+        let (details, reason) = match refused {
+            MutationError::TotpReplay => ("Failed verification (TOTP code already used)", "failed_verification"),
+            MutationError::Locked => ("Account locked", "locked"),
+            _ => ("Failed verification (sign-in already completed)", "failed_verification"),
+        };
+        self.record_sign_in_failure(user, details, reason, attempt, source).await?;
+        Err(AccountError::SignInFailed)
     }
 
+    /// Starts the session of a sign-in whose password (and code) were right. The commit refuses
+    /// a locked account (a lock another attempt set meanwhile; the lock this attempt set, by
+    /// reaching the threshold, it lifts), a used TOTP step and a used pending sign-in; it resets
+    /// the account's failures, and the address's count is given back.
     async fn start_session(
         &self,
         user: &UserRecord,
         totp_step: Option<u64>,
+        pending: Option<[u8; 32]>,
+        attempt: &Attempt,
         source: &Source,
     ) -> Result<SignedIn, AccountError> {
         let settings = self.settings().await?;
@@ -129,77 +188,20 @@ impl Accounts {
             .field("method", method)
             .build();
         let expires = after(self.now(), settings.absolute_timeout());
-        let m = AccountMutation::CreateSession { user: user.id, token_hash, expires, totp_step };
+        let attempt_lock = attempt.login.and_then(|(_, l)| l.lock);
+        let m = AccountMutation::CreateSession { user: user.id, token_hash, expires, totp_step, pending, attempt_lock };
         self.log.append(&self.org, vec![e], account(m)).await.map_err(|e| match e {
-            e @ AppendError::Rejected(MutationError::TotpReplay) => AccountError::Append(e),
+            // The caller records these refusals as failed sign-ins.
+            e @ AppendError::Rejected(MutationError::TotpReplay | MutationError::Locked | MutationError::NotFound) => {
+                AccountError::Append(e)
+            }
             e => AccountError::from(e),
         })?;
+        self.give_back_address(attempt).await;
         let mut user = user.clone();
         user.failed_logins = 0;
         user.locked_until = None;
         Ok(SignedIn { csrf_token: self.mac.csrf_token(&token_hash), token, user: view(&user, self.now()) })
-    }
-
-    /// Records a failed sign-in; for a known user, counts it and locks the account at the
-    /// threshold (recording that too).
-    async fn record_failure(
-        &self,
-        user: Option<&UserRecord>,
-        typed: &str,
-        reason: &str,
-        source: &Source,
-    ) -> Result<(), AccountError> {
-        let reason_code = match reason {
-            "Unknown user" => "unknown_user",
-            "Invalid password" => "invalid_password",
-            _ => "failed_verification",
-        };
-        let counted = self.count_address_failure(source).await;
-        let failed = |actor: Actor| {
-            let mut b = event(Action::LoginFailed, actor, source).field("reason", reason_code).failed();
-            match counted {
-                Some(c) if c.reached_limit => {
-                    b = b.details(format!(
-                        "{reason}; {} failed sign-ins from this address, further sign-ins from it refused for {} minutes",
-                        c.failures,
-                        self.config.sign_in_throttle.minutes()
-                    ));
-                }
-                _ => b = b.details(reason),
-            }
-            if let Some(c) = counted {
-                b = b.field("address_failures", c.failures);
-            }
-            b
-        };
-        let Some(user) = user else {
-            self.log.append(&self.org, vec![failed(typed_identifier(typed)).build()], None).await?;
-            return Ok(());
-        };
-        let settings = self.settings().await?;
-        let actor = user_actor(user.id, &user.email);
-        let failures = user.failed_logins.saturating_add(1);
-        let mut events = vec![failed(actor.clone()).field("consecutive_failures", failures).build()];
-        let lock_until = (failures >= settings.lockout_threshold).then(|| after(self.now(), settings.lockout()));
-        if lock_until.is_some() {
-            events.push(
-                event(Action::AccountLocked, actor, source)
-                    .target("management_user", user.id, &user.email)
-                    .details(format!(
-                        "Locked for {} minutes after {failures} consecutive failed sign-ins",
-                        settings.lockout_minutes
-                    ))
-                    .field("minutes", settings.lockout_minutes)
-                    .build(),
-            );
-        }
-        self.append(events, AccountMutation::RecordLoginFailure { user: user.id, lock_until }).await.or_else(
-            |e| match e {
-                // Deleted meanwhile: the failure event is still worth keeping.
-                AccountError::NotFound(_) => Ok(()),
-                e => Err(e),
-            },
-        )
     }
 
     /// The caller behind a session token, if the session is alive. A session found past its
@@ -285,4 +287,14 @@ impl Accounts {
         }
         Ok(ended)
     }
+}
+
+/// A failed sign-in, as [`Accounts::record_failed_attempt`] records it.
+fn sign_in_failure<'a>(
+    actor: Actor,
+    account: Option<(UserId, &'a str)>,
+    details: &'a str,
+    reason: &'static str,
+) -> Failure<'a> {
+    Failure { action: Action::LoginFailed, actor, account, details, reason, what: "failed sign-ins" }
 }

@@ -2,8 +2,9 @@
 //! password across many accounts (the per-account lockout only stops it trying one account).
 //!
 //! The counter lives in the database (`sign_in_throttle`), so every process sharing it counts
-//! together and refuses together. An address over the limit is refused before any password is
-//! hashed, so a flood costs one indexed read per request. The failure that reaches the limit is
+//! together and refuses together. An attempt is counted before its password is checked, and
+//! given back when it was right (`attempts.rs`). An address over the limit is refused before any
+//! password is hashed, so a flood costs one indexed read per request. The failure that reaches the limit is
 //! recorded in its Login Failed event (`address_failures`, and the details say further
 //! sign-ins are refused); the refusals that follow are not recorded one by one, so a flood
 //! cannot fill the log, but they are counted in `/metrics`.
@@ -97,23 +98,25 @@ impl Accounts {
         Ok(())
     }
 
-    /// Counts a failed sign-in against its address. A store error is logged, not returned: the
-    /// failure's audit event matters more than the counter.
-    pub(crate) async fn count_address_failure(&self, source: &Source) -> Option<Counted> {
+    /// Counts an attempt from `source` against its address before its password or code is
+    /// checked (see `attempts.rs`): the key, the window and the count; `None` when the throttle is
+    /// off or the address unknown. Refused with `Throttled` when the address has its limit of
+    /// failures already: one statement decides and counts, so concurrent attempts never pass
+    /// the limit together.
+    pub(crate) async fn count_address_attempt(
+        &self,
+        source: &Source,
+    ) -> Result<Option<(String, Timestamp, Counted)>, AccountError> {
         let policy = self.config.sign_in_throttle;
-        let ip = source.ip.filter(|_| policy.max_failures > 0)?;
-        let counted = self
-            .log
-            .store()
-            .count_sign_in_failure(self.org.id, &address_key(ip), self.now(), self.window_since())
-            .await;
-        match counted {
-            Ok(failures) => Some(Counted { failures, reached_limit: failures == policy.max_failures }),
-            Err(e) => {
-                tracing::warn!(error = %e, "counting a failed sign-in against its address failed");
-                None
-            }
-        }
+        let Some(ip) = source.ip.filter(|_| policy.max_failures > 0) else { return Ok(None) };
+        let (key, since) = (address_key(ip), self.window_since());
+        let counted =
+            self.log.store().count_sign_in_attempt(self.org.id, &key, self.now(), since, policy.max_failures).await?;
+        let Some(failures) = counted else {
+            self.metrics.sign_ins_throttled.inc();
+            return Err(AccountError::Throttled { minutes: policy.minutes() });
+        };
+        Ok(Some((key, since, Counted { failures, reached_limit: failures == policy.max_failures })))
     }
 
     /// Forgets addresses whose window is over (run periodically).

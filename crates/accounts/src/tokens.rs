@@ -1,8 +1,9 @@
 //! The secrets of the accounts: session tokens, the CSRF token bound to a session, and the
-//! short-lived tokens (pending TOTP step, invitation, setup link).
+//! short-lived tokens (pending TOTP step, invitation, setup link, TOTP enrolment).
 //!
-//! Session and invitation tokens are 128 random bits; only their SHA-256 is stored. The CSRF
-//! token and the pending-sign-in token are MACs under a key every process of an installation
+//! Session, pending-sign-in and invitation tokens are 128 random bits; only their SHA-256 is
+//! stored (a pending sign-in is a row, so that it works once and for a few codes). The CSRF
+//! token and the TOTP enrolment token are MACs under a key every process of an installation
 //! shares (derived from the checkpoint signing key), so any process can check them.
 
 use std::fmt;
@@ -84,28 +85,32 @@ impl MacKey {
         constant_time_eq(self.csrf_token(session_hash).as_bytes(), presented.as_bytes())
     }
 
-    /// After a correct password, the token that carries the sign-in to its TOTP step. Bound to
-    /// the user and their current password hash, valid until `expires`.
-    pub fn pending_sign_in(&self, user: UserId, password_hash: &str, expires: Timestamp) -> String {
-        let body = format!("{}.{}", user.0, expires.as_micros());
-        let tag = self.mac(&[b"pending", body.as_bytes(), password_hash.as_bytes()]);
+    /// The token of a TOTP enrolment: the secret the server issued (base32, no `.`), bound to
+    /// the user, their session and an expiry, so that the confirmation enrols that secret and no
+    /// other. The secret is no news to whoever holds the token: the page shows it anyway.
+    pub fn totp_enrolment(&self, user: UserId, session_hash: &[u8; 32], secret: &str, expires: Timestamp) -> String {
+        let body = format!("{}.{}.{secret}", user.0, expires.as_micros());
+        let tag = self.mac(&[b"totp-enrolment", session_hash, body.as_bytes()]);
         format!("{body}.{}", URL_SAFE_NO_PAD.encode(tag))
     }
 
-    /// The user a pending sign-in token names, if it is authentic; the caller still checks
-    /// the expiry and the password hash by calling [`MacKey::pending_is_valid`].
-    pub fn pending_user(token: &str) -> Option<(UserId, Timestamp)> {
-        let mut parts = token.splitn(3, '.');
-        let user = parts.next()?.parse().ok()?;
-        let expires = parts.next()?.parse().ok()?;
-        parts.next()?;
-        Some((UserId(user), Timestamp::from_micros(expires)))
-    }
-
-    pub fn pending_is_valid(&self, token: &str, password_hash: &str, now: Timestamp) -> bool {
-        let Some((user, expires)) = Self::pending_user(token) else { return false };
-        now < expires
-            && constant_time_eq(self.pending_sign_in(user, password_hash, expires).as_bytes(), token.as_bytes())
+    /// The secret an enrolment token carries, if the token is authentic, this user's and this
+    /// session's, and not expired at `now`.
+    pub fn totp_enrolment_secret(
+        &self,
+        token: &str,
+        user: UserId,
+        session_hash: &[u8; 32],
+        now: Timestamp,
+    ) -> Option<String> {
+        let parts: Vec<&str> = token.split('.').collect();
+        let [id, expires, secret, _tag] = parts[..] else { return None };
+        let expires = Timestamp::from_micros(expires.parse().ok()?);
+        if id.parse::<i64>().ok()? != user.0 || now >= expires {
+            return None;
+        }
+        let expected = self.totp_enrolment(user, session_hash, secret, expires);
+        constant_time_eq(expected.as_bytes(), token.as_bytes()).then(|| secret.to_owned())
     }
 }
 
@@ -142,15 +147,21 @@ mod tests {
     }
 
     #[test]
-    fn pending_sign_ins_expire_and_die_with_a_password_change() {
+    fn totp_enrolment_tokens_name_the_issued_secret_for_one_user_and_session() {
         let k = MacKey::derive("s");
-        let exp = Timestamp::from_micros(1_000);
-        let t = k.pending_sign_in(UserId(7), "hash-1", exp);
-        assert_eq!(MacKey::pending_user(&t), Some((UserId(7), exp)));
-        assert!(k.pending_is_valid(&t, "hash-1", Timestamp::from_micros(999)));
-        assert!(!k.pending_is_valid(&t, "hash-1", exp), "expired");
-        assert!(!k.pending_is_valid(&t, "hash-2", Timestamp::from_micros(0)), "password changed");
-        let forged = t.replacen("7.", "8.", 1);
-        assert!(!k.pending_is_valid(&forged, "hash-1", Timestamp::from_micros(0)));
+        let (exp, now) = (Timestamp::from_micros(1_000), Timestamp::from_micros(999));
+        let t = k.totp_enrolment(UserId(7), &[1; 32], "JBSWY3DPEHPK3PXP", exp);
+        assert_eq!(k.totp_enrolment_secret(&t, UserId(7), &[1; 32], now).as_deref(), Some("JBSWY3DPEHPK3PXP"));
+        assert_eq!(k.totp_enrolment_secret(&t, UserId(7), &[1; 32], exp), None, "expired");
+        assert_eq!(k.totp_enrolment_secret(&t, UserId(8), &[1; 32], now), None, "another user");
+        assert_eq!(k.totp_enrolment_secret(&t, UserId(7), &[2; 32], now), None, "another session");
+        assert_eq!(MacKey::derive("x").totp_enrolment_secret(&t, UserId(7), &[1; 32], now), None, "another key");
+        let chosen = t.replacen("JBSWY3DPEHPK3PXP", "KRSXG5CTMVRXEZLU", 1);
+        assert_eq!(k.totp_enrolment_secret(&chosen, UserId(7), &[1; 32], now), None, "a secret the client chose");
+        let later = t.replacen(".1000.", ".2000.", 1);
+        assert_eq!(k.totp_enrolment_secret(&later, UserId(7), &[1; 32], exp), None, "an extended expiry");
+        for bad in ["", "7.1000.X", "7.1000.X.tag.more", "x.1000.X.tag"] {
+            assert_eq!(k.totp_enrolment_secret(bad, UserId(7), &[1; 32], now), None, "{bad:?}");
+        }
     }
 }

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use logbook_core::{InvitationId, OrgId, ProtectedUserId, Role, Timestamp, UserId};
 use logbook_store::accounts::{
-    like_escape, AccountTx, InvitationRecord, NewUser, PasswordHash, ProtectedUser, SessionRecord, TotpSecret,
-    UserRecord,
+    like_escape, AccountTx, InvitationRecord, LoginAttempt, NewUser, PasswordHash, ProtectedUser, SessionRecord,
+    SignInState, TotpSecret, UserRecord,
 };
 use logbook_store::{AccountStore, StoreError};
 
@@ -94,16 +94,19 @@ impl AccountTx for PgTx<'_> {
             .map_err(pg)
     }
 
-    async fn totp_last_step(&self, user: UserId) -> Result<Option<Option<u64>>, StoreError> {
+    async fn sign_in_state(&self, user: UserId) -> Result<Option<SignInState>, StoreError> {
         let row = self
             .tx
             .query_opt(
-                "SELECT totp_last_step FROM users WHERE id = $1 AND org = $2 FOR UPDATE",
+                "SELECT locked_until_us, totp_last_step FROM users WHERE id = $1 AND org = $2 FOR UPDATE",
                 &[&user.0, &self.org.0],
             )
             .await
             .map_err(pg)?;
-        Ok(row.map(|r| r.get::<_, Option<i64>>(0).map(u)))
+        Ok(row.map(|r| SignInState {
+            locked_until: r.get::<_, Option<i64>>(0).map(Timestamp::from_micros),
+            totp_last_step: r.get::<_, Option<i64>>(1).map(u),
+        }))
     }
 
     async fn reset_login_failures(&self, user: UserId, totp_step: Option<u64>) -> Result<u64, StoreError> {
@@ -117,13 +120,19 @@ impl AccountTx for PgTx<'_> {
             .map_err(pg)
     }
 
-    async fn count_login_failure(&self, user: UserId, lock_until: Option<Timestamp>) -> Result<u64, StoreError> {
+    async fn delete_pending_sign_in(&self, user: UserId, token_hash: &[u8; 32]) -> Result<u64, StoreError> {
         self.tx
             .execute(
-                "UPDATE users SET failed_logins = failed_logins + 1, locked_until_us = COALESCE($1, locked_until_us)
-                 WHERE id = $2 AND org = $3",
-                &[&lock_until.map(Timestamp::as_micros), &user.0, &self.org.0],
+                "DELETE FROM pending_sign_ins WHERE token_hash = $1 AND user_id = $2 AND org = $3",
+                &[&&token_hash[..], &user.0, &self.org.0],
             )
+            .await
+            .map_err(pg)
+    }
+
+    async fn delete_pending_sign_ins_of(&self, user: UserId) -> Result<u64, StoreError> {
+        self.tx
+            .execute("DELETE FROM pending_sign_ins WHERE user_id = $1 AND org = $2", &[&user.0, &self.org.0])
             .await
             .map_err(pg)
     }
@@ -456,32 +465,130 @@ impl AccountStore for PgStore {
         Ok(row.map_or(0, |r| r.get::<_, i32>(0).max(0) as u32))
     }
 
-    async fn count_sign_in_failure(
+    async fn count_sign_in_attempt(
         &self,
         org: OrgId,
         address: &str,
         now: Timestamp,
         since: Timestamp,
-    ) -> Result<u32, StoreError> {
+        max: u32,
+    ) -> Result<Option<u32>, StoreError> {
         let c = self.client().await?;
-        // One statement, so concurrent failures from several processes are all counted; SET
-        // reads the old row, so an expired window restarts at `now` with one failure.
+        let max = i32::try_from(max).unwrap_or(i32::MAX);
+        // One statement, so concurrent attempts from several processes never pass the limit
+        // together; SET and WHERE read the old row: an expired window restarts at `now` with
+        // one failure, a full one is left alone and returns no row.
         let row = c
-            .query_one(
+            .query_opt(
                 "INSERT INTO sign_in_throttle AS t (org, address, window_start_us, failures) VALUES ($1, $2, $3, 1)
                  ON CONFLICT (org, address) DO UPDATE SET
                      failures = CASE WHEN t.window_start_us < $4 THEN 1 ELSE t.failures + 1 END,
                      window_start_us = CASE WHEN t.window_start_us < $4 THEN $3 ELSE t.window_start_us END
+                 WHERE t.window_start_us < $4 OR t.failures < $5
                  RETURNING failures",
-                &[&org.0, &address, &now.as_micros(), &since.as_micros()],
+                &[&org.0, &address, &now.as_micros(), &since.as_micros(), &max],
             )
             .await
             .map_err(pg)?;
-        Ok(row.get::<_, i32>(0).max(0) as u32)
+        Ok(row.map(|r| r.get::<_, i32>(0).max(0) as u32))
+    }
+
+    async fn give_back_sign_in_attempt(&self, org: OrgId, address: &str, since: Timestamp) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE sign_in_throttle SET failures = failures - 1
+             WHERE org = $1 AND address = $2 AND window_start_us >= $3 AND failures > 0",
+            &[&org.0, &address, &since.as_micros()],
+        )
+        .await
+        .map(drop)
+        .map_err(pg)
     }
 
     async fn prune_sign_in_failures(&self, before: Timestamp) -> Result<u64, StoreError> {
         let c = self.client().await?;
         c.execute("DELETE FROM sign_in_throttle WHERE window_start_us < $1", &[&before.as_micros()]).await.map_err(pg)
+    }
+
+    async fn count_login_attempt(
+        &self,
+        org: OrgId,
+        user: UserId,
+        now: Timestamp,
+        threshold: u32,
+        lock_until: Timestamp,
+    ) -> Result<Option<LoginAttempt>, StoreError> {
+        let c = self.client().await?;
+        let limit = i32::try_from(threshold).unwrap_or(i32::MAX);
+        // Concurrent updates of the row take turns, and each one's WHERE sees the row the one
+        // before it left: the attempt that reaches the threshold sets the lock (SET reads the
+        // old row), every later one finds it.
+        let row = c
+            .query_opt(
+                "UPDATE users SET failed_logins = failed_logins + 1,
+                     locked_until_us = CASE WHEN failed_logins + 1 >= $4 THEN $5 ELSE locked_until_us END
+                 WHERE id = $1 AND org = $2 AND (locked_until_us IS NULL OR locked_until_us <= $3)
+                 RETURNING failed_logins",
+                &[&user.0, &org.0, &now.as_micros(), &limit, &lock_until.as_micros()],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.map(|r| {
+            let failures = r.get::<_, i32>(0).max(0) as u32;
+            LoginAttempt { failures, lock: (failures >= threshold).then_some(lock_until) }
+        }))
+    }
+
+    async fn give_back_login_attempt(&self, org: OrgId, user: UserId, a: &LoginAttempt) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE users SET failed_logins = GREATEST(failed_logins - 1, 0),
+                 locked_until_us = CASE WHEN locked_until_us = $3 THEN NULL ELSE locked_until_us END
+             WHERE id = $1 AND org = $2",
+            &[&user.0, &org.0, &a.lock.map(Timestamp::as_micros)],
+        )
+        .await
+        .map(drop)
+        .map_err(pg)
+    }
+
+    async fn add_pending_sign_in(
+        &self,
+        org: OrgId,
+        user: UserId,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        c.execute("DELETE FROM pending_sign_ins WHERE expires_us <= $1", &[&now.as_micros()]).await.map_err(pg)?;
+        c.execute(
+            "INSERT INTO pending_sign_ins (token_hash, org, user_id, expires_us) VALUES ($1, $2, $3, $4)",
+            &[&&token_hash[..], &org.0, &user.0, &expires.as_micros()],
+        )
+        .await
+        .map(drop)
+        .map_err(pg)
+    }
+
+    async fn count_pending_attempt(
+        &self,
+        org: OrgId,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<Option<(UserId, u32)>, StoreError> {
+        let c = self.client().await?;
+        let max = i32::try_from(max_attempts).unwrap_or(i32::MAX);
+        let row = c
+            .query_opt(
+                "UPDATE pending_sign_ins SET attempts = attempts + 1
+                 WHERE token_hash = $1 AND org = $2 AND expires_us > $3 AND attempts < $4
+                 RETURNING user_id, attempts",
+                &[&&token_hash[..], &org.0, &now.as_micros(), &max],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.map(|r| (UserId(r.get(0)), r.get::<_, i32>(1).max(0) as u32)))
     }
 }

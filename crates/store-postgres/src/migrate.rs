@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("accounts.sql"),
     include_str!("search.sql"),
     include_str!("throttle.sql"),
+    include_str!("pending.sql"),
 ];
 
 /// How many schema versions this build applies.

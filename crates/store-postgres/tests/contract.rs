@@ -66,7 +66,7 @@ async fn a_role_with_only_insert_and_select_runs_logbook_and_cannot_change_histo
              GRANT SELECT, INSERT ON events, tiles, checkpoints TO {role};
              GRANT SELECT, INSERT, UPDATE ON orgs, api_tokens, idempotency_keys, search_progress TO {role};
              GRANT SELECT, INSERT ON event_search TO {role};
-             GRANT SELECT, INSERT, UPDATE, DELETE ON users, sessions, session_views, invitations, protected_users, settings, sign_in_throttle TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON users, sessions, session_views, invitations, protected_users, settings, sign_in_throttle, pending_sign_ins TO {role};
              GRANT SELECT ON logbook_migrations TO {role};
              GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};"
         ))
@@ -103,6 +103,8 @@ async fn a_role_with_only_insert_and_select_runs_logbook_and_cannot_change_histo
             token_hash: [1; 32],
             expires: logbook_core::Timestamp::from_micros(i64::MAX),
             totp_step: None,
+            pending: None,
+            attempt_lock: None,
         }),
     });
     store.commit(org.id, batch).await.unwrap();
@@ -114,11 +116,21 @@ async fn a_role_with_only_insert_and_select_runs_logbook_and_cannot_change_histo
     // So does the sign-in throttle (counted, read and pruned).
     let t = logbook_core::Timestamp::from_micros;
     assert_eq!(
-        logbook_store::AccountStore::count_sign_in_failure(&store, org.id, "192.0.2.1", t(10), t(0)).await.unwrap(),
-        1
+        logbook_store::AccountStore::count_sign_in_attempt(&store, org.id, "192.0.2.1", t(10), t(0), 5).await.unwrap(),
+        Some(1)
     );
     assert_eq!(logbook_store::AccountStore::sign_in_failures(&store, org.id, "192.0.2.1", t(0)).await.unwrap(), 1);
     assert_eq!(logbook_store::AccountStore::prune_sign_in_failures(&store, t(11)).await.unwrap(), 1);
+    // And the lockout's and the pending sign-ins' statements.
+    let user = logbook_core::UserId(7);
+    let attempt =
+        logbook_store::AccountStore::count_login_attempt(&store, org.id, user, t(10), 1, t(20)).await.unwrap().unwrap();
+    logbook_store::AccountStore::give_back_login_attempt(&store, org.id, user, &attempt).await.unwrap();
+    logbook_store::AccountStore::add_pending_sign_in(&store, org.id, user, &[2; 32], t(10), t(20)).await.unwrap();
+    assert_eq!(
+        logbook_store::AccountStore::count_pending_attempt(&store, org.id, &[2; 32], t(11), 5).await.unwrap(),
+        Some((user, 1))
+    );
 
     // Even with the triggers gone, the role cannot change or remove an event.
     owner
@@ -164,7 +176,7 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
     // Back to version 2, as a store made before free-text search (and the sign-in throttle).
     let c = raw(&url).await;
     c.batch_execute(
-        "DROP TABLE event_search; DROP TABLE search_progress; DROP TABLE sign_in_throttle;
+        "DROP TABLE event_search; DROP TABLE search_progress; DROP TABLE sign_in_throttle; DROP TABLE pending_sign_ins;
          DELETE FROM logbook_migrations WHERE version >= 3",
     )
     .await

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use logbook_core::{InvitationId, OrgId, ProtectedUserId, Role, Timestamp, UserId};
 use logbook_store::accounts::{
-    like_escape, AccountTx, InvitationRecord, NewUser, PasswordHash, ProtectedUser, SessionRecord, TotpSecret,
-    UserRecord,
+    like_escape, AccountTx, InvitationRecord, LoginAttempt, NewUser, PasswordHash, ProtectedUser, SessionRecord,
+    SignInState, TotpSecret, UserRecord,
 };
 use logbook_store::{AccountStore, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -87,12 +87,17 @@ impl AccountTx for SqliteTx<'_> {
         ))
     }
 
-    async fn totp_last_step(&self, user: UserId) -> Result<Option<Option<u64>>, StoreError> {
+    async fn sign_in_state(&self, user: UserId) -> Result<Option<SignInState>, StoreError> {
         self.tx
             .query_row(
-                "SELECT totp_last_step FROM users WHERE id = ?1 AND org = ?2",
+                "SELECT locked_until_us, totp_last_step FROM users WHERE id = ?1 AND org = ?2",
                 params![user.0, self.org.0],
-                |r| Ok(r.get::<_, Option<i64>>(0)?.map(u)),
+                |r| {
+                    Ok(SignInState {
+                        locked_until: r.get::<_, Option<i64>>(0)?.map(Timestamp::from_micros),
+                        totp_last_step: r.get::<_, Option<i64>>(1)?.map(u),
+                    })
+                },
             )
             .optional()
             .map_err(store_error)
@@ -106,12 +111,18 @@ impl AccountTx for SqliteTx<'_> {
         ))
     }
 
-    async fn count_login_failure(&self, user: UserId, lock_until: Option<Timestamp>) -> Result<u64, StoreError> {
+    async fn delete_pending_sign_in(&self, user: UserId, token_hash: &[u8; 32]) -> Result<u64, StoreError> {
         count(self.tx.execute(
-            "UPDATE users SET failed_logins = failed_logins + 1, locked_until_us = COALESCE(?1, locked_until_us)
-             WHERE id = ?2 AND org = ?3",
-            params![lock_until.map(Timestamp::as_micros), user.0, self.org.0],
+            "DELETE FROM pending_sign_ins WHERE token_hash = ?1 AND user_id = ?2 AND org = ?3",
+            params![&token_hash[..], user.0, self.org.0],
         ))
+    }
+
+    async fn delete_pending_sign_ins_of(&self, user: UserId) -> Result<u64, StoreError> {
+        count(
+            self.tx
+                .execute("DELETE FROM pending_sign_ins WHERE user_id = ?1 AND org = ?2", params![user.0, self.org.0]),
+        )
     }
 
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
@@ -435,24 +446,43 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn count_sign_in_failure(
+    async fn count_sign_in_attempt(
         &self,
         org: OrgId,
         address: &str,
         now: Timestamp,
         since: Timestamp,
-    ) -> Result<u32, StoreError> {
+        max: u32,
+    ) -> Result<Option<u32>, StoreError> {
         let address = address.to_owned();
         self.write(move |c: &mut Connection| {
-            // SET reads the old row, so an expired window restarts at `now` with one failure.
+            // SET and WHERE read the old row: an expired window restarts at `now` with one
+            // failure; a full one is left alone and returns no row.
             c.prepare_cached(
                 "INSERT INTO sign_in_throttle (org, address, window_start_us, failures) VALUES (?1, ?2, ?3, 1)
                  ON CONFLICT (org, address) DO UPDATE SET
                      failures = CASE WHEN window_start_us < ?4 THEN 1 ELSE failures + 1 END,
                      window_start_us = CASE WHEN window_start_us < ?4 THEN ?3 ELSE window_start_us END
+                 WHERE window_start_us < ?4 OR failures < ?5
                  RETURNING failures",
             )
-            .and_then(|mut st| st.query_row(params![org.0, address, now.as_micros(), since.as_micros()], |r| r.get(0)))
+            .and_then(|mut st| {
+                st.query_row(params![org.0, address, now.as_micros(), since.as_micros(), max], |r| r.get(0)).optional()
+            })
+            .map_err(store_error)
+        })
+        .await
+    }
+
+    async fn give_back_sign_in_attempt(&self, org: OrgId, address: &str, since: Timestamp) -> Result<(), StoreError> {
+        let address = address.to_owned();
+        self.write(move |c: &mut Connection| {
+            c.prepare_cached(
+                "UPDATE sign_in_throttle SET failures = failures - 1
+                 WHERE org = ?1 AND address = ?2 AND window_start_us >= ?3 AND failures > 0",
+            )
+            .and_then(|mut st| st.execute(params![org.0, address, since.as_micros()]))
+            .map(drop)
             .map_err(store_error)
         })
         .await
@@ -463,6 +493,99 @@ impl AccountStore for SqliteStore {
             c.execute("DELETE FROM sign_in_throttle WHERE window_start_us < ?1", [before.as_micros()])
                 .map(|n| n as u64)
                 .map_err(store_error)
+        })
+        .await
+    }
+
+    async fn count_login_attempt(
+        &self,
+        org: OrgId,
+        user: UserId,
+        now: Timestamp,
+        threshold: u32,
+        lock_until: Timestamp,
+    ) -> Result<Option<LoginAttempt>, StoreError> {
+        self.write(move |c: &mut Connection| {
+            // SET reads the old row: the attempt that reaches the threshold sets the lock, which
+            // the WHERE of every later one then sees.
+            c.prepare_cached(
+                "UPDATE users SET failed_logins = failed_logins + 1,
+                     locked_until_us = CASE WHEN failed_logins + 1 >= ?4 THEN ?5 ELSE locked_until_us END
+                 WHERE id = ?1 AND org = ?2 AND (locked_until_us IS NULL OR locked_until_us <= ?3)
+                 RETURNING failed_logins",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![user.0, org.0, now.as_micros(), threshold, lock_until.as_micros()], |r| {
+                    r.get::<_, u32>(0)
+                })
+                .optional()
+            })
+            .map(|f| f.map(|failures| LoginAttempt { failures, lock: (failures >= threshold).then_some(lock_until) }))
+            .map_err(store_error)
+        })
+        .await
+    }
+
+    async fn give_back_login_attempt(&self, org: OrgId, user: UserId, a: &LoginAttempt) -> Result<(), StoreError> {
+        let lock = a.lock.map(Timestamp::as_micros);
+        self.write(move |c: &mut Connection| {
+            c.prepare_cached(
+                "UPDATE users SET failed_logins = MAX(failed_logins - 1, 0),
+                     locked_until_us = CASE WHEN locked_until_us = ?3 THEN NULL ELSE locked_until_us END
+                 WHERE id = ?1 AND org = ?2",
+            )
+            .and_then(|mut st| st.execute(params![user.0, org.0, lock]))
+            .map(drop)
+            .map_err(store_error)
+        })
+        .await
+    }
+
+    async fn add_pending_sign_in(
+        &self,
+        org: OrgId,
+        user: UserId,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<(), StoreError> {
+        let h = *token_hash;
+        self.write(move |c: &mut Connection| {
+            let add = |c: &mut Connection| {
+                let tx = c.transaction()?;
+                tx.execute("DELETE FROM pending_sign_ins WHERE expires_us <= ?1", [now.as_micros()])?;
+                tx.execute(
+                    "INSERT INTO pending_sign_ins (token_hash, org, user_id, expires_us) VALUES (?1, ?2, ?3, ?4)",
+                    params![&h[..], org.0, user.0, expires.as_micros()],
+                )?;
+                tx.commit()
+            };
+            add(c).map_err(store_error)
+        })
+        .await
+    }
+
+    async fn count_pending_attempt(
+        &self,
+        org: OrgId,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<Option<(UserId, u32)>, StoreError> {
+        let h = *token_hash;
+        self.write(move |c: &mut Connection| {
+            c.prepare_cached(
+                "UPDATE pending_sign_ins SET attempts = attempts + 1
+                 WHERE token_hash = ?1 AND org = ?2 AND expires_us > ?3 AND attempts < ?4
+                 RETURNING user_id, attempts",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![&h[..], org.0, now.as_micros(), max_attempts], |r| {
+                    Ok((UserId(r.get(0)?), r.get::<_, u32>(1)?))
+                })
+                .optional()
+            })
+            .map_err(store_error)
         })
         .await
     }

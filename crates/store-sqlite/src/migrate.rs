@@ -7,6 +7,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("accounts.sql"),
     include_str!("search.sql"),
     include_str!("throttle.sql"),
+    include_str!("pending.sql"),
 ];
 
 /// Applies the pragmas every connection needs. `synchronous=FULL` makes a commit durable.

@@ -3,7 +3,9 @@
 //!
 //! These tables are not the audit log: rows change and disappear. Every change that the log
 //! must record is a [`crate::Mutation`] committed in the same transaction as its events; only
-//! bookkeeping that records nothing (a session's last activity) is written directly.
+//! bookkeeping is written directly: a session's last activity, and the counts of sign-in
+//! attempts (per address, per account, per pending sign-in), which must be decided and counted
+//! in one statement before a password or code is checked — the accounts record each outcome.
 
 use std::fmt;
 
@@ -48,6 +50,24 @@ pub struct UserRecord {
     pub failed_logins: u32,
     pub locked_until: Option<Timestamp>,
     pub created: Timestamp,
+}
+
+/// A sign-in attempt counted against an account before its password or code was checked (see
+/// [`AccountStore::count_login_attempt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginAttempt {
+    /// Consecutive failures, this attempt included.
+    pub failures: u32,
+    /// The lock this attempt set, because it reached the threshold: it stays if the attempt
+    /// fails, and only this attempt's success lifts it.
+    pub lock: Option<Timestamp>,
+}
+
+/// What the session-creating rule reads of a user, locked until the append commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInState {
+    pub locked_until: Option<Timestamp>,
+    pub totp_last_step: Option<u64>,
 }
 
 /// A session as stored: the token itself is never kept, only its SHA-256.
@@ -121,17 +141,17 @@ pub enum AccountMutation {
         secret: Option<TotpSecret>,
     },
     /// A successful sign-in: the new session, the failure counter reset, and the TOTP step
-    /// used (refused with `TotpReplay` unless newer than the last one).
+    /// used. Refused with `Locked` while the account is locked (unless by `attempt_lock`, the
+    /// lock this very attempt set: see [`LoginAttempt`]), with `TotpReplay` unless the step is
+    /// newer than the last one used, and with `NotFound` if `pending` (the pending sign-in it
+    /// completes, which it consumes) was used or dropped meanwhile.
     CreateSession {
         user: UserId,
         token_hash: [u8; 32],
         expires: Timestamp,
         totp_step: Option<u64>,
-    },
-    /// A failed sign-in of a known user; `lock_until` locks the account.
-    RecordLoginFailure {
-        user: UserId,
-        lock_until: Option<Timestamp>,
+        pending: Option<[u8; 32]>,
+        attempt_lock: Option<Timestamp>,
     },
     /// `NotFound` if the session already ended (so its Logout is recorded once).
     EndSession {
@@ -220,18 +240,70 @@ pub trait AccountStore: Send + Sync {
     /// Failed sign-ins from `address` in its current window, if that window began at or after
     /// `window_since`; 0 otherwise.
     async fn sign_in_failures(&self, org: OrgId, address: &str, window_since: Timestamp) -> Result<u32, StoreError>;
-    /// Counts one failed sign-in from `address` and returns the failures in its window: a
-    /// window that began before `window_since` is over, and a new one starts at `now`. Atomic,
-    /// so processes sharing the database count together.
-    async fn count_sign_in_failure(
+    /// Counts a sign-in attempt from `address` as a failure before its password or code is
+    /// checked, and returns the failures in its window; `None` (nothing counted) when the window
+    /// already holds `max` (at least 1). A window that began before `window_since` is over, and
+    /// a new one starts at `now`. One statement, so concurrent attempts, from every process on
+    /// the database, never get past the limit together.
+    async fn count_sign_in_attempt(
         &self,
         org: OrgId,
         address: &str,
         now: Timestamp,
         window_since: Timestamp,
-    ) -> Result<u32, StoreError>;
+        max: u32,
+    ) -> Result<Option<u32>, StoreError>;
+    /// Gives back an attempt counted by [`AccountStore::count_sign_in_attempt`] whose password
+    /// or code was right (if its window is still the current one).
+    async fn give_back_sign_in_attempt(
+        &self,
+        org: OrgId,
+        address: &str,
+        window_since: Timestamp,
+    ) -> Result<(), StoreError>;
     /// Forgets the addresses whose window began before `before`; returns how many.
     async fn prune_sign_in_failures(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Counts a sign-in attempt against an account as a failure before its password or code is
+    /// checked; `None` (nothing counted) if the account is locked at `now` or unknown. The
+    /// attempt that reaches `threshold` locks the account until `lock_until` in the same
+    /// statement, so concurrent attempts never get past the threshold together. The lock of
+    /// a failed attempt stays; [`AccountStore::give_back_login_attempt`] or the session it
+    /// leads to ([`AccountMutation::CreateSession`]'s `attempt_lock`) lift a lock only for the
+    /// attempt that set it. Records nothing in the log: the caller records the outcome.
+    async fn count_login_attempt(
+        &self,
+        org: OrgId,
+        user: UserId,
+        now: Timestamp,
+        threshold: u32,
+        lock_until: Timestamp,
+    ) -> Result<Option<LoginAttempt>, StoreError>;
+    /// Gives back an attempt whose password or code was right: one failure less, and the lock
+    /// it set (if any) lifted.
+    async fn give_back_login_attempt(&self, org: OrgId, user: UserId, attempt: &LoginAttempt)
+        -> Result<(), StoreError>;
+
+    /// Starts a sign-in that passed its password and awaits its TOTP code (the token's SHA-256),
+    /// valid until `expires`; drops the pending sign-ins expired at `now`.
+    async fn add_pending_sign_in(
+        &self,
+        org: OrgId,
+        user: UserId,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Counts one code tried with a pending sign-in and returns its user and the codes tried,
+    /// this one included; `None` (nothing counted) if it is unknown, expired, already used, or
+    /// has had `max_attempts` codes. One statement, so concurrent tries never exceed the limit.
+    async fn count_pending_attempt(
+        &self,
+        org: OrgId,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<Option<(UserId, u32)>, StoreError>;
 }
 
 /// A management user to insert.
@@ -246,7 +318,7 @@ pub struct NewUser<'a> {
 
 /// The statements of one backend on the accounts tables, inside an open append transaction of
 /// one organization ([`AccountTx::org`]). The reads that a rule decides on (`user_role`,
-/// `totp_last_step`, `invitation`, `session_exists`) lock their row until the transaction ends
+/// `sign_in_state`, `invitation`, `session_exists`) lock their row until the transaction ends
 /// where the database needs it; counts are rows changed; `false` from an insert means a
 /// uniqueness constraint refused the row.
 #[allow(async_fn_in_trait)] // see `crate::commit::AppendTx`
@@ -263,12 +335,14 @@ pub trait AccountTx {
     /// Replaces the secret and forgets the last step used (a new secret has none).
     async fn update_totp(&self, user: UserId, secret: Option<&TotpSecret>) -> Result<u64, StoreError>;
 
-    /// `None` when there is no such user; else the last TOTP step accepted, if any.
-    async fn totp_last_step(&self, user: UserId) -> Result<Option<Option<u64>>, StoreError>;
+    /// `None` when there is no such user.
+    async fn sign_in_state(&self, user: UserId) -> Result<Option<SignInState>, StoreError>;
     /// After a correct sign-in: no failures, not locked, and `totp_step` (when given) used.
     async fn reset_login_failures(&self, user: UserId, totp_step: Option<u64>) -> Result<u64, StoreError>;
-    /// Counts a failed sign-in and, with `lock_until`, locks the account.
-    async fn count_login_failure(&self, user: UserId, lock_until: Option<Timestamp>) -> Result<u64, StoreError>;
+    /// Consumes a pending sign-in of `user`; 0 if there is none (used or dropped meanwhile).
+    async fn delete_pending_sign_in(&self, user: UserId, token_hash: &[u8; 32]) -> Result<u64, StoreError>;
+    /// Drops every pending sign-in of `user` (their password or TOTP changed).
+    async fn delete_pending_sign_ins_of(&self, user: UserId) -> Result<u64, StoreError>;
 
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError>;
     async fn delete_sessions_of(&self, user: UserId) -> Result<u64, StoreError>;
@@ -323,24 +397,37 @@ pub(crate) async fn apply_account(
             tx.delete_sessions_of(*user).await?;
             changed(tx.delete_user(*user).await?)
         }
+        // A sign-in that passed its password step under the old password or TOTP is void.
         AccountMutation::SetPassword { user, password_hash } => {
+            tx.delete_pending_sign_ins_of(*user).await?;
             changed(tx.update_password(*user, password_hash).await?)
         }
-        AccountMutation::SetTotp { user, secret } => changed(tx.update_totp(*user, secret.as_ref()).await?),
-        AccountMutation::CreateSession { user, token_hash, expires, totp_step } => {
-            let Some(last) = tx.totp_last_step(*user).await? else { return Err(MutationError::NotFound.into()) };
+        AccountMutation::SetTotp { user, secret } => {
+            tx.delete_pending_sign_ins_of(*user).await?;
+            changed(tx.update_totp(*user, secret.as_ref()).await?)
+        }
+        AccountMutation::CreateSession { user, token_hash, expires, totp_step, pending, attempt_lock } => {
+            let Some(state) = tx.sign_in_state(*user).await? else { return Err(MutationError::NotFound.into()) };
+            // A locked account gets no session, whatever was right; only the lock this attempt
+            // set itself (it reached the threshold, and then succeeded) is not in its way.
+            if state.locked_until.is_some_and(|t| t > now && Some(t) != *attempt_lock) {
+                return Err(MutationError::Locked.into());
+            }
             // A code is accepted once: its step must be newer than the last one used.
-            if totp_step.is_some_and(|step| last.is_some_and(|l| l >= step)) {
+            if totp_step.is_some_and(|step| state.totp_last_step.is_some_and(|l| l >= step)) {
                 return Err(MutationError::TotpReplay.into());
+            }
+            // A pending sign-in completes once.
+            if let Some(p) = pending {
+                if tx.delete_pending_sign_in(*user, p).await? == 0 {
+                    return Err(MutationError::NotFound.into());
+                }
             }
             tx.reset_login_failures(*user, *totp_step).await?;
             let session =
                 SessionRecord { token_hash: *token_hash, user: *user, created: now, last_seen: now, expires: *expires };
             tx.insert_session(&session).await?;
             Ok(MutationOutput::Done)
-        }
-        AccountMutation::RecordLoginFailure { user, lock_until } => {
-            changed(tx.count_login_failure(*user, *lock_until).await?)
         }
         AccountMutation::EndSession { token_hash } => changed(tx.delete_session(token_hash).await?),
         AccountMutation::CreateInvitation { id, email, role, token_hash, invited_by, expires } => {

@@ -25,15 +25,7 @@ pub type SharedStore = Arc<dyn Store>;
 #[macro_export]
 macro_rules! contract_tests {
     ($make:path) => {
-        $crate::contract_tests!(@accounts $make;
-            users_keep_at_least_one_admin,
-            sessions_start_end_and_expire,
-            invitations_are_accepted_once,
-            protected_users_page_and_search,
-            settings_are_replaced_whole,
-            sign_in_failures_are_counted_per_address_and_window,
-            account_rules_hold_at_their_edges,
-        );
+        $crate::contract_accounts_tests!($make);
         $crate::contract_tests!(@cases $make;
             orgs_are_created_once,
             commit_appends_and_reads_back,

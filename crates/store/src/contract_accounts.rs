@@ -4,9 +4,32 @@
 
 use logbook_core::{InvitationId, OrgId, ProtectedUserId, Role, Timestamp, UserId};
 
-use crate::accounts::{PasswordHash, TotpSecret};
+use crate::accounts::{LoginAttempt, PasswordHash, TotpSecret};
 use crate::contract::{org, LogWriter, SharedStore};
 use crate::{AccountMutation, CommitError, Mutation, MutationEntry, MutationError, MutationOutput};
+
+/// Every case of the accounts contract, for [`crate::contract_tests!`].
+#[macro_export]
+#[doc(hidden)]
+macro_rules! contract_accounts_tests {
+    ($make:path) => {
+        $crate::contract_tests!(@accounts $make;
+            users_keep_at_least_one_admin,
+            sessions_start_end_and_expire,
+            invitations_are_accepted_once,
+            protected_users_page_and_search,
+            settings_are_replaced_whole,
+            sign_in_failures_are_counted_per_address_and_window,
+            account_rules_hold_at_their_edges,
+            sign_in_attempts_are_counted_before_the_check_up_to_the_limit,
+            login_attempts_are_counted_before_the_check_and_lock_once,
+            pending_sign_ins_take_five_codes_and_complete_once,
+        );
+    };
+}
+
+/// No limit on the failures of an address, for the cases that count without one.
+const NO_LIMIT: u32 = u32::MAX;
 
 /// Commits one account mutation with one event, as the accounts service would.
 struct Accounts {
@@ -115,9 +138,10 @@ pub async fn sessions_start_end_and_expire(store: SharedStore) {
     let mut a = Accounts::new(&store, "acme").await;
     let ada = a.add_user("ada@example.com", Role::Admin).await;
     a.apply(AccountMutation::SetTotp { user: ada, secret: Some(TotpSecret("JBSWY3DPEHPK3PXP".into())) }).await.unwrap();
-    a.apply(AccountMutation::RecordLoginFailure { user: ada, lock_until: None }).await.unwrap();
     let until = Timestamp::from_micros(a.now().as_micros() + 60_000_000);
-    a.apply(AccountMutation::RecordLoginFailure { user: ada, lock_until: Some(until) }).await.unwrap();
+    store.count_login_attempt(a.org, ada, a.now(), 2, until).await.unwrap().unwrap();
+    let second = store.count_login_attempt(a.org, ada, a.now(), 2, until).await.unwrap().unwrap();
+    assert_eq!(second, LoginAttempt { failures: 2, lock: Some(until) }, "the second reaches the threshold");
     let u = store.user(a.org, ada).await.unwrap().unwrap();
     assert_eq!((u.failed_logins, u.locked_until), (2, Some(until)));
     assert_eq!(u.totp, Some(TotpSecret("JBSWY3DPEHPK3PXP".into())));
@@ -128,8 +152,20 @@ pub async fn sessions_start_end_and_expire(store: SharedStore) {
         token_hash: [token; 32],
         expires,
         totp_step: step,
+        pending: None,
+        attempt_lock: None,
     };
-    a.apply(start(1, Some(100))).await.unwrap();
+    assert_eq!(a.apply(start(1, Some(100))).await, Err(MutationError::Locked), "locked: no session");
+    // The attempt that set the lock succeeded: its own lock is not in its way.
+    let own = AccountMutation::CreateSession {
+        user: ada,
+        token_hash: [1; 32],
+        expires,
+        totp_step: Some(100),
+        pending: None,
+        attempt_lock: second.lock,
+    };
+    a.apply(own).await.unwrap();
     assert_eq!(a.apply(start(2, Some(100))).await, Err(MutationError::TotpReplay), "a TOTP code works once");
     assert_eq!(a.apply(start(2, Some(99))).await, Err(MutationError::TotpReplay));
     a.apply(start(2, Some(101))).await.unwrap();
@@ -301,7 +337,10 @@ pub async fn sign_in_failures_are_counted_per_address_and_window(store: SharedSt
     let addr = "203.0.113.9";
     assert_eq!(store.sign_in_failures(a.org, addr, t(0)).await.unwrap(), 0, "nothing counted yet");
     for n in 1..=3 {
-        assert_eq!(store.count_sign_in_failure(a.org, addr, t(n), t(n - window)).await.unwrap(), n as u32);
+        assert_eq!(
+            store.count_sign_in_attempt(a.org, addr, t(n), t(n - window), NO_LIMIT).await.unwrap(),
+            Some(n as u32)
+        );
     }
     assert_eq!(store.sign_in_failures(a.org, addr, t(10 - window)).await.unwrap(), 3);
     assert_eq!(store.sign_in_failures(a.org, "203.0.113.10", t(10 - window)).await.unwrap(), 0, "per address");
@@ -311,19 +350,21 @@ pub async fn sign_in_failures_are_counted_per_address_and_window(store: SharedSt
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..20 {
         let (store, org) = (store.clone(), a.org);
-        tasks.spawn(async move { store.count_sign_in_failure(org, addr, t(20), t(20 - window)).await.unwrap() });
+        tasks.spawn(
+            async move { store.count_sign_in_attempt(org, addr, t(20), t(20 - window), NO_LIMIT).await.unwrap() },
+        );
     }
     let mut counts = tasks.join_all().await;
     counts.sort_unstable();
-    assert_eq!(counts, (4..=23).collect::<Vec<u32>>(), "each failure got its own count");
+    assert_eq!(counts, (4..=23).map(Some).collect::<Vec<_>>(), "each failure got its own count");
 
     // Once the window has passed, the address starts again from one.
     let later = t(1 + window + 1);
     assert_eq!(store.sign_in_failures(a.org, addr, t(window + 2 - window)).await.unwrap(), 0, "window over");
-    assert_eq!(store.count_sign_in_failure(a.org, addr, later, t(2)).await.unwrap(), 1);
+    assert_eq!(store.count_sign_in_attempt(a.org, addr, later, t(2), NO_LIMIT).await.unwrap(), Some(1));
     assert_eq!(store.sign_in_failures(a.org, addr, t(2)).await.unwrap(), 1);
 
-    store.count_sign_in_failure(b.org, "198.51.100.1", t(5), t(5 - window)).await.unwrap();
+    store.count_sign_in_attempt(b.org, "198.51.100.1", t(5), t(5 - window), NO_LIMIT).await.unwrap();
     assert_eq!(store.prune_sign_in_failures(t(100)).await.unwrap(), 1, "only the stale window is pruned");
     assert_eq!(store.sign_in_failures(a.org, addr, t(2)).await.unwrap(), 1, "the live window stays");
 }
@@ -340,6 +381,8 @@ pub async fn account_rules_hold_at_their_edges(store: SharedStore) {
         token_hash: [token; 32],
         expires,
         totp_step: step,
+        pending: None,
+        attempt_lock: None,
     };
 
     // An unknown user: every change is NotFound, and none creates a row.
@@ -348,12 +391,12 @@ pub async fn account_rules_hold_at_their_edges(store: SharedStore) {
         AccountMutation::DeleteUser { user: nobody },
         AccountMutation::SetPassword { user: nobody, password_hash: PasswordHash("h".into()) },
         AccountMutation::SetTotp { user: nobody, secret: None },
-        AccountMutation::RecordLoginFailure { user: nobody, lock_until: None },
         start(nobody, 1, None),
     ] {
         assert_eq!(a.apply(m.clone()).await, Err(MutationError::NotFound), "{m:?}");
     }
     assert!(store.sessions_of(nobody).await.unwrap().is_empty());
+    assert_eq!(store.count_login_attempt(a.org, nobody, a.now(), 5, expires).await.unwrap(), None);
 
     // Another organization's user cannot be changed through this one, not even by id.
     let mut other = Accounts::new(&store, "globex").await;
@@ -408,4 +451,154 @@ pub async fn account_rules_hold_at_their_edges(store: SharedStore) {
     // Another organization's invitation is not this one's to accept.
     other.apply(invite(44, "hank@example.com", expires)).await.unwrap();
     assert_eq!(a.apply(accept(44)).await, Err(MutationError::NotFound));
+}
+
+/// The address throttle counts an attempt before its password is checked, in one statement:
+/// concurrent attempts never get past the limit together, and a right password gives its
+/// attempt back.
+pub async fn sign_in_attempts_are_counted_before_the_check_up_to_the_limit(store: SharedStore) {
+    let a = Accounts::new(&store, "acme").await;
+    let t = |s: i64| Timestamp::from_micros(1_700_000_000_000_000 + s * 1_000_000);
+    let window = 900; // seconds
+    let addr = "203.0.113.77";
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (store, org) = (store.clone(), a.org);
+        tasks.spawn(async move { store.count_sign_in_attempt(org, addr, t(1), t(1 - window), 10).await.unwrap() });
+    }
+    let mut counted: Vec<u32> = tasks.join_all().await.into_iter().flatten().collect();
+    counted.sort_unstable();
+    assert_eq!(counted, (1..=10).collect::<Vec<_>>(), "50 at once, a limit of 10: exactly 10 counted");
+    assert_eq!(store.sign_in_failures(a.org, addr, t(1 - window)).await.unwrap(), 10, "the refused are not counted");
+
+    store.give_back_sign_in_attempt(a.org, addr, t(2 - window)).await.unwrap();
+    assert_eq!(store.sign_in_failures(a.org, addr, t(2 - window)).await.unwrap(), 9, "a right password is given back");
+    assert_eq!(store.count_sign_in_attempt(a.org, addr, t(3), t(3 - window), 10).await.unwrap(), Some(10));
+    assert_eq!(store.count_sign_in_attempt(a.org, addr, t(3), t(3 - window), 10).await.unwrap(), None);
+
+    // A new window starts from one; a give-back meant for a window that is over changes nothing.
+    let later = t(window + 2);
+    assert_eq!(store.count_sign_in_attempt(a.org, addr, later, t(2), 10).await.unwrap(), Some(1));
+    store.give_back_sign_in_attempt(a.org, addr, t(window + 3)).await.unwrap();
+    assert_eq!(store.sign_in_failures(a.org, addr, t(2)).await.unwrap(), 1);
+    store.give_back_sign_in_attempt(a.org, addr, t(2)).await.unwrap();
+    store.give_back_sign_in_attempt(a.org, addr, t(2)).await.unwrap();
+    assert_eq!(store.sign_in_failures(a.org, addr, t(2)).await.unwrap(), 0, "never below zero");
+    store.give_back_sign_in_attempt(a.org, "192.0.2.99", t(2)).await.unwrap();
+    let b = Accounts::new(&store, "globex").await;
+    assert_eq!(store.count_sign_in_attempt(b.org, addr, later, t(2), 1).await.unwrap(), Some(1), "per organization");
+}
+
+/// The lockout counts an attempt before its password or code is checked, in one statement: the
+/// attempt that reaches the threshold locks the account, the others find it locked; only that
+/// attempt's success lifts its lock, and a locked account gets no session.
+pub async fn login_attempts_are_counted_before_the_check_and_lock_once(store: SharedStore) {
+    let mut a = Accounts::new(&store, "acme").await;
+    let ada = a.add_user("ada@example.com", Role::Admin).await;
+    let (org, now) = (a.org, a.now());
+    let at = move |s: i64| Timestamp::from_micros(now.as_micros() + s * 1_000_000);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let store = store.clone();
+        tasks.spawn(async move { store.count_login_attempt(org, ada, now, 5, at(60)).await.unwrap() });
+    }
+    let mut granted: Vec<LoginAttempt> = tasks.join_all().await.into_iter().flatten().collect();
+    granted.sort_by_key(|g| g.failures);
+    assert_eq!(granted.iter().map(|g| g.failures).collect::<Vec<_>>(), [1, 2, 3, 4, 5], "50 at once: 5 counted");
+    assert_eq!(granted.iter().map(|g| g.lock).collect::<Vec<_>>(), [None, None, None, None, Some(at(60))]);
+    let user = |store: SharedStore| async move {
+        let u = store.user(org, ada).await.unwrap().unwrap();
+        (u.failed_logins, u.locked_until)
+    };
+    assert_eq!(user(store.clone()).await, (5, Some(at(60))));
+
+    // A right answer of another attempt gives its failure back but leaves the lock.
+    store.give_back_login_attempt(org, ada, &granted[0]).await.unwrap();
+    assert_eq!(user(store.clone()).await, (4, Some(at(60))));
+    let expires = at(3600);
+    let start = |token: u8, attempt_lock| AccountMutation::CreateSession {
+        user: ada,
+        token_hash: [token; 32],
+        expires,
+        totp_step: None,
+        pending: None,
+        attempt_lock,
+    };
+    assert_eq!(a.apply(start(1, None)).await, Err(MutationError::Locked), "a locked account gets no session");
+    assert_eq!(a.apply(start(1, Some(at(59)))).await, Err(MutationError::Locked), "not with another lock");
+    // The attempt that set the lock was right after all: its give-back lifts it.
+    store.give_back_login_attempt(org, ada, &granted[4]).await.unwrap();
+    assert_eq!(user(store.clone()).await, (3, None));
+
+    // A lock of a failed attempt stays until it expires; then one attempt locks again at once.
+    store.count_login_attempt(org, ada, now, 5, at(60)).await.unwrap().unwrap();
+    let fifth = store.count_login_attempt(org, ada, now, 5, at(60)).await.unwrap().unwrap();
+    assert_eq!(fifth, LoginAttempt { failures: 5, lock: Some(at(60)) });
+    assert_eq!(store.count_login_attempt(org, ada, at(59), 5, at(119)).await.unwrap(), None, "locked");
+    let after = store.count_login_attempt(org, ada, at(60), 5, at(120)).await.unwrap();
+    assert_eq!(after, Some(LoginAttempt { failures: 6, lock: Some(at(120)) }));
+    assert_eq!(store.count_login_attempt(org, ada, at(60), 5, at(120)).await.unwrap(), None);
+    // That attempt succeeds: its own lock does not stop its session, which resets the counter.
+    a.apply(start(2, Some(at(120)))).await.unwrap();
+    assert_eq!(user(store.clone()).await, (0, None));
+
+    let other = Accounts::new(&store, "globex").await;
+    assert_eq!(store.count_login_attempt(other.org, ada, now, 5, at(60)).await.unwrap(), None, "not another org's");
+}
+
+/// A pending sign-in (password right, TOTP code next) takes at most a few codes, even at once,
+/// and completes once; it dies with the user's password or TOTP.
+pub async fn pending_sign_ins_take_five_codes_and_complete_once(store: SharedStore) {
+    let mut a = Accounts::new(&store, "acme").await;
+    let ada = a.add_user("ada@example.com", Role::Admin).await;
+    let bob = a.add_user("bob@example.com", Role::Admin).await;
+    let (org, now) = (a.org, a.now());
+    let exp = Timestamp::from_micros(now.as_micros() + 300_000_000);
+    store.add_pending_sign_in(org, ada, &[1; 32], now, exp).await.unwrap();
+    for n in 1..=5 {
+        assert_eq!(store.count_pending_attempt(org, &[1; 32], now, 5).await.unwrap(), Some((ada, n)));
+    }
+    assert_eq!(store.count_pending_attempt(org, &[1; 32], now, 5).await.unwrap(), None, "five codes at most");
+
+    store.add_pending_sign_in(org, ada, &[2; 32], now, exp).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        tasks.spawn(async move { store.count_pending_attempt(org, &[2; 32], now, 5).await.unwrap() });
+    }
+    assert_eq!(tasks.join_all().await.into_iter().flatten().count(), 5, "20 at once: 5 counted");
+
+    store.add_pending_sign_in(org, ada, &[3; 32], now, exp).await.unwrap();
+    assert_eq!(store.count_pending_attempt(org, &[3; 32], exp, 5).await.unwrap(), None, "expired");
+    assert_eq!(store.count_pending_attempt(org, &[9; 32], now, 5).await.unwrap(), None, "unknown");
+    let other = Accounts::new(&store, "globex").await;
+    store.add_pending_sign_in(org, ada, &[4; 32], now, exp).await.unwrap();
+    assert_eq!(store.count_pending_attempt(other.org, &[4; 32], now, 5).await.unwrap(), None, "another org's");
+
+    let start = |user, token: u8, pending| AccountMutation::CreateSession {
+        user,
+        token_hash: [token; 32],
+        expires: exp,
+        totp_step: None,
+        pending: Some(pending),
+        attempt_lock: None,
+    };
+    assert_eq!(a.apply(start(bob, 1, [4; 32])).await, Err(MutationError::NotFound), "not another user's");
+    a.apply(start(ada, 1, [4; 32])).await.unwrap();
+    assert_eq!(a.apply(start(ada, 2, [4; 32])).await, Err(MutationError::NotFound), "completes once");
+    assert_eq!(store.count_pending_attempt(org, &[4; 32], now, 5).await.unwrap(), None, "used");
+    assert_eq!(store.sessions_of(ada).await.unwrap().len(), 1);
+
+    // A new password or TOTP voids the sign-ins that passed the old one; so does deletion.
+    store.add_pending_sign_in(org, ada, &[5; 32], now, exp).await.unwrap();
+    a.apply(AccountMutation::SetPassword { user: ada, password_hash: PasswordHash("new".into()) }).await.unwrap();
+    assert_eq!(store.count_pending_attempt(org, &[5; 32], now, 5).await.unwrap(), None, "password changed");
+    store.add_pending_sign_in(org, ada, &[6; 32], now, exp).await.unwrap();
+    a.apply(AccountMutation::SetTotp { user: ada, secret: None }).await.unwrap();
+    assert_eq!(store.count_pending_attempt(org, &[6; 32], now, 5).await.unwrap(), None, "TOTP changed");
+    store.add_pending_sign_in(org, ada, &[7; 32], now, exp).await.unwrap();
+    a.apply(AccountMutation::DeleteUser { user: ada }).await.unwrap();
+    assert_eq!(store.count_pending_attempt(org, &[7; 32], now, 5).await.unwrap(), None, "user deleted");
+    // Expired ones are dropped when another is added: the table does not grow.
+    store.add_pending_sign_in(org, bob, &[8; 32], exp, Timestamp::from_micros(exp.as_micros() + 1)).await.unwrap();
 }

@@ -99,6 +99,8 @@ pub enum MutationError {
     Conflict,
     #[error("the TOTP code was already used")]
     TotpReplay,
+    #[error("the account is locked")]
+    Locked,
     #[error("already recorded")]
     AlreadyRecorded,
 }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use logbook_core::{ApiTokenId, InvitationId, OrgId, OrgSlug, ProtectedUserId, Timestamp, UserId};
 use logbook_integrity::tree::{TileId, TileRow};
 
-use crate::accounts::{InvitationRecord, ProtectedUser, SessionRecord, UserRecord};
+use crate::accounts::{InvitationRecord, LoginAttempt, ProtectedUser, SessionRecord, UserRecord};
 use crate::*;
 
 type Hook = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -221,16 +221,52 @@ impl AccountStore for FaultyStore {
     async fn sign_in_failures(&self, org: OrgId, address: &str, since: Timestamp) -> Result<u32, StoreError> {
         self.inner.sign_in_failures(org, address, since).await
     }
-    async fn count_sign_in_failure(
+    async fn count_sign_in_attempt(
         &self,
         org: OrgId,
         address: &str,
         now: Timestamp,
         since: Timestamp,
-    ) -> Result<u32, StoreError> {
-        self.inner.count_sign_in_failure(org, address, now, since).await
+        max: u32,
+    ) -> Result<Option<u32>, StoreError> {
+        self.inner.count_sign_in_attempt(org, address, now, since, max).await
+    }
+    async fn give_back_sign_in_attempt(&self, org: OrgId, address: &str, since: Timestamp) -> Result<(), StoreError> {
+        self.inner.give_back_sign_in_attempt(org, address, since).await
     }
     async fn prune_sign_in_failures(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.inner.prune_sign_in_failures(before).await
+    }
+    async fn count_login_attempt(
+        &self,
+        org: OrgId,
+        user: UserId,
+        now: Timestamp,
+        threshold: u32,
+        lock_until: Timestamp,
+    ) -> Result<Option<LoginAttempt>, StoreError> {
+        self.inner.count_login_attempt(org, user, now, threshold, lock_until).await
+    }
+    async fn give_back_login_attempt(&self, org: OrgId, user: UserId, a: &LoginAttempt) -> Result<(), StoreError> {
+        self.inner.give_back_login_attempt(org, user, a).await
+    }
+    async fn add_pending_sign_in(
+        &self,
+        org: OrgId,
+        user: UserId,
+        h: &[u8; 32],
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.add_pending_sign_in(org, user, h, now, expires).await
+    }
+    async fn count_pending_attempt(
+        &self,
+        org: OrgId,
+        h: &[u8; 32],
+        now: Timestamp,
+        max: u32,
+    ) -> Result<Option<(UserId, u32)>, StoreError> {
+        self.inner.count_pending_attempt(org, h, now, max).await
     }
 }

@@ -47,9 +47,11 @@ async fn render_account(state: &AppState, caller: &Caller, message: Option<Flash
                         p.small { "Secret: " code { (e.secret) } }
                         form method="post" action="/account/totp" {
                             (csrf_field(&csrf))
-                            input type="hidden" name="secret" value=(e.secret);
+                            input type="hidden" name="token" value=(e.token);
                             label for="totp-code" { "Code" }
                             input id="totp-code" type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required;
+                            label for="totp-pw" { "Current password" }
+                            input id="totp-pw" type="password" name="current_password" autocomplete="current-password" required;
                             div.actions { button type="submit" { "Turn on TOTP" } }
                         }
                     }
@@ -91,12 +93,13 @@ pub async fn account_password(State(state): State<AppState>, f: PageForm<OwnAcco
 
 #[derive(Debug, Deserialize)]
 pub struct TotpConfirmForm {
-    secret: String,
+    token: String,
     code: String,
+    current_password: String,
 }
 
 pub async fn account_totp_confirm(State(state): State<AppState>, f: PageForm<OwnAccount, TotpConfirmForm>) -> Response {
-    let r = state.accounts.confirm_totp(&f.auth, &f.form.secret, &f.form.code).await;
+    let r = state.accounts.enrol_totp(&f.auth, &f.form.token, &f.form.code, &f.form.current_password).await;
     account_result(&state, &f.auth, r, "totp_on").await
 }
 

@@ -44,13 +44,16 @@ pub async fn begin_totp(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TotpConfirm {
-    /// The `secret` of the enrolment.
-    pub secret: String,
+    /// The `token` of the enrolment (it names the secret the server issued).
+    pub token: String,
     /// A current code from the authenticator app.
     pub code: String,
+    /// The account's current password.
+    pub current_password: String,
 }
 
-/// Enrols TOTP: the secret of `POST /api/v1/account/totp` with a current code.
+/// Enrols TOTP: the enrolment `token` of `POST /api/v1/account/totp`, a current code and the
+/// current password.
 #[utoipa::path(post, path = "/api/v1/account/totp/confirm", tag = "account", request_body = TotpConfirm,
     security(("session" = [], "csrf" = [])),
     responses((status = 204, description = "enrolled"), (status = 409, description = "already enrolled")))]
@@ -59,7 +62,7 @@ pub async fn confirm_totp(
     Auth(auth): Auth<OwnAccount>,
     ApiJson(req): ApiJson<TotpConfirm>,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.confirm_totp(&auth, &req.secret, &req.code).await?;
+    state.accounts.enrol_totp(&auth, &req.token, &req.code, &req.current_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -37,7 +37,12 @@ async fn every_route_checks_the_current_role(app: TestApp) {
             body(json!({"current_password": "x", "new_password": "y"})),
             [true, true, true],
         ),
-        (Method::POST, "/api/v1/account/totp/confirm", body(json!({"secret": "!", "code": "1"})), [true, true, true]),
+        (
+            Method::POST,
+            "/api/v1/account/totp/confirm",
+            body(json!({"token": "!", "code": "1", "current_password": "x"})),
+            [true, true, true],
+        ),
         (Method::DELETE, "/api/v1/account/totp", body(json!({"password": "x"})), [true, true, true]),
     ];
     let sessions = [&auditor, &analyst, &admin];

@@ -101,7 +101,7 @@ async fn totp_codes_work_once_and_wrong_codes_are_failed_verification(app: TestA
             Method::POST,
             "/api/v1/account/totp/confirm",
             Some(&admin),
-            Some(json!({"secret": secret.0, "code": "000000"})),
+            Some(json!({"token": enrol["token"], "code": "000000", "current_password": PASSWORD})),
         )
         .await;
     assert_eq!(status, 400, "a wrong code does not enrol");
@@ -110,7 +110,9 @@ async fn totp_codes_work_once_and_wrong_codes_are_failed_verification(app: TestA
             Method::POST,
             "/api/v1/account/totp/confirm",
             Some(&admin),
-            Some(json!({"secret": secret.0, "code": code(app.manual_clock().now())})),
+            Some(
+                json!({"token": enrol["token"], "code": code(app.manual_clock().now()), "current_password": PASSWORD}),
+            ),
         )
         .await;
     assert_eq!(status, 204);
@@ -127,7 +129,13 @@ async fn totp_codes_work_once_and_wrong_codes_are_failed_verification(app: TestA
     let good = code(app.manual_clock().now());
     let (status, _) = app.call(Method::POST, "/api/v1/session", None, Some(step(good.clone()))).await;
     assert_eq!(status, 200);
-    let (status, _) = app.call(Method::POST, "/api/v1/session", None, Some(step(good))).await;
+    let (status, _) = app.call(Method::POST, "/api/v1/session", None, Some(step(good.clone()))).await;
+    assert_eq!(status, 401, "a pending sign-in completes once");
+    let (status, body) =
+        app.call(Method::POST, "/api/v1/session", None, Some(json!({"email": ADMIN, "password": PASSWORD}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("totp_required")));
+    let again = json!({"email": "", "password": "", "pending": body["error"]["pending"], "totp": good});
+    let (status, _) = app.call(Method::POST, "/api/v1/session", None, Some(again)).await;
     assert_eq!(status, 401, "the same code does not work twice");
     let events = app.events().await;
     let kinds: Vec<(&str, &str)> =
@@ -137,6 +145,7 @@ async fn totp_codes_work_once_and_wrong_codes_are_failed_verification(app: TestA
         [
             ("login.failed", "Failed verification (wrong TOTP code)"),
             ("login.success", "Method: password + TOTP"),
+            ("login.failed", "Failed verification (sign-in expired, already completed or out of codes)"),
             ("login.failed", "Failed verification (TOTP code already used)"),
         ]
     );
