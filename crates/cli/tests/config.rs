@@ -212,8 +212,7 @@ fn a_toml_only_set_up_is_the_same_for_every_subcommand() {
 #[test]
 fn a_postgres_url_from_a_secret_file_serves_every_one_shot_command() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(pg) = rt.block_on(logbook_store_postgres::testing::fresh_database()) else {
-        eprintln!("SKIPPED a_postgres_url_from_a_secret_file_serves_every_one_shot_command: PostgreSQL not available");
+    let Some(pg) = rt.block_on(common::fresh_database()) else {
         return;
     };
     let t = tempfile::tempdir().unwrap();

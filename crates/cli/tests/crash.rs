@@ -19,7 +19,6 @@ mod common;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::*;
 use logbook_store_sqlite::SqliteStore;
@@ -43,7 +42,16 @@ async fn crash_rounds(dir: &Path, rounds: usize, env: &[(&str, &str)]) -> Acked 
         let tag = format!("r{round}");
         let mut tasks = load(vec![server.base.clone()], &token, &outcomes, &stop, &tag);
         tasks.extend(sign_in_load(vec![server.base.clone()], &outcomes, &stop, &tag));
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(150..600))).await;
+        // The kill lands at a random moment of the load: once a random number of further events
+        // has been acknowledged (and some sign-ins answered), whatever the machine's speed.
+        let acked_target = outcomes.acked.lock().unwrap().len() + rng.gen_range(60..300);
+        let sign_ins_target = outcomes.failed_sign_ins.lock().unwrap().len() + 2;
+        wait_until("appends and sign-ins before the kill", || async {
+            let acked = outcomes.acked.lock().unwrap().len();
+            let sign_ins = outcomes.failed_sign_ins.lock().unwrap().len();
+            (acked >= acked_target && sign_ins >= sign_ins_target).then_some(())
+        })
+        .await;
         server.child.kill().unwrap(); // SIGKILL
         server.child.wait().unwrap();
         stop.store(true, Ordering::SeqCst);

@@ -8,19 +8,16 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use std::io::Write as _;
 
 use common::*;
-use logbook_store_postgres::{testing, PgStore};
+use logbook_store_postgres::PgStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_one_gapless_log_and_a_kill_loses_nothing() {
-    let Some(url) = testing::fresh_database().await else {
-        eprintln!("SKIPPED two_processes_one_gapless_log_and_a_kill_loses_nothing: PostgreSQL not available");
-        return;
-    };
+    // `None` once the skip has been reported (or a failure where PostgreSQL is required).
+    let Some(url) = fresh_database().await else { return };
     let keys = tempfile::tempdir().unwrap();
     let dir = keys.path().to_str().unwrap();
     let o = run(&["admin", "create-token", "--database-url", &url, "--data-dir", dir, "--name", "svc"]);
@@ -41,7 +38,8 @@ async fn two_processes_one_gapless_log_and_a_kill_loses_nothing() {
     let b = start(&args);
 
     // Sessions live in the database: signed in through one process, signed in on both.
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    // A generous bound: a request to the killed process fails at once (connection refused).
+    let http = reqwest::Client::builder().timeout(logbook_test_support::PATIENCE).build().unwrap();
     let cookie = sign_in(&http, &a.base).await.expect("sign-in through a");
     let me = http.get(format!("{}/api/v1/session", b.base)).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(me.status(), 200, "a session made by one process works on the other");
@@ -64,10 +62,19 @@ async fn two_processes_one_gapless_log_and_a_kill_loses_nothing() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Both processes take appends and sign-ins before one of them is killed (the load goes to
+    // both in turn)…
+    let acknowledged = || acked.acked.lock().unwrap().len();
+    wait_until("appends and sign-ins through both processes", || async {
+        (acknowledged() >= 200 && signed_in.load(Ordering::SeqCst) >= 2).then_some(())
+    })
+    .await;
     a.child.kill().unwrap(); // SIGKILL, mid-load
     a.child.wait().unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // …and the survivor takes more after the kill.
+    let at_kill = acknowledged();
+    wait_until("appends through the surviving process", || async { (acknowledged() >= at_kill + 100).then_some(()) })
+        .await;
     stop.store(true, Ordering::SeqCst);
     for t in tasks {
         t.await.unwrap();

@@ -23,12 +23,12 @@ pub mod sequencer;
 pub mod tokens;
 pub mod witness;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use logbook_core::{Clock, NewEvent, OrgSlug, Random};
+use logbook_core::{Clock, NewEvent, OrgId, OrgSlug, Random};
 use logbook_integrity::checkpoint::CheckpointSigner;
 use logbook_store::{Mutation, MutationOutput, Org, Store, StoreError, StoredCheckpoint};
 use tokio::sync::Mutex;
@@ -97,6 +97,11 @@ pub(crate) struct Shared {
     pub metrics: LogMetrics,
     /// Woken by every commit: the search indexer has new events to add.
     pub search_wakeup: tokio::sync::Notify,
+    /// Per log, the size of the newest checkpoint this process has finished with: signed,
+    /// stored and, when a witness directory is configured, written there. Lets a caller wait
+    /// for that event instead of polling the store or the witness file (see
+    /// [`LogService::checkpointed`]).
+    pub checkpointed: tokio::sync::watch::Sender<BTreeMap<OrgId, u64>>,
 }
 
 #[derive(Debug)]
@@ -129,6 +134,7 @@ impl LogService {
                 config,
                 metrics: LogMetrics::default(),
                 search_wakeup: tokio::sync::Notify::new(),
+                checkpointed: tokio::sync::watch::Sender::new(BTreeMap::new()),
             }),
             sequencers: Mutex::new(HashMap::new()),
             orgs: parking_lot::RwLock::new(HashMap::new()),
@@ -246,6 +252,13 @@ impl LogService {
             return Err(AppendError::Empty);
         }
         self.sequencer(org).await?.append(events, mutation).await
+    }
+
+    /// Per log, the size of the newest checkpoint this process has signed, stored and written to
+    /// the witness directory (when one is configured), updated after each; for waiting on that
+    /// event, e.g. `log.checkpointed().wait_for(|m| m.get(&org.id) >= Some(&size))`.
+    pub fn checkpointed(&self) -> tokio::sync::watch::Receiver<BTreeMap<OrgId, u64>> {
+        self.shared.checkpointed.subscribe()
     }
 
     /// The newest signed checkpoint of a log.

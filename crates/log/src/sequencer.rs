@@ -431,6 +431,10 @@ impl Sequencer {
                         }
                     }
                 }
+                self.shared.checkpointed.send_modify(|m| {
+                    let newest = m.entry(self.org.id).or_default();
+                    *newest = (*newest).max(size);
+                });
             }
             Err(e) => tracing::error!(org = %self.org.slug, error = %e, "cannot store a checkpoint; will retry"),
         }

@@ -14,6 +14,7 @@ use logbook_log::audit::audit_org;
 use logbook_log::{AppendError, LogConfig, LogService};
 use logbook_store::Store;
 use logbook_store_sqlite::SqliteStore;
+use logbook_test_support::within;
 
 fn event(i: usize) -> NewEvent {
     NewEvent {
@@ -118,15 +119,10 @@ async fn checkpoints_witness_proofs_and_restart() {
             let events = (0..100).map(|i| event(chunk * 100 + i)).collect();
             f.log.append(&org, events, None).await.unwrap();
         }
-        // A checkpoint follows within the interval, without a further append.
-        let mut cp = None;
-        for _ in 0..100 {
-            cp = f.log.latest_checkpoint(&org).await.unwrap().filter(|c| c.size == 1000);
-            if cp.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // A checkpoint follows within the interval, without a further append; the service says
+        // when it has signed, stored and witnessed it.
+        wait_for_checkpoint(&f, &org, 1000).await;
+        let cp = f.log.latest_checkpoint(&org).await.unwrap().filter(|c| c.size == 1000);
         let cp = cp.expect("a checkpoint of size 1000");
         let verifier = f.log.signer().verifier();
         let v = verifier.verify(&cp.note).unwrap();
@@ -202,14 +198,13 @@ async fn api_tokens_authenticate_until_revoked_and_are_stored_hashed() {
     }
 }
 
+/// Waits until the service has signed, stored and (with a witness directory) witnessed a
+/// checkpoint of `size` events: the event itself, not a guess at how long it takes.
 async fn wait_for_checkpoint(f: &Fixture, org: &logbook_store::Org, size: u64) {
-    for _ in 0..250 {
-        if f.log.latest_checkpoint(org).await.unwrap().is_some_and(|c| c.size == size) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no checkpoint of size {size}");
+    let mut done = f.log.checkpointed();
+    within(&format!("a checkpoint of size {size}"), done.wait_for(|m| m.get(&org.id).is_some_and(|s| *s >= size)))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,20 +2,19 @@
 //! SQLITE_FULL. Appends get a clear 503 that says so, `/readyz` turns unhealthy, nothing
 //! acknowledged is lost, and once space is freed the same process takes appends again.
 //!
-//! Mounting needs root (CI runs as root); elsewhere the test says it was skipped.
+//! Mounting needs root (CI runs as root); elsewhere the test reports its skip
+//! (`logbook_test_support::skip`), or fails if `LOGBOOK_REQUIRE_MOUNT` is set.
 
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use logbook_core::{leaf, Actor, OrgSlug, SeededRandom, Source, SystemClock};
-use logbook_server::{Application, Settings};
+use logbook_core::leaf;
 use logbook_store::Store;
-use logbook_store_sqlite::SqliteStore;
+use logbook_test_support::{skip, Backend, Needs, TestApp};
 use serde_json::{json, Value};
 
 /// A tmpfs mounted for the test, unmounted when dropped.
@@ -84,30 +83,23 @@ fn batch(round: u64) -> Value {
 async fn a_full_disk_is_a_clear_error_loses_nothing_and_recovers() {
     let disk = match SmallDisk::mount("16m") {
         Ok(d) => d,
-        Err(why) => {
-            assert!(std::env::var_os("LOGBOOK_REQUIRE_MOUNT").is_none(), "LOGBOOK_REQUIRE_MOUNT is set: {why}");
-            eprintln!(
-                "SKIPPED a_full_disk_is_a_clear_error_loses_nothing_and_recovers: needs root to mount a tmpfs ({why})"
-            );
-            return;
-        }
+        Err(why) => return skip(Needs::Mount, &format!("needs root to mount a tmpfs ({why})")),
     };
-    let mut settings = Settings::new(disk.path.clone());
-    settings.listen = "127.0.0.1:0".parse().unwrap();
-    settings.checkpoint_interval = Duration::from_millis(50);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&disk.path).await.unwrap());
-    let app = Application::build(&settings, store.clone(), Arc::new(SystemClock), Arc::new(SeededRandom::new(5)))
+    let mut app = TestApp::builder(Backend::Sqlite)
+        .data_dir(disk.path.clone())
+        .seed(5)
+        .settings(|s| {
+            s.checkpoint_interval = Duration::from_millis(50);
+            // Nothing but the store on the small disk.
+            s.witness_dir = None;
+        })
+        .spawn()
         .await
         .unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let log = app.log().clone();
-    let org = log.org(&OrgSlug::default_org()).await.unwrap();
-    let (_, token) = log.create_api_token(&org, "svc", Actor::system(), Source::default(), "test").await.unwrap();
-    let token = token.expose().to_owned();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async move {
-        let _ = rx.await;
-    }));
+    let base = app.base.clone();
+    let token = app.create_token("svc").await;
+    let org = app.org().await;
+    let store = app.store.clone();
     let http = reqwest::Client::new();
     let ballast = fill(&disk.path, 1024 * 1024);
 
@@ -146,8 +138,8 @@ async fn a_full_disk_is_a_clear_error_loses_nothing_and_recovers() {
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
 
-    let _ = tx.send(());
-    server.await.unwrap().unwrap();
+    app.begin_shutdown();
+    app.stopped().await.unwrap();
 
     // Every acknowledged event is there, at its seq.
     let size = store.log_head(org.id).await.unwrap().size;

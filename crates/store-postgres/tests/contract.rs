@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use logbook_store::contract::{LogWriter, SharedStore};
 use logbook_store::{contract_tests, Store};
-use logbook_store_postgres::{testing, PgStore};
+use logbook_store_postgres::PgStore;
+use logbook_test_support::{fresh_database, PATIENCE};
 use tokio_postgres::NoTls;
 
 async fn fresh() -> Option<SharedStore> {
-    let url = testing::fresh_database().await?;
+    let url = fresh_database().await?;
     Some(Arc::new(PgStore::connect(&url).await.expect("connect")))
 }
 
@@ -26,7 +27,7 @@ async fn raw(url: &str) -> tokio_postgres::Client {
 
 #[tokio::test]
 async fn the_database_itself_refuses_update_delete_and_truncate() {
-    let Some(url) = testing::fresh_database().await else { return };
+    let Some(url) = fresh_database().await else { return };
     let store = PgStore::connect(&url).await.unwrap();
     let org =
         store.ensure_org(&logbook_core::OrgSlug::default_org(), logbook_core::Timestamp::from_micros(1)).await.unwrap();
@@ -50,7 +51,7 @@ async fn the_database_itself_refuses_update_delete_and_truncate() {
 
 #[tokio::test]
 async fn a_role_with_only_insert_and_select_runs_logbook_and_cannot_change_history() {
-    let Some(url) = testing::fresh_database().await else { return };
+    let Some(url) = fresh_database().await else { return };
     // Schema made by the owner, as the README describes.
     drop(PgStore::connect(&url).await.unwrap());
     let owner = raw(&url).await;
@@ -142,7 +143,7 @@ async fn a_role_with_only_insert_and_select_runs_logbook_and_cannot_change_histo
 
 #[tokio::test]
 async fn two_stores_starting_together_migrate_once() {
-    let Some(url) = testing::fresh_database().await else { return };
+    let Some(url) = fresh_database().await else { return };
     let (a, b) = tokio::join!(PgStore::connect(&url), PgStore::connect(&url));
     a.unwrap();
     b.unwrap();
@@ -153,7 +154,7 @@ async fn two_stores_starting_together_migrate_once() {
 
 #[tokio::test]
 async fn a_store_from_before_search_is_upgraded_and_backfilled() {
-    let Some(url) = testing::fresh_database().await else { return };
+    let Some(url) = fresh_database().await else { return };
     let slug = logbook_core::OrgSlug::default_org();
     {
         let store = PgStore::connect(&url).await.unwrap();
@@ -182,16 +183,17 @@ async fn a_malformed_url_is_a_clear_error() {
 
 #[tokio::test]
 async fn the_log_lock_is_held_across_processes() {
-    let Some(url) = testing::fresh_database().await else { return };
+    let Some(url) = fresh_database().await else { return };
     let a = PgStore::connect(&url).await.unwrap();
     let b = PgStore::connect(&url).await.unwrap();
     let org =
         a.ensure_org(&logbook_core::OrgSlug::default_org(), logbook_core::Timestamp::from_micros(1)).await.unwrap();
     let held = a.lock_log(org.id).await.unwrap();
+    // A window in which the lock must not be granted (it never is, whatever the machine's load).
     let waiting = tokio::time::timeout(std::time::Duration::from_millis(300), b.lock_log(org.id)).await;
     assert!(waiting.is_err(), "a second process waits while the first holds the lock");
     held.unlock().await;
-    let got = tokio::time::timeout(std::time::Duration::from_secs(5), b.lock_log(org.id)).await;
+    let got = tokio::time::timeout(PATIENCE, b.lock_log(org.id)).await;
     got.expect("the lock passes on once released").unwrap().unlock().await;
     // Another log's lock is independent.
     let other = a
@@ -199,7 +201,7 @@ async fn the_log_lock_is_held_across_processes() {
         .await
         .unwrap();
     let l1 = a.lock_log(org.id).await.unwrap();
-    let l2 = tokio::time::timeout(std::time::Duration::from_secs(5), b.lock_log(other.id)).await.unwrap().unwrap();
+    let l2 = tokio::time::timeout(PATIENCE, b.lock_log(other.id)).await.unwrap().unwrap();
     l1.unlock().await;
     l2.unlock().await;
 }
@@ -208,7 +210,7 @@ async fn the_log_lock_is_held_across_processes() {
 /// walking every newer row (the path only a large log takes).
 #[tokio::test]
 async fn a_rare_needle_far_back_is_found_through_the_trigram_index() {
-    let Some(url) = testing::fresh_database().await else { return };
+    let Some(url) = fresh_database().await else { return };
     let store = PgStore::connect(&url).await.unwrap();
     let slug = logbook_core::OrgSlug::default_org();
     let org = store.ensure_org(&slug, logbook_core::Timestamp::from_micros(1)).await.unwrap();
@@ -251,7 +253,7 @@ async fn a_rare_needle_far_back_is_found_through_the_trigram_index() {
 
 #[tokio::test]
 async fn a_database_error_says_why_and_keeps_the_driver_error() {
-    let Some(url) = testing::fresh_database().await else { return };
+    let Some(url) = fresh_database().await else { return };
     let missing = format!("{}_missing", url);
     let err = PgStore::connect(&missing).await.unwrap_err();
     let text = err.to_string();

@@ -1,4 +1,5 @@
-//! Shared by the binary's tests: building real stores, running `logbook`.
+//! Shared by the binary's tests: building real stores, running `logbook`; the workspace's test
+//! harness (`logbook_test_support`) for PostgreSQL, skips and waiting.
 
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
@@ -12,6 +13,9 @@ use logbook_core::{Action, Actor, ActorKind, NewEvent, OrgSlug, OsRandom, Outcom
 use logbook_log::{LogConfig, LogService};
 use logbook_server::{keys, Settings};
 use logbook_store_sqlite::SqliteStore;
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use logbook_test_support::{fresh_database, skip, wait_until, within, Needs};
 
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_logbook"));
@@ -183,7 +187,8 @@ pub fn load(
     tag: &str,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     use std::sync::atomic::Ordering;
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
+    // A request to a killed server fails at once; the bound is only against a hang.
+    let client = reqwest::Client::builder().timeout(logbook_test_support::PATIENCE).build().unwrap();
     (0..8)
         .map(|c| {
             let (client, bases, token, acked, stop, tag) =
@@ -229,7 +234,8 @@ pub fn sign_in_load(
     tag: &str,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     use std::sync::atomic::Ordering;
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
+    // A request to a killed server fails at once; the bound is only against a hang.
+    let client = reqwest::Client::builder().timeout(logbook_test_support::PATIENCE).build().unwrap();
     (0..2)
         .map(|c| {
             let (client, bases, outcomes, stop, tag) =

@@ -2,68 +2,38 @@
 //! `docs/openapi.json`, every `/api/` route the server answers is in it (and nothing in it is
 //! missing from the server), and every operation says what it takes and answers.
 
-#![allow(clippy::unwrap_used)]
-
-use std::collections::BTreeSet;
-use std::path::Path;
-use std::sync::Arc;
-
-use logbook_core::{Role, SeededRandom, SystemClock};
-use logbook_server::{Application, Settings};
-use logbook_store::Store;
-use logbook_store_sqlite::SqliteStore;
+use logbook_test_support::{Backend, Session, TestApp};
 use reqwest::Method;
 use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
 
 const CHECKED_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
+/// The application on a fresh SQLite store (the routes do not depend on the backend), with an
+/// admin signed in.
 struct Server {
-    base: String,
-    client: reqwest::Client,
+    app: TestApp,
     /// An admin's session: `Cookie` and `X-CSRF-Token`.
-    admin: (String, String),
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-    _dir: tempfile::TempDir,
+    admin: Session,
 }
 
 impl Server {
-    /// The application on a fresh SQLite store (the routes do not depend on the backend).
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::new(dir.path().to_owned());
-        settings.listen = "127.0.0.1:0".parse().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-        let app =
-            Application::build(&settings, store, Arc::new(SystemClock), Arc::new(SeededRandom::new(7))).await.unwrap();
-        let base = format!("http://{}", app.local_addr());
+        let app = TestApp::spawn(Backend::Sqlite).await.expect("SQLite is always available");
         let password = "correct horse battery staple";
-        app.accounts().create_user_as_operator("admin@example.com", Role::Admin, password).await.unwrap();
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until(async move {
-            let _ = rx.await;
-        }));
-        let client = reqwest::Client::new();
-        let resp = client
-            .post(format!("{base}/api/v1/session"))
-            .json(&serde_json::json!({"email": "admin@example.com", "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let cookie = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
-        let csrf = resp.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_owned();
-        Self { base, client, admin: (cookie, csrf), stop, server, _dir: dir }
+        app.set_up_admin("admin@example.com", password).await;
+        let admin = app.sign_in("admin@example.com", password).await;
+        Self { app, admin }
     }
 
     async fn stop(self) {
-        let _ = self.stop.send(());
-        self.server.await.unwrap().unwrap();
+        self.app.stop().await;
     }
 
     async fn document(&self) -> String {
-        let resp = self.client.get(format!("{}/api/v1/openapi.json", self.base)).send().await.unwrap();
+        let resp = self.app.http.get(format!("{}/api/v1/openapi.json", self.app.base)).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], "application/json");
         resp.text().await.unwrap()
@@ -75,7 +45,7 @@ impl Server {
     /// anything: each is refused by its extractors (401, 400) or answers a read.
     async fn serves(&self, method: &str, path: &str) -> bool {
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-        let resp = self.client.request(method, format!("{}{path}", self.base)).send().await.unwrap();
+        let resp = self.app.http.request(method, format!("{}{path}", self.app.base)).send().await.unwrap();
         let status = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         !(status == 405 || (status == 404 && body["error"]["message"] == "no such endpoint"))
@@ -92,9 +62,19 @@ async fn the_served_document_is_the_checked_in_one() {
         std::fs::write(CHECKED_IN, &served).unwrap();
     }
     let checked_in = std::fs::read_to_string(CHECKED_IN).unwrap_or_default();
+    let v: Value = serde_json::from_str(&served).unwrap();
+    for p in [
+        "/api/v1/events",
+        "/api/v1/checkpoint",
+        "/api/v1/public-key",
+        "/api/v1/proof/inclusion",
+        "/api/v1/proof/consistency",
+    ] {
+        assert!(v["paths"][p].is_object(), "{p} is documented");
+    }
     assert!(
         checked_in == served,
-        "docs/openapi.json is not what the server serves: run `UPDATE_OPENAPI=1 cargo test -p logbook-server --test openapi` and commit it"
+        "docs/openapi.json is not what the server serves: run `UPDATE_OPENAPI=1 cargo test -p logbook-server --test api openapi` and commit it"
     );
 }
 
@@ -162,7 +142,7 @@ async fn every_served_api_route_is_documented_and_every_documented_one_served() 
 async fn every_operation_that_reads_json_documents_its_request_body() {
     let doc: Value = serde_json::from_str(&logbook_server::openapi::document()).unwrap();
     let server = Server::start().await;
-    let (cookie, csrf) = server.admin.clone();
+    let (cookie, csrf) = (server.admin.cookie.clone(), server.admin.csrf.clone());
     let mut missing = Vec::new();
     let mut reads_json = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -172,8 +152,9 @@ async fn every_operation_that_reads_json_documents_its_request_body() {
             }
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let resp = server
-                .client
-                .request(m, format!("{}{}", server.base, concrete(path)))
+                .app
+                .http
+                .request(m, format!("{}{}", server.app.base, concrete(path)))
                 .header("cookie", &cookie)
                 .header("x-csrf-token", &csrf)
                 .header("content-type", "application/json")
