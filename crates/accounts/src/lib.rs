@@ -29,7 +29,9 @@ mod protected_users;
 mod session;
 mod users;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use logbook_core::{InvitationId, ProtectedUserId, Random, Role, Timestamp, UserId};
@@ -244,7 +246,7 @@ impl Accounts {
 
     /// The platform's settings (defaults until an admin changes them).
     pub async fn settings(&self) -> Result<PlatformSettings, AccountError> {
-        if let Some((at, s)) = self.settings.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some((at, s)) = self.settings.lock().as_ref() {
             if at.elapsed() < SETTINGS_CACHE {
                 return Ok(s.clone());
             }
@@ -254,7 +256,7 @@ impl Accounts {
                 .map_err(|e| AccountError::Internal(format!("stored settings are unreadable: {e}")))?,
             None => PlatformSettings::default(),
         };
-        *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), s.clone()));
+        *self.settings.lock() = Some((Instant::now(), s.clone()));
         Ok(s)
     }
 
@@ -265,7 +267,7 @@ impl Accounts {
     }
 
     fn forget_settings(&self) {
-        *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.settings.lock() = None;
     }
 
     /// The CSRF token of a session (for forms and for `X-CSRF-Token`).

@@ -11,8 +11,9 @@ use std::fmt;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use logbook_core::{Random, Timestamp, UserId};
+use logbook_core::{keys, Random, Timestamp, UserId};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
 
 /// A secret token as handed to a browser or a person. `Debug` is redacted.
 #[derive(Clone, PartialEq, Eq)]
@@ -54,17 +55,10 @@ impl fmt::Debug for MacKey {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl MacKey {
-    /// Derives the key from an installation secret, with domain separation.
+    /// Derives the key from an installation secret, under a label of its own (HKDF).
     pub fn derive(secret: &str) -> Self {
-        let mut h = Sha256::new();
-        h.update(b"logbook accounts mac key v1\n");
-        h.update(secret.as_bytes());
-        Self(h.finalize().into())
+        Self(keys::derive(secret.as_bytes(), keys::label::ACCOUNTS_MAC))
     }
 
     fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
@@ -82,7 +76,8 @@ impl MacKey {
     }
 
     pub fn check_csrf(&self, session_hash: &[u8; 32], presented: &str) -> bool {
-        constant_time_eq(self.csrf_token(session_hash).as_bytes(), presented.as_bytes())
+        // Constant time: how much of a forged token matched must not show in the timing.
+        bool::from(self.csrf_token(session_hash).as_bytes().ct_eq(presented.as_bytes()))
     }
 
     /// The token of a TOTP enrolment: the secret the server issued (base32, no `.`), bound to
@@ -110,7 +105,7 @@ impl MacKey {
             return None;
         }
         let expected = self.totp_enrolment(user, session_hash, secret, expires);
-        constant_time_eq(expected.as_bytes(), token.as_bytes()).then(|| secret.to_owned())
+        bool::from(expected.as_bytes().ct_eq(token.as_bytes())).then(|| secret.to_owned())
     }
 }
 

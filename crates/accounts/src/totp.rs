@@ -52,7 +52,7 @@ pub fn matching_step(secret: &TotpSecret, code: &str, now: Timestamp) -> Result<
     for s in [step.saturating_sub(1), step, step + 1] {
         // Compare every candidate, so the time does not depend on which one matches.
         let expected = t.generate(s * STEP_SECONDS);
-        let same = expected.bytes().zip(code.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        let same = bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), code.as_bytes()));
         if same && found.is_none() {
             found = Some(s);
         }

@@ -40,14 +40,14 @@ impl Accounts {
         }
         let secret = Secret::generate(self.random());
         let expires = after(self.now(), self.config.setup_ttl);
-        *self.setup.lock().unwrap_or_else(|p| p.into_inner()) = Some((secret.hash(), expires));
+        *self.setup.lock() = Some((secret.hash(), expires));
         Ok(Some(format!("{}/setup?token={}", self.config.public_url.trim_end_matches('/'), secret.expose())))
     }
 
     pub fn setup_token_is_valid(&self, token: &str) -> bool {
         let now = self.now();
         let hash = Secret::from_presented(token).hash();
-        matches!(*self.setup.lock().unwrap_or_else(|p| p.into_inner()), Some((h, exp)) if h == hash && now < exp)
+        matches!(*self.setup.lock(), Some((h, exp)) if h == hash && now < exp)
     }
 
     /// Creates the first admin with the setup link's token.
@@ -72,7 +72,7 @@ impl Accounts {
             Err(AccountError::Conflict(_)) => return Err(AccountError::InvalidLink),
             other => other?,
         };
-        *self.setup.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.setup.lock() = None;
         Ok(user)
     }
 

@@ -300,7 +300,7 @@ mod tests {
         e.body.fields.clear();
         e.body.source.user_agent = None;
         e.body.target = None;
-        let hex: String = encode(&e).iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(encode(&e));
         assert_eq!(
             hex,
             concat!(

@@ -7,6 +7,7 @@
 mod action;
 mod event;
 mod ids;
+pub mod keys;
 pub mod leaf;
 mod random;
 mod role;

@@ -1,6 +1,6 @@
 use std::fmt;
-use std::sync::Mutex;
 
+use parking_lot::Mutex;
 use rand::{RngCore, SeedableRng};
 
 /// The source of randomness for identifiers, tokens and keys. Passed in so tests can make it
@@ -44,7 +44,7 @@ impl fmt::Debug for SeededRandom {
 
 impl Random for SeededRandom {
     fn fill(&self, dest: &mut [u8]) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).fill_bytes(dest);
+        self.0.lock().fill_bytes(dest);
     }
 }
 

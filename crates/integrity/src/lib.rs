@@ -37,3 +37,22 @@ pub fn from_hex(s: &str) -> Option<Hash> {
     hex::decode_to_slice(s, &mut out).ok()?;
     Some(Hash(out))
 }
+
+#[cfg(test)]
+mod hex_tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_rejects_bad_input() {
+        let h = Hash(std::array::from_fn(|i| i as u8 * 8));
+        let s = to_hex(&h);
+        assert_eq!(s.len(), 64);
+        assert!(s.starts_with("0008101820"), "{s}");
+        assert_eq!(s, s.to_lowercase());
+        assert_eq!(from_hex(&s), Some(h));
+        assert_eq!(from_hex(&s.to_uppercase()), Some(h), "either case");
+        assert_eq!(from_hex(&s[..62]), None, "too short");
+        assert_eq!(from_hex(&format!("{s}00")), None, "too long");
+        assert_eq!(from_hex(&s.replacen('0', "g", 1)), None, "not hex");
+    }
+}

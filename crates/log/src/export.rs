@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use jiff::tz::TimeZone;
-use logbook_core::{leaf, Action, Actor, NewEvent, Outcome, Source, Target, Timestamp};
+use logbook_core::{leaf, Action, Actor, NewEvent, Outcome, Source, Timestamp};
 use logbook_store::{EventFilter, EventRow, Org, Store, StoreError};
 use serde::Serialize;
 
@@ -75,19 +75,9 @@ impl EventView {
             outcome: e.body.outcome,
             source: e.body.source,
             recorded_by: e.body.recorded_by,
-            leaf_hash: hex_lower(&row.leaf_hash),
+            leaf_hash: hex::encode(row.leaf_hash),
         })
     }
-}
-
-fn hex_lower(b: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push(DIGITS[usize::from(x >> 4)] as char);
-        s.push(DIGITS[usize::from(x & 0xf)] as char);
-    }
-    s
 }
 
 /// The CSV columns, in order.
@@ -227,27 +217,26 @@ impl ExportRecord {
 
     /// The event, recorded by whoever exports (`recorded_by`: the API's or the CLI's name).
     pub fn event(&self, org: &Org, actor: Actor, source: Source, recorded_by: impl Into<String>) -> NewEvent {
-        NewEvent {
-            action: Action::AuditLogExported,
-            actor,
-            target: Some(Target { kind: "audit_log".into(), id: org.slug.to_string(), display: org.slug.to_string() }),
-            details: self.details(),
-            fields: self.fields(),
-            outcome: Outcome::Success,
-            source,
-            recorded_by: recorded_by.into(),
+        let slug = org.slug.to_string();
+        let mut event = NewEvent::builder(Action::AuditLogExported, actor, recorded_by)
+            .target("audit_log", &slug, &slug)
+            .details(self.details())
+            .source(source);
+        for (key, value) in self.fields() {
+            event = event.field(&key, value);
         }
+        event.build()
     }
 }
 
 /// Where the CSV writer puts its bytes, shared with the encoder so that it can take them
 /// without giving up the writer (whose buffer `csv` keeps to itself).
 #[derive(Debug, Default)]
-struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+struct Sink(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
 
 impl std::io::Write for Sink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        self.0.lock().extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -298,7 +287,7 @@ impl ExportEncoder {
     pub fn take(&mut self) -> Result<Vec<u8>, ExportError> {
         if let Some(w) = &mut self.csv {
             w.flush()?;
-            return Ok(std::mem::take(&mut *w.get_ref().0.lock().unwrap_or_else(|p| p.into_inner())));
+            return Ok(std::mem::take(&mut *w.get_ref().0.lock()));
         }
         Ok(std::mem::take(&mut self.out))
     }
@@ -487,8 +476,8 @@ mod tests {
 
     #[test]
     fn leaf_hashes_are_lowercase_hex() {
-        assert_eq!(hex_lower(&[0x00, 0x0f, 0xab, 0xff]), "000fabff");
-        assert_eq!(hex_lower(&[]), "");
+        assert_eq!(hex::encode([0x00, 0x0f, 0xab, 0xff]), "000fabff");
+        assert_eq!(hex::encode([0u8; 0]), "");
     }
 
     /// The fast printer writes exactly what strftime wrote, across zones, DST and odd offsets.

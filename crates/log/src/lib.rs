@@ -108,13 +108,13 @@ pub(crate) struct Shared {
 pub struct LogService {
     shared: Arc<Shared>,
     sequencers: Mutex<HashMap<i64, SequencerHandle>>,
-    orgs: std::sync::RwLock<HashMap<i64, Org>>,
+    orgs: parking_lot::RwLock<HashMap<i64, Org>>,
     closing: std::sync::atomic::AtomicBool,
-    search_indexer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    search_indexer: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The checkpoint each log's last successful self-check verified (size, root); held for the
     /// whole run, so that two runs never overlap.
     self_check_verified: Mutex<HashMap<i64, (u64, logbook_integrity::Hash)>>,
-    self_check_status: std::sync::RwLock<selfcheck::SelfCheckStatus>,
+    self_check_status: parking_lot::RwLock<selfcheck::SelfCheckStatus>,
 }
 
 impl LogService {
@@ -137,11 +137,11 @@ impl LogService {
                 checkpointed: tokio::sync::watch::Sender::new(BTreeMap::new()),
             }),
             sequencers: Mutex::new(HashMap::new()),
-            orgs: std::sync::RwLock::new(HashMap::new()),
+            orgs: parking_lot::RwLock::new(HashMap::new()),
             closing: std::sync::atomic::AtomicBool::new(false),
-            search_indexer: std::sync::Mutex::new(None),
+            search_indexer: parking_lot::Mutex::new(None),
             self_check_verified: Mutex::new(HashMap::new()),
-            self_check_status: std::sync::RwLock::new(selfcheck::SelfCheckStatus::default()),
+            self_check_status: parking_lot::RwLock::new(selfcheck::SelfCheckStatus::default()),
         })
     }
 
@@ -173,17 +173,17 @@ impl LogService {
     /// The organization, created with an empty log if new.
     pub async fn org(&self, slug: &OrgSlug) -> Result<Org, StoreError> {
         let org = self.shared.store.ensure_org(slug, self.shared.clock.now()).await?;
-        self.orgs.write().unwrap_or_else(|p| p.into_inner()).insert(org.id.0, org.clone());
+        self.orgs.write().insert(org.id.0, org.clone());
         Ok(org)
     }
 
     /// An existing organization by its key (cached: organizations never change).
     pub async fn org_by_id(&self, id: logbook_core::OrgId) -> Result<Option<Org>, StoreError> {
-        if let Some(o) = self.orgs.read().unwrap_or_else(|p| p.into_inner()).get(&id.0) {
+        if let Some(o) = self.orgs.read().get(&id.0) {
             return Ok(Some(o.clone()));
         }
         let all = self.shared.store.orgs().await?;
-        let mut cache = self.orgs.write().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.orgs.write();
         for o in &all {
             cache.insert(o.id.0, o.clone());
         }
@@ -192,12 +192,12 @@ impl LogService {
 
     /// An existing organization by its name; `None` if there is no such organization.
     pub async fn existing_org(&self, slug: &OrgSlug) -> Result<Option<Org>, StoreError> {
-        if let Some(o) = self.orgs.read().unwrap_or_else(|p| p.into_inner()).values().find(|o| &o.slug == slug) {
+        if let Some(o) = self.orgs.read().values().find(|o| &o.slug == slug) {
             return Ok(Some(o.clone()));
         }
         let org = self.shared.store.org(slug).await?;
         if let Some(o) = &org {
-            self.orgs.write().unwrap_or_else(|p| p.into_inner()).insert(o.id.0, o.clone());
+            self.orgs.write().insert(o.id.0, o.clone());
         }
         Ok(org)
     }
@@ -215,7 +215,7 @@ impl LogService {
     /// Starts the background task that keeps every log's free-text index caught up (see
     /// [`search`]). One-shot commands do not start it; `serve` does.
     pub fn start_search_indexer(&self) {
-        let mut slot = self.search_indexer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.search_indexer.lock();
         if slot.is_none() {
             *slot = Some(tokio::spawn(search::run_indexer(self.shared.clone())));
         }
@@ -321,7 +321,7 @@ impl LogService {
                 );
             }
         }
-        let mut status = self.self_check_status.write().unwrap_or_else(|p| p.into_inner());
+        let mut status = self.self_check_status.write();
         if run.is_ok() {
             status.last_success = Some(run.at);
         }
@@ -331,7 +331,7 @@ impl LogService {
 
     /// The last self-check's result (none before the first run).
     pub fn self_check_status(&self) -> selfcheck::SelfCheckStatus {
-        self.self_check_status.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.self_check_status.read().clone()
     }
 
     /// Whether every sequencer can take appends (false after a failed commit until a
@@ -347,7 +347,7 @@ impl LogService {
     pub async fn shutdown(&self) {
         self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
         // The index is derived data: stopping mid-batch loses nothing (its transaction rolls back).
-        if let Some(h) = self.search_indexer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(h) = self.search_indexer.lock().take() {
             h.abort();
         }
         let handles: Vec<_> = self.sequencers.lock().await.drain().map(|(_, h)| h).collect();

@@ -7,13 +7,14 @@
 //! the commit rate bounds the batch count, not the event count. Every submitter is answered
 //! only after the commit that holds its events returned.
 
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use logbook_core::{leaf, EventId, NewEvent, Timestamp};
 use logbook_integrity::tree::TreeEdge;
 use logbook_integrity::{record_hash, Hash};
 use logbook_store::{CommitBatch, CommitError, EventRow, Mutation, MutationEntry, Org, StoreError, StoredCheckpoint};
+use parking_lot::Mutex as SyncMutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -30,7 +31,7 @@ struct Submission {
 pub struct SequencerHandle {
     tx: mpsc::Sender<Submission>,
     task: Arc<tokio::sync::Mutex<Option<JoinHandle<()>>>>,
-    health: Arc<StdMutex<Result<(), String>>>,
+    health: Arc<SyncMutex<Result<(), String>>>,
 }
 
 impl std::fmt::Debug for Submission {
@@ -52,7 +53,7 @@ impl SequencerHandle {
     }
 
     pub(crate) fn health(&self) -> Result<(), String> {
-        self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.health.lock().clone()
     }
 
     /// Lets the sequencer drain its queue, sign a final checkpoint and stop.
@@ -74,7 +75,7 @@ pub(crate) struct Sequencer {
     last_time: Timestamp,
     checkpointed_size: u64,
     last_checkpoint_at: Option<Instant>,
-    health: Arc<StdMutex<Result<(), String>>>,
+    health: Arc<SyncMutex<Result<(), String>>>,
     /// Set by a storage I/O error: from then on every submission is refused and nothing is
     /// signed, until the process restarts and reloads the log from what is really on disk.
     stopped: Option<String>,
@@ -96,7 +97,7 @@ impl Sequencer {
             last_time: Timestamp::from_micros(i64::MIN),
             checkpointed_size: 0,
             last_checkpoint_at: None,
-            health: Arc::new(StdMutex::new(Ok(()))),
+            health: Arc::new(SyncMutex::new(Ok(()))),
             stopped: None,
         };
         // The checkpoint first, then the head: a checkpoint is stored only after its events, so
@@ -199,7 +200,7 @@ impl Sequencer {
     }
 
     fn set_health(&self, h: Result<(), String>) {
-        *self.health.lock().unwrap_or_else(|p| p.into_inner()) = h;
+        *self.health.lock() = h;
     }
 
     /// Commits a group of submissions; answers every submitter.

@@ -132,7 +132,7 @@ impl IntoResponse for PageRejection {
     fn into_response(self) -> Response {
         match self {
             PageRejection::SignIn { next } => {
-                let next = form_urlencoded_component(&next);
+                let next = crate::console::urlencode(&next);
                 Redirect::to(&format!("/login?next={next}")).into_response()
             }
             PageRejection::Forbidden(why) => crate::console::layout::error_page(403, "Not allowed", &why),
@@ -145,15 +145,6 @@ impl IntoResponse for PageRejection {
             PageRejection::Error(e) => crate::console::layout::api_error_page(e),
         }
     }
-}
-
-fn form_urlencoded_component(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn page_caller(parts: &Parts, state: &AppState) -> Result<Caller, PageRejection> {

@@ -8,7 +8,9 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use logbook_core::keys;
 use sha2::Sha256;
+use subtle::ConstantTimeEq as _;
 
 use crate::ApiError;
 
@@ -36,10 +38,10 @@ pub fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
 }
 
 impl CursorKey {
-    /// Derives the key from the checkpoint signing key's secret, with a label of its own so the
-    /// derived key says nothing usable about the signing key and serves no other purpose.
+    /// Derives the key from the checkpoint signing key's secret, with a label of its own (HKDF)
+    /// so the derived key says nothing usable about the signing key and serves no other purpose.
     pub fn derive(signing_secret: &str) -> Self {
-        Self(hmac_sha256(signing_secret.as_bytes(), &[b"logbook query cursor key v1"]))
+        Self(keys::derive(signing_secret.as_bytes(), keys::label::QUERY_CURSOR))
     }
 
     fn tag(&self, body: &[u8], filter_digest: &[u8; 32]) -> [u8; 32] {
@@ -70,8 +72,7 @@ impl CursorKey {
         let (body, tag) = bytes.split_at(9);
         let want = self.tag(body, filter_digest);
         // Constant time: how much of a forged tag matched must not show in the timing.
-        let diff = tag.iter().zip(&want[..TAG_LEN]).fold(0u8, |d, (a, b)| d | (a ^ b));
-        if diff != 0 {
+        if !bool::from(tag.ct_eq(&want[..TAG_LEN])) {
             return Err(bad());
         }
         let mut before = [0u8; 8];

@@ -1,6 +1,6 @@
 //! `/metrics`: Prometheus text format.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use logbook_accounts::AccountMetrics;
 use logbook_log::LogMetrics;
@@ -35,7 +35,7 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let reg = self.registry.lock();
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
         out

@@ -20,7 +20,9 @@ mod tokens;
 use std::future::Future;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use async_trait::async_trait;
 use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
@@ -92,7 +94,7 @@ impl SqliteStore {
         let pool = self.readers.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = pool.lock().pop();
             let conn = match conn {
                 Some(c) => c,
                 None => {
@@ -106,7 +108,7 @@ impl SqliteStore {
                 }
             };
             let out = f(&conn);
-            let mut pool = pool.lock().unwrap_or_else(|p| p.into_inner());
+            let mut pool = pool.lock();
             if pool.len() < 8 {
                 pool.push(conn);
             }
@@ -122,7 +124,7 @@ impl SqliteStore {
     ) -> Result<T, E> {
         let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut conn = writer.lock();
             f(&mut conn)
         })
         .await

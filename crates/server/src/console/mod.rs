@@ -127,11 +127,24 @@ fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, AccountError> {
 #[derive(Debug, Deserialize)]
 pub struct Empty {}
 
+/// Everything but RFC 3986's unreserved characters (ALPHA / DIGIT / "-" / "." / "_" / "~").
+const COMPONENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Percent-encodes `s` (as UTF-8) for use as one query-string value: the console's one encoder.
 pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::urlencode;
+
+    #[test]
+    fn urlencode_keeps_unreserved_and_encodes_the_rest() {
+        assert_eq!(urlencode("AZaz09-._~"), "AZaz09-._~");
+        assert_eq!(urlencode("a b&c=d/e?f#g+h%i"), "a%20b%26c%3Dd%2Fe%3Ff%23g%2Bh%25i");
+        assert_eq!(urlencode("é"), "%C3%A9", "UTF-8 bytes, upper-case hex");
+        assert_eq!(urlencode(""), "");
+    }
 }
