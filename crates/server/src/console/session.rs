@@ -16,11 +16,22 @@ use crate::extract::RequestSource;
 use crate::AppState;
 
 /// Only same-site paths are followed after sign-in.
+/// Where to go after signing in: a path on this site, or `/`. The value ends up in `Location`,
+/// where a browser strips tabs and newlines and reads `\\` as `/`, so `/\t/evil.example` would
+/// become `//evil.example`, another site. Accepted is only a path that parses as one (no scheme,
+/// no authority) and that has no control or whitespace character, no `//` and no backslash,
+/// neither as sent nor once percent-decoded.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/".into(),
+    fn plain_path(p: &str) -> bool {
+        p.starts_with('/') && !p.contains("//") && !p.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace())
     }
+    let accepted = next.filter(|n| {
+        let decoded = percent_encoding::percent_decode_str(n).decode_utf8();
+        plain_path(n)
+            && decoded.is_ok_and(|d| plain_path(&d))
+            && n.parse::<axum::http::Uri>().is_ok_and(|u| u.scheme().is_none() && u.authority().is_none())
+    });
+    accepted.map_or_else(|| "/".into(), str::to_owned)
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -129,4 +140,36 @@ pub async fn logout(State(state): State<AppState>, f: PageForm<OwnAccount, Empty
     let mut resp = see_other("/login");
     resp.headers_mut().insert(header::SET_COOKIE, clear_session_cookie(&state));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_a_path_on_this_site_or_the_start_page() {
+        for good in ["/audit-log", "/audit-log?user=bob%40example.com&action=login.failed", "/users/3", "/"] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        for bad in [
+            "/\t/evil.example",
+            "/%09/evil.example",
+            "/%0d/evil.example",
+            "/%0a/evil.example",
+            "/%2F%2Fevil.example",
+            "/%2f/evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "/%5Cevil.example",
+            "https://evil.example",
+            "evil.example",
+            "/ /evil.example",
+            "/%20/evil.example",
+            "/%ff",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }

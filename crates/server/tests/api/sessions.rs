@@ -15,6 +15,7 @@ on_both_stores!(
     lockout_after_repeated_failures_is_recorded,
     totp_codes_work_once_and_wrong_codes_are_failed_verification,
     sign_ins_are_throttled_per_address_across_processes,
+    the_console_sign_in_goes_only_to_a_path_on_this_site,
 );
 
 async fn sessions_end_by_expiry_and_deletion_with_a_logout(app: TestApp) {
@@ -222,4 +223,30 @@ async fn sign_ins_are_throttled_per_address_across_processes(app: TestApp) {
     app.manual_clock().advance_micros(16 * 60 * 1_000_000);
     let resp = try_sign_in(&attacker, &app.base, ADMIN, PASSWORD).await;
     assert_eq!(resp.status(), 200, "the window is over");
+}
+
+/// Issue 12, item 2: `next` after a console sign-in is a path on this site, whatever a link
+/// smuggles into it (a tab or newline a browser strips, an encoded `//`, a backslash, a URL).
+async fn the_console_sign_in_goes_only_to_a_path_on_this_site(app: TestApp) {
+    let cases = [
+        ("/audit-log?action=login.failed", "/audit-log?action=login.failed"),
+        ("/\t/evil.example", "/"),
+        ("/%09/evil.example", "/"),
+        ("/%0d/evil.example", "/"),
+        ("/%0a/evil.example", "/"),
+        ("/%2F%2Fevil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example", "/"),
+    ];
+    for (next, expected) in cases {
+        let resp = app
+            .http
+            .post(app.url("/login"))
+            .form(&[("email", ADMIN), ("password", PASSWORD), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "{next:?}");
+        assert_eq!(resp.headers()["location"], expected, "{next:?}");
+    }
 }
