@@ -15,9 +15,15 @@ pub fn user_actor(id: UserId, email: &str) -> Actor {
 }
 
 /// The actor of a failed sign-in for an unknown account: what was typed, made safe to store
-/// (no control characters, bounded), since it is attacker-controlled.
+/// (no control or invisible format characters, bounded), since it is attacker-controlled: an
+/// identifier the event would refuse must not keep the failure out of the log.
 pub fn typed_identifier(raw: &str) -> Actor {
-    let mut id: String = raw.trim().chars().filter(|c| !c.is_control()).take(LIMITS.identifier).collect();
+    let mut id: String = raw
+        .trim()
+        .chars()
+        .filter(|&c| !c.is_control() && !logbook_core::is_format_character(c))
+        .take(LIMITS.identifier)
+        .collect();
     if id.is_empty() {
         id = "(empty)".into();
     }
@@ -32,6 +38,7 @@ mod tests {
     fn typed_identifiers_are_stored_safely() {
         assert_eq!(typed_identifier("  eve@example.com ").id, "eve@example.com");
         assert_eq!(typed_identifier("a\nb\u{0}c").id, "abc");
+        assert_eq!(typed_identifier("ad\u{202E}min\u{200B}@example.com").id, "admin@example.com");
         assert_eq!(typed_identifier("").id, "(empty)");
         assert_eq!(typed_identifier(&"x".repeat(5000)).id.len(), LIMITS.identifier);
         let e = event(Action::LoginFailed, typed_identifier(&"é".repeat(900)), &Source::default()).build();

@@ -287,7 +287,12 @@ pub fn normalize_email(raw: &str) -> Result<String, AccountError> {
         && e.split('@').count() == 2
         && e.split('@').all(|p| !p.is_empty())
         && e.rsplit('@').next().is_some_and(|d| d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ',' | ';'));
+        && !e.chars().any(|c| {
+            c.is_whitespace()
+                || c.is_control()
+                || logbook_core::is_format_character(c)
+                || matches!(c, '<' | '>' | '"' | ',' | ';')
+        });
     if shape_ok {
         Ok(e)
     } else {
@@ -314,9 +319,18 @@ mod tests {
     #[test]
     fn emails_are_normalized_and_checked() {
         assert_eq!(normalize_email("  Ada@Example.COM ").unwrap(), "ada@example.com");
-        for bad in
-            ["", "ada", "@example.com", "ada@", "ada@@example.com", "a b@example.com", "ada@example", "x<y@example.com"]
-        {
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@@example.com",
+            "a b@example.com",
+            "ada@example",
+            "x<y@example.com",
+            "ad\u{202E}a@example.com",
+            "ada\u{200B}@example.com",
+        ] {
             assert!(normalize_email(bad).is_err(), "{bad:?}");
         }
     }

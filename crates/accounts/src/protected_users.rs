@@ -115,9 +115,12 @@ impl LineCounter<'_> {
 
 fn check_name(name: &str) -> Result<String, AccountError> {
     let n = name.trim();
-    if n.is_empty() || n.chars().count() > NAME_MAX || n.chars().any(char::is_control) {
+    if n.is_empty()
+        || n.chars().count() > NAME_MAX
+        || n.chars().any(|c| c.is_control() || logbook_core::is_format_character(c))
+    {
         return Err(AccountError::Invalid(format!(
-            "the name must be 1 to {NAME_MAX} characters, without control characters"
+            "the name must be 1 to {NAME_MAX} characters, without control or invisible formatting characters"
         )));
     }
     Ok(n.to_owned())

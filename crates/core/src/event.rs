@@ -148,6 +148,8 @@ pub enum EventError {
     TooLong { field: String, max: usize },
     #[error("{field} contains a control character")]
     ControlCharacter { field: String },
+    #[error("{field} contains an invisible formatting character (such as a bidi override, a zero-width space or a byte-order mark)")]
+    FormatCharacter { field: String },
     #[error("at most {max} fields are allowed")]
     TooManyFields { max: usize },
     #[error("field name {0:?} must be 1-64 characters of a-z, 0-9, '_' and '.'")]
@@ -193,7 +195,20 @@ fn check_text(field: Field<'_>, value: &str, max: usize, required: bool) -> Resu
     if control {
         return Err(EventError::ControlCharacter { field: field.name() });
     }
+    if !ascii && value.chars().any(is_format_character) {
+        return Err(EventError::FormatCharacter { field: field.name() });
+    }
     Ok(())
+}
+
+/// A Unicode format character (general category Cf): bidi overrides and isolates (U+202A–U+202E,
+/// U+2066–U+2069), zero-width characters (U+200B–U+200D, U+2060), the byte-order mark (U+FEFF),
+/// the soft hyphen and the like. They are invisible, and a bidi override reorders what is shown
+/// after it, so a value holding one can read as something else in the console, a CSV or a SIEM
+/// (`eve@example.com` shown as another address, a file name reversed). Events refuse them.
+pub fn is_format_character(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+    c.general_category() == GeneralCategory::Format
 }
 
 /// Builds the events Logbook records itself (sign-ins, account changes, API tokens, exports),
@@ -364,6 +379,24 @@ pub(crate) mod tests {
         let mut e = sample();
         e.details = "line\nbreak".into();
         assert!(matches!(e.validate(), Err(EventError::ControlCharacter { .. })));
+
+        // Invisible format characters are refused in every text field: a bidi override, a
+        // zero-width space, a byte-order mark.
+        for c in ['\u{202E}', '\u{200B}', '\u{FEFF}', '\u{2066}'] {
+            let mut e = sample();
+            e.details = format!("Role changed{c} from Auditor to Admin");
+            assert_eq!(e.validate(), Err(EventError::FormatCharacter { field: "details".into() }), "{c:?}");
+            let mut e = sample();
+            e.actor.email = Some(format!("ada{c}@example.com"));
+            assert!(matches!(e.validate(), Err(EventError::FormatCharacter { .. })), "{c:?}");
+            let mut e = sample();
+            e.fields.insert("new_role".into(), format!("ad{c}min"));
+            assert!(matches!(e.validate(), Err(EventError::FormatCharacter { .. })), "{c:?}");
+            let mut e = sample();
+            e.source.user_agent = Some(format!("curl{c}"));
+            assert!(matches!(e.validate(), Err(EventError::FormatCharacter { .. })), "{c:?}");
+        }
+        assert!(!is_format_character('é') && !is_format_character(' ') && !is_format_character('\u{00E9}'));
 
         // Non-ASCII text counts characters, not bytes, and finds non-ASCII control characters.
         let mut e = sample();

@@ -14,6 +14,7 @@ mod role;
 mod time;
 
 pub use action::{Action, UnknownAction};
+pub use event::is_format_character;
 pub use event::{Actor, ActorKind, Event, EventBuilder, EventError, NewEvent, Outcome, Source, Target, LIMITS};
 pub use ids::{ApiTokenId, EventId, InvalidOrgSlug, InvitationId, OrgId, OrgSlug, ProtectedUserId, UserId};
 pub use random::{OsRandom, Random, SeededRandom};

@@ -49,6 +49,12 @@ async fn bad_input_gets_a_clear_4xx_and_appends_nothing(app: ApiApp) {
     extra["seq"] = json!(5);
     let mut no_actor = login_failed("x");
     no_actor.as_object_mut().unwrap().remove("actor");
+    // Invisible format characters (issue 12, item 15): a bidi override in the details, a
+    // zero-width space in the actor's identifier.
+    let mut bidi = login_failed("x");
+    bidi["details"] = json!("Invalid password \u{202E}moc.elpmaxe@bob");
+    let mut zero_width = login_failed("bob\u{200B}@example.com");
+    zero_width["details"] = json!("Invalid password");
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (serde_json::to_vec(&unknown).unwrap(), "unknown_action"),
         (serde_json::to_vec(&json!([login_failed("ok"), unknown])).unwrap(), "unknown_action"),
@@ -56,6 +62,8 @@ async fn bad_input_gets_a_clear_4xx_and_appends_nothing(app: ApiApp) {
         (serde_json::to_vec(&bad_ip).unwrap(), "invalid_event"),
         (serde_json::to_vec(&extra).unwrap(), "invalid_event"),
         (serde_json::to_vec(&no_actor).unwrap(), "invalid_event"),
+        (serde_json::to_vec(&bidi).unwrap(), "invalid_event"),
+        (serde_json::to_vec(&zero_width).unwrap(), "invalid_event"),
         (b"{\"action\": ".to_vec(), "malformed_json"),
         (b"\"just a string\"".to_vec(), "invalid_event"),
         (b"[]".to_vec(), "invalid_event"),
