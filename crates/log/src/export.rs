@@ -96,11 +96,43 @@ pub const CSV_HEADER: [&str; 11] = [
 ];
 
 /// A cell a spreadsheet could take for a formula (OWASP "CSV injection") gets a leading `'`.
+/// So does every part of it that a spreadsheet splitting on another separator would take for a
+/// cell of its own: in locales that split on `;` (or on `|` or a tab), `Invalid;=HYPERLINK(…)`
+/// is two cells, the second a formula, so a trigger after `;`, `,`, `|` or a tab (and optional
+/// spaces) gets its `'` too.
 pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r' | b'\n' | 0) => format!("'{cell}").into(),
-        _ => cell.into(),
+    const SEPARATORS: &[u8] = b";,|\t";
+    fn is_trigger(b: u8) -> bool {
+        matches!(b, b'=' | b'+' | b'-' | b'@')
     }
+    let bytes = cell.as_bytes();
+    let leading = matches!(bytes.first(), Some(&b) if is_trigger(b) || matches!(b, b'\t' | b'\r' | b'\n' | 0));
+    // Where a separated part starts with a trigger: the trigger's offset.
+    let mut inner = Vec::new();
+    for (i, b) in bytes.iter().enumerate() {
+        if SEPARATORS.contains(b) {
+            let rest = &bytes[i + 1..];
+            let spaces = rest.iter().take_while(|&&c| c == b' ').count();
+            if rest.get(spaces).is_some_and(|&c| is_trigger(c)) {
+                inner.push(i + 1 + spaces);
+            }
+        }
+    }
+    if !leading && inner.is_empty() {
+        return cell.into();
+    }
+    let mut out = String::with_capacity(cell.len() + 1 + inner.len());
+    if leading {
+        out.push('\'');
+    }
+    let mut from = 0;
+    for at in inner {
+        out.push_str(&cell[from..at]);
+        out.push('\'');
+        from = at;
+    }
+    out.push_str(&cell[from..]);
+    out.into()
 }
 
 impl EventView {
@@ -437,8 +469,46 @@ mod tests {
         for bad in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "\nx", "\0x"] {
             assert!(neutralize(bad).starts_with('\''), "{bad:?}");
         }
-        for fine in ["bob@example.com", "1-2", "Login Failed", ""] {
+        for fine in ["bob@example.com", "1-2", "Login Failed", "", "a; b", "x|y", "Role changed from Auditor to Admin"]
+        {
             assert_eq!(neutralize(fine), fine);
+        }
+        // A trigger after a separator that another locale splits on.
+        assert_eq!(neutralize("Invalid;=HYPERLINK(\"x\")"), "Invalid;'=HYPERLINK(\"x\")");
+        assert_eq!(neutralize("a, +1|@b\t-c"), "a, '+1|'@b\t'-c");
+        assert_eq!(neutralize("=a;=b"), "'=a;'=b");
+    }
+
+    /// Issue 12, item 12: read back with a reader that splits on `;` (and one on `|` and on a
+    /// tab), as a spreadsheet in such a locale would, no cell starts a formula.
+    #[test]
+    fn no_cell_is_a_formula_for_a_reader_splitting_on_another_separator() {
+        let hostile = [
+            "Invalid password;=HYPERLINK(\"https://evil.example\")",
+            "x; @SUM(A1)",
+            "ok|+cmd",
+            "a\t-2+3",
+            "plain, =1+1",
+            "=start;-next",
+        ];
+        let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+        for cell in hostile {
+            w.write_record([neutralize(cell).as_ref(), "Login Failed"]).unwrap();
+        }
+        let bytes = w.into_inner().unwrap();
+        for sep in [b';', b'|', b'\t', b','] {
+            let mut r =
+                csv::ReaderBuilder::new().delimiter(sep).has_headers(false).flexible(true).from_reader(&bytes[..]);
+            for record in r.records() {
+                for field in record.unwrap().iter() {
+                    let first = field.trim_start_matches([' ', '"']).bytes().next();
+                    assert!(
+                        !matches!(first, Some(b'=' | b'+' | b'-' | b'@')),
+                        "{field:?} starts a formula when split on {:?}",
+                        sep as char
+                    );
+                }
+            }
         }
     }
 
