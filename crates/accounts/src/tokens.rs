@@ -45,6 +45,25 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Requests and forms carry passwords, codes and tokens as a `Secret`, so that no `Debug` of
+/// a request (a log line, a panic message) can show one.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self)
+    }
+}
+
+impl utoipa::PartialSchema for Secret {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Password)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Secret {}
+
 /// The installation's MAC key.
 #[derive(Clone)]
 pub struct MacKey([u8; 32]);

@@ -4,6 +4,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use logbook_accounts::permission::OwnAccount;
+use logbook_accounts::Secret;
 use logbook_accounts::{AccountError, Caller};
 use maud::html;
 use serde::Deserialize;
@@ -82,33 +83,37 @@ async fn account_result(state: &AppState, caller: &Caller, result: Result<(), Ac
 
 #[derive(Debug, Deserialize)]
 pub struct PasswordForm {
-    current_password: String,
-    new_password: String,
+    current_password: Secret,
+    new_password: Secret,
 }
 
 pub async fn account_password(State(state): State<AppState>, f: PageForm<OwnAccount, PasswordForm>) -> Response {
-    let r = state.accounts.change_password(&f.auth, &f.form.current_password, &f.form.new_password).await;
+    let r =
+        state.accounts.change_password(&f.auth, f.form.current_password.expose(), f.form.new_password.expose()).await;
     account_result(&state, &f.auth, r, "password").await
 }
 
 #[derive(Debug, Deserialize)]
 pub struct TotpConfirmForm {
-    token: String,
-    code: String,
-    current_password: String,
+    token: Secret,
+    code: Secret,
+    current_password: Secret,
 }
 
 pub async fn account_totp_confirm(State(state): State<AppState>, f: PageForm<OwnAccount, TotpConfirmForm>) -> Response {
-    let r = state.accounts.enrol_totp(&f.auth, &f.form.token, &f.form.code, &f.form.current_password).await;
+    let r = state
+        .accounts
+        .enrol_totp(&f.auth, f.form.token.expose(), f.form.code.expose(), f.form.current_password.expose())
+        .await;
     account_result(&state, &f.auth, r, "totp_on").await
 }
 
 #[derive(Debug, Deserialize)]
 pub struct TotpRemoveForm {
-    password: String,
+    password: Secret,
 }
 
 pub async fn account_totp_remove(State(state): State<AppState>, f: PageForm<OwnAccount, TotpRemoveForm>) -> Response {
-    let r = state.accounts.remove_totp(&f.auth, &f.form.password).await;
+    let r = state.accounts.remove_totp(&f.auth, f.form.password.expose()).await;
     account_result(&state, &f.auth, r, "totp_off").await
 }

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
 use logbook_accounts::permission::ManageUsers;
+use logbook_accounts::Secret;
 use logbook_core::Role;
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -47,8 +48,8 @@ pub async fn invite_page(State(state): State<AppState>, Query(q): Query<TokenQue
 
 #[derive(Debug, Deserialize)]
 pub struct AcceptForm {
-    token: String,
-    password: String,
+    token: Secret,
+    password: Secret,
 }
 
 pub async fn accept_invite(
@@ -56,7 +57,7 @@ pub async fn accept_invite(
     RequestSource(source): RequestSource,
     Form(f): Form<AcceptForm>,
 ) -> Response {
-    let inv = match state.accounts.open_invitation(&f.token).await {
+    let inv = match state.accounts.open_invitation(f.token.expose()).await {
         Ok(inv) => inv,
         Err(e) => {
             return match form_error(e) {
@@ -65,10 +66,12 @@ pub async fn accept_invite(
             }
         }
     };
-    match state.accounts.accept_invitation(&f.token, &f.password, &source).await {
+    match state.accounts.accept_invitation(f.token.expose(), f.password.expose(), &source).await {
         Ok(_) => see_other("/login?notice=accepted"),
         Err(e) => match form_error(e) {
-            Ok((status, m)) => respond(status, invite_form(&f.token, &inv.email, inv.role, Some(Flash::Error(m)))),
+            Ok((status, m)) => {
+                respond(status, invite_form(f.token.expose(), &inv.email, inv.role, Some(Flash::Error(m))))
+            }
             Err(page) => page,
         },
     }

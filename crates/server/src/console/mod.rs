@@ -137,8 +137,48 @@ pub fn urlencode(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::urlencode;
+
+    /// Issue 12, item 18: every request that carries a password, code or token shows none of it
+    /// in `Debug` (a log line, a panic message).
+    fn assert_redacted<T: serde::de::DeserializeOwned + std::fmt::Debug>(fields: serde_json::Value) {
+        let parsed: T = serde_json::from_value(fields.clone()).unwrap();
+        let shown = format!("{parsed:?}");
+        for (name, value) in fields.as_object().unwrap() {
+            let value = value.as_str().unwrap();
+            if value.starts_with("SENTINEL") {
+                assert!(!shown.contains(value), "{} shows its {name}: {shown}", std::any::type_name::<T>());
+            }
+        }
+        assert!(shown.contains("redacted"), "{shown}");
+    }
+
+    #[test]
+    fn console_forms_redact_their_secrets_in_debug() {
+        use serde_json::json;
+        assert_redacted::<super::session::LoginForm>(
+            json!({"email": "a@example.com", "password": "SENTINEL-pw", "next": "/"}),
+        );
+        assert_redacted::<super::session::TotpForm>(json!({"pending": "SENTINEL-pending", "code": "SENTINEL-code"}));
+        assert_redacted::<super::account::PasswordForm>(
+            json!({"current_password": "SENTINEL-old", "new_password": "SENTINEL-new"}),
+        );
+        assert_redacted::<super::account::TotpConfirmForm>(
+            json!({"token": "SENTINEL-token", "code": "SENTINEL-code", "current_password": "SENTINEL-pw"}),
+        );
+        assert_redacted::<super::account::TotpRemoveForm>(json!({"password": "SENTINEL-pw"}));
+        assert_redacted::<super::invitations::AcceptForm>(
+            json!({"token": "SENTINEL-token", "password": "SENTINEL-pw"}),
+        );
+        assert_redacted::<super::users::SetupForm>(
+            json!({"token": "SENTINEL-token", "email": "a@example.com", "password": "SENTINEL-pw"}),
+        );
+        assert_redacted::<super::users::AddUserForm>(
+            json!({"email": "a@example.com", "role": "admin", "password": "SENTINEL-pw"}),
+        );
+    }
 
     #[test]
     fn urlencode_keeps_unreserved_and_encodes_the_rest() {

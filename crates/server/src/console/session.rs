@@ -5,6 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::Response;
 use axum::Form;
 use logbook_accounts::permission::OwnAccount;
+use logbook_accounts::Secret;
 use logbook_accounts::SignIn;
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -83,7 +84,7 @@ pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
 #[derive(Debug, Deserialize)]
 pub struct LoginForm {
     email: String,
-    password: String,
+    password: Secret,
     next: Option<String>,
 }
 
@@ -99,7 +100,7 @@ pub async fn login(
     Form(f): Form<LoginForm>,
 ) -> Response {
     let next = safe_next(f.next.as_deref());
-    match state.accounts.sign_in(&f.email, &f.password, None, &source).await {
+    match state.accounts.sign_in(&f.email, f.password.expose(), None, &source).await {
         Ok(SignIn::Done(s)) => signed_in(&state, &s.token, &next),
         Ok(SignIn::NeedsTotp { pending }) => respond(StatusCode::OK, totp_form(&next, &pending, None)),
         Err(e) => match form_error(e) {
@@ -111,8 +112,8 @@ pub async fn login(
 
 #[derive(Debug, Deserialize)]
 pub struct TotpForm {
-    pending: String,
-    code: String,
+    pending: Secret,
+    code: Secret,
     next: Option<String>,
 }
 
@@ -122,10 +123,10 @@ pub async fn login_totp(
     Form(f): Form<TotpForm>,
 ) -> Response {
     let next = safe_next(f.next.as_deref());
-    match state.accounts.sign_in_totp(&f.pending, &f.code, &source).await {
+    match state.accounts.sign_in_totp(f.pending.expose(), f.code.expose(), &source).await {
         Ok(s) => signed_in(&state, &s.token, &next),
         Err(e) => match form_error(e) {
-            Ok((status, m)) => respond(status, totp_form(&next, &f.pending, Some(Flash::Error(m)))),
+            Ok((status, m)) => respond(status, totp_form(&next, f.pending.expose(), Some(Flash::Error(m)))),
             Err(page) => page,
         },
     }

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
 use logbook_accounts::permission::{ManageUsers, ReadUsers};
+use logbook_accounts::Secret;
 use logbook_accounts::{AccountError, Authorized, Caller};
 use logbook_core::Role;
 use maud::{html, Markup};
@@ -50,9 +51,9 @@ pub async fn setup_page(State(state): State<AppState>, Query(q): Query<TokenQuer
 
 #[derive(Debug, Deserialize)]
 pub struct SetupForm {
-    token: String,
+    token: Secret,
     email: String,
-    password: String,
+    password: Secret,
 }
 
 pub async fn setup(
@@ -60,10 +61,10 @@ pub async fn setup(
     RequestSource(source): RequestSource,
     Form(f): Form<SetupForm>,
 ) -> Response {
-    match state.accounts.complete_setup(&f.token, &f.email, &f.password, &source).await {
+    match state.accounts.complete_setup(f.token.expose(), &f.email, f.password.expose(), &source).await {
         Ok(_) => see_other("/login?notice=setup"),
         Err(e) => match form_error(e) {
-            Ok((status, m)) => respond(status, setup_form(&f.token, &f.email, Some(Flash::Error(m)))),
+            Ok((status, m)) => respond(status, setup_form(f.token.expose(), &f.email, Some(Flash::Error(m)))),
             Err(page) => page,
         },
     }
@@ -216,12 +217,12 @@ pub(super) async fn users_result(
 pub struct AddUserForm {
     email: String,
     role: String,
-    password: String,
+    password: Secret,
 }
 
 pub async fn users_add(State(state): State<AppState>, f: PageForm<ManageUsers, AddUserForm>) -> Response {
     let result = match parse_role(&f.form.role) {
-        Ok(role) => state.accounts.add_user(&f.auth, &f.form.email, role, &f.form.password).await.map(|_| None),
+        Ok(role) => state.accounts.add_user(&f.auth, &f.form.email, role, f.form.password.expose()).await.map(|_| None),
         Err(e) => Err(e),
     };
     users_result(&state, &f.auth, result, "added").await

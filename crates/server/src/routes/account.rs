@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use logbook_accounts::permission::OwnAccount;
+use logbook_accounts::Secret;
 use logbook_accounts::TotpEnrolment;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -14,10 +15,10 @@ use crate::{ApiError, AppState};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PasswordChange {
-    pub current_password: String,
+    pub current_password: Secret,
     /// 8 to 128 characters; common or easily guessed passwords are refused.
     #[schema(min_length = 8, max_length = 128)]
-    pub new_password: String,
+    pub new_password: Secret,
 }
 
 /// Changes one's own password (the current one is required).
@@ -28,7 +29,7 @@ pub async fn change_password(
     Auth(auth): Auth<OwnAccount>,
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.change_password(&auth, &req.current_password, &req.new_password).await?;
+    state.accounts.change_password(&auth, req.current_password.expose(), req.new_password.expose()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -45,11 +46,11 @@ pub async fn begin_totp(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TotpConfirm {
     /// The `token` of the enrolment (it names the secret the server issued).
-    pub token: String,
+    pub token: Secret,
     /// A current code from the authenticator app.
-    pub code: String,
+    pub code: Secret,
     /// The account's current password.
-    pub current_password: String,
+    pub current_password: Secret,
 }
 
 /// Enrols TOTP: the enrolment `token` of `POST /api/v1/account/totp`, a current code and the
@@ -62,13 +63,13 @@ pub async fn confirm_totp(
     Auth(auth): Auth<OwnAccount>,
     ApiJson(req): ApiJson<TotpConfirm>,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.enrol_totp(&auth, &req.token, &req.code, &req.current_password).await?;
+    state.accounts.enrol_totp(&auth, req.token.expose(), req.code.expose(), req.current_password.expose()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TotpRemove {
-    pub password: String,
+    pub password: Secret,
 }
 
 /// Removes one's TOTP (the password is required).
@@ -80,6 +81,6 @@ pub async fn remove_totp(
     Auth(auth): Auth<OwnAccount>,
     ApiJson(req): ApiJson<TotpRemove>,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.remove_totp(&auth, &req.password).await?;
+    state.accounts.remove_totp(&auth, req.password.expose()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use logbook_accounts::permission::{ManageUsers, ReadUsers};
+use logbook_accounts::Secret;
 use logbook_accounts::{InvitationCreated, InvitationView, UserView};
 use logbook_core::{InvitationId, Role};
 use serde::{Deserialize, Serialize};
@@ -64,10 +65,10 @@ pub async fn revoke_invitation(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AcceptInvitation {
     /// The token of the invitation link.
-    pub token: String,
+    pub token: Secret,
     /// 8 to 128 characters; common or easily guessed passwords are refused.
     #[schema(min_length = 8, max_length = 128)]
-    pub password: String,
+    pub password: Secret,
 }
 
 /// Accepts an invitation: creates the user with the chosen password.
@@ -78,5 +79,8 @@ pub async fn accept_invitation(
     RequestSource(source): RequestSource,
     ApiJson(req): ApiJson<AcceptInvitation>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    Ok((StatusCode::CREATED, Json(state.accounts.accept_invitation(&req.token, &req.password, &source).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.accounts.accept_invitation(req.token.expose(), req.password.expose(), &source).await?),
+    ))
 }

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use logbook_accounts::Secret;
 use logbook_accounts::{SignIn, UserView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -15,13 +16,13 @@ use crate::{ApiError, AppState};
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SignInRequest {
     pub email: String,
-    pub password: String,
+    pub password: Secret,
     /// The TOTP code, when enrolled.
     #[serde(default)]
-    pub totp: Option<String>,
+    pub totp: Option<Secret>,
     /// Instead of email and password: the `pending` token of a `totp_required` answer.
     #[serde(default)]
-    pub pending: Option<String>,
+    pub pending: Option<Secret>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,8 +44,12 @@ pub async fn sign_in(
     ApiJson(req): ApiJson<SignInRequest>,
 ) -> Result<Response, ApiError> {
     let signed_in = match (&req.pending, &req.totp) {
-        (Some(pending), Some(code)) => state.accounts.sign_in_totp(pending, code, &source).await?,
-        _ => match state.accounts.sign_in(&req.email, &req.password, req.totp.as_deref(), &source).await? {
+        (Some(pending), Some(code)) => state.accounts.sign_in_totp(pending.expose(), code.expose(), &source).await?,
+        _ => match state
+            .accounts
+            .sign_in(&req.email, req.password.expose(), req.totp.as_ref().map(Secret::expose), &source)
+            .await?
+        {
             SignIn::Done(s) => s,
             SignIn::NeedsTotp { pending } => return Err(ApiError::TotpRequired { pending }),
         },

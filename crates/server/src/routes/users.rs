@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use logbook_accounts::permission::{ManageUsers, ReadUsers};
+use logbook_accounts::Secret;
 use logbook_accounts::UserView;
 use logbook_core::{Role, UserId};
 use serde::{Deserialize, Serialize};
@@ -16,12 +17,12 @@ use crate::{ApiError, AppState};
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SetupRequest {
     /// The token of the one-time setup link.
-    pub token: String,
+    pub token: Secret,
     #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// 8 to 128 characters; common or easily guessed passwords are refused.
     #[schema(min_length = 8, max_length = 128)]
-    pub password: String,
+    pub password: Secret,
 }
 
 /// Creates the first admin with the one-time setup link's token.
@@ -32,7 +33,7 @@ pub async fn setup(
     RequestSource(source): RequestSource,
     ApiJson(req): ApiJson<SetupRequest>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let user = state.accounts.complete_setup(&req.token, &req.email, &req.password, &source).await?;
+    let user = state.accounts.complete_setup(req.token.expose(), &req.email, req.password.expose(), &source).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -58,7 +59,7 @@ pub struct NewUser {
     pub role: Role,
     /// 8 to 128 characters; common or easily guessed passwords are refused.
     #[schema(min_length = 8, max_length = 128)]
-    pub password: String,
+    pub password: Secret,
 }
 
 /// Adds a management user with a password (an invitation lets them choose it instead).
@@ -69,7 +70,7 @@ pub async fn add_user(
     Auth(auth): Auth<ManageUsers>,
     ApiJson(req): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let user = state.accounts.add_user(&auth, &req.email, req.role, &req.password).await?;
+    let user = state.accounts.add_user(&auth, &req.email, req.role, req.password.expose()).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
