@@ -14,6 +14,8 @@ pub mod fuzzing;
 pub mod keys;
 mod metrics;
 pub mod openapi;
+#[cfg(test)]
+mod redaction;
 mod routes;
 mod serve;
 

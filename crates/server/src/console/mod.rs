@@ -141,41 +141,29 @@ pub fn urlencode(s: &str) -> String {
 mod tests {
     use super::urlencode;
 
-    /// Issue 12, item 18: every request that carries a password, code or token shows none of it
-    /// in `Debug` (a log line, a panic message).
-    fn assert_redacted<T: serde::de::DeserializeOwned + std::fmt::Debug>(fields: serde_json::Value) {
-        let parsed: T = serde_json::from_value(fields.clone()).unwrap();
-        let shown = format!("{parsed:?}");
-        for (name, value) in fields.as_object().unwrap() {
-            let value = value.as_str().unwrap();
-            if value.starts_with("SENTINEL") {
-                assert!(!shown.contains(value), "{} shows its {name}: {shown}", std::any::type_name::<T>());
-            }
-        }
-        assert!(shown.contains("redacted"), "{shown}");
-    }
-
     #[test]
     fn console_forms_redact_their_secrets_in_debug() {
         use serde_json::json;
-        assert_redacted::<super::session::LoginForm>(
+        crate::redaction::assert_redacted::<super::session::LoginForm>(
             json!({"email": "a@example.com", "password": "SENTINEL-pw", "next": "/"}),
         );
-        assert_redacted::<super::session::TotpForm>(json!({"pending": "SENTINEL-pending", "code": "SENTINEL-code"}));
-        assert_redacted::<super::account::PasswordForm>(
+        crate::redaction::assert_redacted::<super::session::TotpForm>(
+            json!({"pending": "SENTINEL-pending", "code": "SENTINEL-code"}),
+        );
+        crate::redaction::assert_redacted::<super::account::PasswordForm>(
             json!({"current_password": "SENTINEL-old", "new_password": "SENTINEL-new"}),
         );
-        assert_redacted::<super::account::TotpConfirmForm>(
+        crate::redaction::assert_redacted::<super::account::TotpConfirmForm>(
             json!({"token": "SENTINEL-token", "code": "SENTINEL-code", "current_password": "SENTINEL-pw"}),
         );
-        assert_redacted::<super::account::TotpRemoveForm>(json!({"password": "SENTINEL-pw"}));
-        assert_redacted::<super::invitations::AcceptForm>(
+        crate::redaction::assert_redacted::<super::account::TotpRemoveForm>(json!({"password": "SENTINEL-pw"}));
+        crate::redaction::assert_redacted::<super::invitations::AcceptForm>(
             json!({"token": "SENTINEL-token", "password": "SENTINEL-pw"}),
         );
-        assert_redacted::<super::users::SetupForm>(
+        crate::redaction::assert_redacted::<super::users::SetupForm>(
             json!({"token": "SENTINEL-token", "email": "a@example.com", "password": "SENTINEL-pw"}),
         );
-        assert_redacted::<super::users::AddUserForm>(
+        crate::redaction::assert_redacted::<super::users::AddUserForm>(
             json!({"email": "a@example.com", "role": "admin", "password": "SENTINEL-pw"}),
         );
     }

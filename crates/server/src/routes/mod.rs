@@ -276,40 +276,27 @@ pub async fn resolve_org(state: &AppState, org: Option<&str>) -> Result<Org, Api
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    /// Issue 12, item 18: every request that carries a password, code or token shows none of it
-    /// in `Debug` (a log line, a panic message).
-    fn assert_redacted<T: serde::de::DeserializeOwned + std::fmt::Debug>(fields: serde_json::Value) {
-        let parsed: T = serde_json::from_value(fields.clone()).unwrap();
-        let shown = format!("{parsed:?}");
-        for (name, value) in fields.as_object().unwrap() {
-            let value = value.as_str().unwrap();
-            if value.starts_with("SENTINEL") {
-                assert!(!shown.contains(value), "{} shows its {name}: {shown}", std::any::type_name::<T>());
-            }
-        }
-        assert!(shown.contains("redacted"), "{shown}");
-    }
 
     #[test]
     fn api_requests_redact_their_secrets_in_debug() {
         use serde_json::json;
-        assert_redacted::<super::session::SignInRequest>(
+        crate::redaction::assert_redacted::<super::session::SignInRequest>(
             json!({"email": "a@example.com", "password": "SENTINEL-pw", "totp": "SENTINEL-code", "pending": "SENTINEL-pending"}),
         );
-        assert_redacted::<super::account::PasswordChange>(
+        crate::redaction::assert_redacted::<super::account::PasswordChange>(
             json!({"current_password": "SENTINEL-old", "new_password": "SENTINEL-new"}),
         );
-        assert_redacted::<super::account::TotpConfirm>(
+        crate::redaction::assert_redacted::<super::account::TotpConfirm>(
             json!({"token": "SENTINEL-token", "code": "SENTINEL-code", "current_password": "SENTINEL-pw"}),
         );
-        assert_redacted::<super::account::TotpRemove>(json!({"password": "SENTINEL-pw"}));
-        assert_redacted::<super::invitations::AcceptInvitation>(
+        crate::redaction::assert_redacted::<super::account::TotpRemove>(json!({"password": "SENTINEL-pw"}));
+        crate::redaction::assert_redacted::<super::invitations::AcceptInvitation>(
             json!({"token": "SENTINEL-token", "password": "SENTINEL-pw"}),
         );
-        assert_redacted::<super::users::SetupRequest>(
+        crate::redaction::assert_redacted::<super::users::SetupRequest>(
             json!({"token": "SENTINEL-token", "email": "a@example.com", "password": "SENTINEL-pw"}),
         );
-        assert_redacted::<super::users::NewUser>(
+        crate::redaction::assert_redacted::<super::users::NewUser>(
             json!({"email": "a@example.com", "role": "admin", "password": "SENTINEL-pw"}),
         );
     }
