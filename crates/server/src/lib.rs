@@ -16,6 +16,7 @@ mod metrics;
 pub mod openapi;
 #[cfg(test)]
 mod redaction;
+mod request_log;
 mod routes;
 mod serve;
 

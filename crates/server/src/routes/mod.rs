@@ -11,7 +11,6 @@ use futures_util::StreamExt;
 use logbook_core::OrgSlug;
 use logbook_store::Org;
 use tower_http::catch_panic::{CatchPanicLayer, ResponseForPanic};
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -73,7 +72,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(catch_panics(state.metrics.clone()))
         .layer(middleware::from_fn_with_state(state.clone(), common_headers))
-        .layer(TraceLayer::new_for_http())
+        .layer(crate::request_log::layer())
         .with_state(state)
 }
 
