@@ -105,6 +105,8 @@ async fn a_role_with_only_insert_and_select_runs_logbook_and_cannot_change_histo
             totp_step: None,
             pending: None,
             attempt_lock: None,
+            address: None,
+            user_agent: None,
         }),
     });
     store.commit(org.id, batch).await.unwrap();
