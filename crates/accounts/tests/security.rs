@@ -80,7 +80,7 @@ impl Fx {
             "logbook",
         )
         .build();
-        let m = AccountMutation::SetTotp { user, secret: Some(TotpSecret(SECRET.into())) };
+        let m = AccountMutation::SetTotp { user, secret: Some(TotpSecret(SECRET.into())), end_sessions: None };
         self.accounts.log().append(self.accounts.org(), vec![e], Some(Mutation::Account(m))).await.unwrap();
     }
 

@@ -179,6 +179,7 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
     let c = raw(&url).await;
     c.batch_execute(
         "DROP TABLE event_search; DROP TABLE search_progress; DROP TABLE sign_in_throttle; DROP TABLE pending_sign_ins;
+         ALTER TABLE sessions DROP COLUMN address, DROP COLUMN user_agent;
          DELETE FROM logbook_migrations WHERE version >= 3",
     )
     .await

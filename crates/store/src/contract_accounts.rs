@@ -138,7 +138,13 @@ pub async fn users_keep_at_least_one_admin(store: SharedStore) {
 pub async fn sessions_start_end_and_expire(store: SharedStore) {
     let mut a = Accounts::new(&store, "acme").await;
     let ada = a.add_user("ada@example.com", Role::Admin).await;
-    a.apply(AccountMutation::SetTotp { user: ada, secret: Some(TotpSecret("JBSWY3DPEHPK3PXP".into())) }).await.unwrap();
+    a.apply(AccountMutation::SetTotp {
+        user: ada,
+        secret: Some(TotpSecret("JBSWY3DPEHPK3PXP".into())),
+        end_sessions: None,
+    })
+    .await
+    .unwrap();
     let until = Timestamp::from_micros(a.now().as_micros() + 60_000_000);
     store.count_login_attempt(a.org, ada, a.now(), 2, until).await.unwrap().unwrap();
     let second = store.count_login_attempt(a.org, ada, a.now(), 2, until).await.unwrap().unwrap();
@@ -425,7 +431,13 @@ pub async fn account_rules_hold_at_their_edges(store: SharedStore) {
     a.apply(start(ada, 3, Some(500))).await.unwrap();
     a.apply(start(ada, 4, None)).await.unwrap();
     assert_eq!(a.apply(start(ada, 5, Some(500))).await, Err(MutationError::TotpReplay));
-    a.apply(AccountMutation::SetTotp { user: ada, secret: Some(TotpSecret("KRSXG5CTMVRXEZLU".into())) }).await.unwrap();
+    a.apply(AccountMutation::SetTotp {
+        user: ada,
+        secret: Some(TotpSecret("KRSXG5CTMVRXEZLU".into())),
+        end_sessions: None,
+    })
+    .await
+    .unwrap();
     assert_eq!(store.user(a.org, ada).await.unwrap().unwrap().totp_last_step, None);
     a.apply(start(ada, 5, Some(500))).await.unwrap();
 
