@@ -221,7 +221,8 @@ impl<P: Permission> FromRequestParts<AppState> for Page<P> {
 /// invitation) sent from this site, so that another site cannot sign a browser in to an account
 /// of its choosing (login CSRF). A browser says where a form comes from: `Sec-Fetch-Site` must
 /// be `same-origin` (or `none`: typed or bookmarked), and `Origin` must be the public URL's
-/// origin. A client that sends neither (not a browser) passes; there is no browser to attack.
+/// origin or the request's own (`Host`). A client that sends neither (not a browser) passes;
+/// there is no browser to attack.
 #[derive(Debug)]
 pub struct SameOrigin;
 
@@ -229,7 +230,7 @@ impl FromRequestParts<AppState> for SameOrigin {
     type Rejection = PageRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = |name: &str| {
+        let single = |name: &str| {
             let mut values = parts.headers.get_all(name).iter();
             match (values.next(), values.next()) {
                 (None, _) => Ok(None),
@@ -238,13 +239,20 @@ impl FromRequestParts<AppState> for SameOrigin {
                 (Some(_), Some(_)) => Err(PageRejection::CrossSite),
             }
         };
-        if let Some(site) = header("sec-fetch-site")? {
+        if let Some(site) = single("sec-fetch-site")? {
             if !site.eq_ignore_ascii_case("same-origin") && !site.eq_ignore_ascii_case("none") {
                 return Err(PageRejection::CrossSite);
             }
         }
-        if let Some(origin) = header("origin")? {
-            if !origin.eq_ignore_ascii_case(&state.public_origin) {
+        if let Some(origin) = single("origin")? {
+            // The public URL's origin; or, where no public URL is configured (it then names the
+            // listening address) or a proxy keeps the `Host` the browser used, the origin of
+            // this very request: a page of another site cannot send our `Host`.
+            let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).or(parts.uri.host());
+            let same_host = host.is_some_and(|h| {
+                origin.split_once("://").is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(h))
+            });
+            if !origin.eq_ignore_ascii_case(&state.public_origin) && !same_host {
                 return Err(PageRejection::CrossSite);
             }
         }

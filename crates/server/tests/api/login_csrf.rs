@@ -110,6 +110,12 @@ async fn the_cookie_is_host_prefixed_over_https(app: TestApp) {
     assert!(api.cookie.starts_with("__Host-logbook_session="), "the API's sign-in too");
     let resp = login(vec![("origin", "http://logbook.example.com")]).await;
     assert_eq!(resp.status(), 403, "the same host over http is another origin");
+    let resp = login(vec![("origin", "https://evil.example")]).await;
+    assert_eq!(resp.status(), 403);
+    // The request's own origin (its `Host`: the address the browser used) is this site too.
+    let own = app.base.clone();
+    let resp = post_form(&app, FORMS[0].0, FORMS[0].1, &[("origin", own.as_str())]).await;
+    assert_eq!(resp.status(), 303);
 }
 
 async fn a_new_sign_in_ends_the_session_the_browser_had(app: TestApp) {
