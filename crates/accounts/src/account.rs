@@ -1,4 +1,8 @@
-//! The caller's own account: who they are, their password, their TOTP.
+//! The caller's own account: who they are, their password, their TOTP, their sessions.
+//!
+//! A new password or TOTP ends every other session of the user (each recorded as a Logout,
+//! reason `password_changed` or `mfa_changed`): whoever held one of them under the old
+//! credentials is out.
 //!
 //! Every change here asks for the current password, and that check is an attempt like a
 //! sign-in (`attempts.rs`): counted against the address and the account before it is made,
@@ -13,7 +17,13 @@ use serde::Serialize;
 use crate::attempts::Failure;
 use crate::events::event;
 use crate::permission::Caller;
+use crate::session::{Ending, SessionView};
 use crate::{after, password, totp, AccountError, Accounts, UserView};
+
+/// A TOTP change ends the user's other sessions.
+fn mfa_changed(caller: &Caller) -> Ending<'_> {
+    Ending { details: "Session ended: TOTP was changed".into(), reason: "mfa_changed", source: &caller.source }
+}
 
 /// How long a TOTP enrolment may take between showing the secret and confirming it.
 const TOTP_ENROLMENT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
@@ -46,11 +56,25 @@ impl Accounts {
         let user = self.check_current_password(caller, current, Action::PasswordChanged).await?;
         password::check_policy(new, &user.email)?;
         let password_hash = self.hasher.hash(new, self.random()).await?;
-        let e = event(Action::PasswordChanged, caller.actor(), &caller.source)
-            .target("management_user", user.id, &user.email)
-            .details("Password changed by the user")
-            .build();
-        self.append(vec![e], AccountMutation::SetPassword { user: user.id, password_hash }).await
+        let ending = Ending {
+            details: "Session ended: the password was changed".into(),
+            reason: "password_changed",
+            source: &caller.source,
+        };
+        self.append_ending_sessions(&user, Some(caller.session), &ending, |_, end| {
+            let e = event(Action::PasswordChanged, caller.actor(), &caller.source)
+                .target("management_user", user.id, &user.email)
+                .details("Password changed by the user")
+                .build();
+            let m = AccountMutation::SetPassword {
+                user: user.id,
+                password_hash: password_hash.clone(),
+                end_sessions: Some(end),
+            };
+            (vec![e], m)
+        })
+        .await
+        .map(drop)
     }
 
     /// A new secret to enrol, and the token that names it; nothing is stored until
@@ -80,18 +104,25 @@ impl Accounts {
         let Some(secret) = self.mac.totp_enrolment_secret(token, caller.user, &caller.session, self.now()) else {
             return Err(AccountError::Invalid("this enrolment has expired; start again".into()));
         };
-        self.check_current_password(caller, current_password, Action::TotpEnrolled).await?;
+        let user = self.check_current_password(caller, current_password, Action::TotpEnrolled).await?;
         let secret = TotpSecret(secret);
         match totp::matching_step(&secret, code, self.now()) {
             Ok(Some(_)) => {}
             Ok(None) => return Err(AccountError::Invalid("the code does not match; check the device's clock".into())),
             Err(_) => return Err(AccountError::Internal("an issued TOTP secret is not valid base32".into())),
         }
-        let e = event(Action::TotpEnrolled, caller.actor(), &caller.source)
-            .target("management_user", caller.user, &caller.email)
-            .details("TOTP enrolled")
-            .build();
-        self.append(vec![e], AccountMutation::SetTotp { user: caller.user, secret: Some(secret) }).await
+        self.append_ending_sessions(&user, Some(caller.session), &mfa_changed(caller), |_, end| {
+            let e = event(Action::TotpEnrolled, caller.actor(), &caller.source)
+                .target("management_user", caller.user, &caller.email)
+                .details("TOTP enrolled")
+                .build();
+            (
+                vec![e],
+                AccountMutation::SetTotp { user: caller.user, secret: Some(secret.clone()), end_sessions: Some(end) },
+            )
+        })
+        .await
+        .map(drop)
     }
 
     pub async fn remove_totp(&self, caller: &Caller, password: &str) -> Result<(), AccountError> {
@@ -100,11 +131,49 @@ impl Accounts {
             return Err(AccountError::Conflict("TOTP is not enrolled".into()));
         }
         self.check_current_password(caller, password, Action::TotpRemoved).await?;
-        let e = event(Action::TotpRemoved, caller.actor(), &caller.source)
-            .target("management_user", user.id, &user.email)
-            .details("TOTP removed by the user")
+        self.append_ending_sessions(&user, Some(caller.session), &mfa_changed(caller), |_, end| {
+            let e = event(Action::TotpRemoved, caller.actor(), &caller.source)
+                .target("management_user", user.id, &user.email)
+                .details("TOTP removed by the user")
+                .build();
+            (vec![e], AccountMutation::SetTotp { user: user.id, secret: None, end_sessions: Some(end) })
+        })
+        .await
+        .map(drop)
+    }
+
+    /// The caller's sessions, oldest first, theirs marked `current`.
+    pub async fn my_sessions(&self, caller: &Caller) -> Result<Vec<SessionView>, AccountError> {
+        self.session_views(caller.user, &caller.session).await
+    }
+
+    /// Ends one of the caller's sessions (the current one too, if named), by its public id;
+    /// another user's session is not found. Returns whether it was the current one.
+    pub async fn end_my_session(&self, caller: &Caller, id: &str) -> Result<bool, AccountError> {
+        let s = self.session_by_id(caller.user, id).await?.ok_or(AccountError::NotFound("session"))?;
+        let e = event(Action::Logout, caller.actor(), &caller.source)
+            .details("Session ended by the user")
+            .field("reason", "ended_by_user")
+            .field("session", self.mac.session_id(&s.token_hash))
             .build();
-        self.append(vec![e], AccountMutation::SetTotp { user: user.id, secret: None }).await
+        match self.append(vec![e], AccountMutation::EndSession { token_hash: s.token_hash }).await {
+            Err(AccountError::NotFound(_)) => Err(AccountError::NotFound("session")),
+            other => other.map(|()| s.token_hash == caller.session),
+        }
+    }
+
+    /// Ends every session of the caller but the current one; returns how many.
+    pub async fn end_my_other_sessions(&self, caller: &Caller) -> Result<usize, AccountError> {
+        let user = self.log.store().user(self.org.id, caller.user).await?.ok_or(AccountError::NotFound("user"))?;
+        let ending = Ending {
+            details: "Session ended by the user (signed out everywhere else)".into(),
+            reason: "ended_by_user",
+            source: &caller.source,
+        };
+        self.append_ending_sessions(&user, Some(caller.session), &ending, |_, end| {
+            (vec![], AccountMutation::EndSessionsOf { user: user.id, end_sessions: end })
+        })
+        .await
     }
 
     /// Checks the caller's current password before `action`, as an attempt (see the module's

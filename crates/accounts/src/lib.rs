@@ -44,7 +44,7 @@ pub use invitations::InvitationCreated;
 pub use mail::SmtpConfig;
 pub use permission::{Authorized, Caller, Forbidden, Permission};
 pub use protected_users::{ImportReport, ImportRowError};
-pub use session::{SignIn, SignedIn, PENDING_SIGN_IN_ATTEMPTS};
+pub use session::{SessionView, SignIn, SignedIn, PENDING_SIGN_IN_ATTEMPTS};
 pub use settings::{PlatformSettings, SettingsPatch};
 pub use throttle::{AccountMetrics, SignInThrottle};
 pub use tokens::Secret;

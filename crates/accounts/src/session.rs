@@ -1,17 +1,48 @@
 //! Signing in and out, and the sessions in between: every sign-in, failure, lock and logout is
 //! recorded with its real reason, and every failure answered alike.
 
-use logbook_core::{Action, Actor, Source, Timestamp, UserId};
+use logbook_core::{Action, Actor, NewEvent, Source, Timestamp, UserId};
 use logbook_log::AppendError;
-use logbook_store::accounts::{SessionRecord, TotpSecret, UserRecord};
+use logbook_store::accounts::{EndSessions, SessionRecord, TotpSecret, UserRecord};
 use logbook_store::{AccountMutation, MutationError};
+use serde::Serialize;
 
 use crate::attempts::{Attempt, Failure};
 use crate::events::{event, typed_identifier, user_actor};
 use crate::permission::Caller;
 use crate::tokens::Secret;
 use crate::users::view;
-use crate::{account, after, normalize_email, totp, AccountError, Accounts, UserView};
+use crate::{account, after, normalize_email, rfc3339, totp, AccountError, Accounts, UserView};
+
+/// One of a user's sessions, as shown to them: never its token nor the token's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    /// The session's public name, to end it with (a MAC of the token's hash).
+    pub id: String,
+    /// When the sign-in happened (RFC 3339, UTC).
+    pub created: String,
+    /// The last request seen, to within a minute.
+    pub last_seen: String,
+    /// The absolute end, whatever the activity.
+    pub expires: String,
+    /// The address the sign-in came from, if known.
+    pub address: Option<String>,
+    /// The sign-in's user agent, if sent.
+    pub user_agent: Option<String>,
+    /// Whether this is the session of the request that asks.
+    pub current: bool,
+}
+
+/// Why a change ends sessions: each ended one gets a Logout event with these details and
+/// `reason` field (and its public id as `session`), from the request that caused it.
+pub(crate) struct Ending<'a> {
+    pub details: String,
+    pub reason: &'static str,
+    pub source: &'a Source,
+}
+
+/// Attempts at a change that ends sessions, when sessions start or end meanwhile.
+const ENDING_ATTEMPTS: usize = 5;
 
 /// A started session.
 #[derive(Debug)]
@@ -189,7 +220,16 @@ impl Accounts {
             .build();
         let expires = after(self.now(), settings.absolute_timeout());
         let attempt_lock = attempt.login.and_then(|(_, l)| l.lock);
-        let m = AccountMutation::CreateSession { user: user.id, token_hash, expires, totp_step, pending, attempt_lock };
+        let m = AccountMutation::CreateSession {
+            user: user.id,
+            token_hash,
+            expires,
+            totp_step,
+            pending,
+            attempt_lock,
+            address: source.ip.map(|ip| ip.to_string()),
+            user_agent: source.user_agent.clone(),
+        };
         self.log.append(&self.org, vec![e], account(m)).await.map_err(|e| match e {
             // The caller records these refusals as failed sign-ins.
             e @ AppendError::Rejected(MutationError::TotpReplay | MutationError::Locked | MutationError::NotFound) => {
@@ -213,8 +253,8 @@ impl Accounts {
             return Ok(None);
         }
         let now = self.now();
-        if let Some(reason) = self.expiry_reason(&session, now).await? {
-            self.end_session(&session, &user, reason, source).await?;
+        if let Some((details, reason)) = self.expiry_reason(&session, now).await? {
+            self.end_session(&session, &user, details, reason, source).await?;
             return Ok(None);
         }
         if now.as_micros() - session.last_seen.as_micros() >= TOUCH_EVERY_MICROS {
@@ -230,12 +270,17 @@ impl Accounts {
         }))
     }
 
-    async fn expiry_reason(&self, s: &SessionRecord, now: Timestamp) -> Result<Option<&'static str>, AccountError> {
+    /// The details and reason of an expired session's Logout, if it expired.
+    async fn expiry_reason(
+        &self,
+        s: &SessionRecord,
+        now: Timestamp,
+    ) -> Result<Option<(&'static str, &'static str)>, AccountError> {
         let settings = self.settings().await?;
         Ok(if now >= s.expires {
-            Some("Session expired (absolute limit)")
+            Some(("Session expired (absolute limit)", "Session expired (absolute limit)"))
         } else if now >= after(s.last_seen, settings.idle_timeout()) {
-            Some("Session expired (idle timeout)")
+            Some(("Session expired (idle timeout)", "Session expired (idle timeout)"))
         } else {
             None
         })
@@ -245,12 +290,14 @@ impl Accounts {
         &self,
         s: &SessionRecord,
         user: &UserRecord,
+        details: &str,
         reason: &str,
         source: &Source,
     ) -> Result<(), AccountError> {
         let e = event(Action::Logout, user_actor(user.id, &user.email), source)
-            .details(reason)
+            .details(details)
             .field("reason", reason)
+            .field("session", self.mac.session_id(&s.token_hash))
             .build();
         match self.append(vec![e], AccountMutation::EndSession { token_hash: s.token_hash }).await {
             // Ended already (another request or process got there first): recorded once.
@@ -271,6 +318,84 @@ impl Accounts {
         }
     }
 
+    /// Ends the session a browser still presented when it signed in again (a new sign-in
+    /// replaces it, so a session cookie planted in the browser, or forgotten there, does not
+    /// live on beside the new one). Nothing happens if that session is over already.
+    pub async fn end_replaced_session(&self, token: &str, source: &Source) -> Result<(), AccountError> {
+        let hash = Secret::from_presented(token).hash();
+        let Some((session, user)) = self.log.store().session(&hash).await? else { return Ok(()) };
+        if user.org != self.org.id {
+            return Ok(());
+        }
+        let details = "Session ended: replaced by a new sign-in in the same browser";
+        self.end_session(&session, &user, details, "new_sign_in", source).await
+    }
+
+    /// The user's sessions, oldest first; `current` marks the caller's.
+    pub(crate) async fn session_views(
+        &self,
+        user: UserId,
+        current: &[u8; 32],
+    ) -> Result<Vec<SessionView>, AccountError> {
+        let sessions = self.log.store().sessions_of(user).await?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| SessionView {
+                id: self.mac.session_id(&s.token_hash),
+                created: rfc3339(s.created),
+                last_seen: rfc3339(s.last_seen),
+                expires: rfc3339(s.expires),
+                address: s.address,
+                user_agent: s.user_agent,
+                current: &s.token_hash == current,
+            })
+            .collect())
+    }
+
+    /// The session of `user` whose public id is `id`.
+    pub(crate) async fn session_by_id(&self, user: UserId, id: &str) -> Result<Option<SessionRecord>, AccountError> {
+        let sessions = self.log.store().sessions_of(user).await?;
+        Ok(sessions.into_iter().find(|s| self.mac.session_id(&s.token_hash) == id))
+    }
+
+    /// Commits a change that also ends every session of `user` but `keep`, each with its
+    /// Logout event (see [`Ending`]); `change` builds the change's own events, given how many
+    /// sessions end, and its mutation, given the sessions to end. The sessions are read first,
+    /// and the commit refuses them if they changed meanwhile (see [`EndSessions`]): then they
+    /// are read again. Returns how many ended.
+    pub(crate) async fn append_ending_sessions(
+        &self,
+        user: &UserRecord,
+        keep: Option<[u8; 32]>,
+        ending: &Ending<'_>,
+        change: impl Fn(usize, EndSessions) -> (Vec<NewEvent>, AccountMutation),
+    ) -> Result<usize, AccountError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let sessions = self.log.store().sessions_of(user.id).await?;
+            let ended: Vec<[u8; 32]> = sessions.iter().map(|s| s.token_hash).filter(|h| Some(*h) != keep).collect();
+            let (mut events, m) = change(ended.len(), EndSessions { keep, ended: ended.clone() });
+            for h in &ended {
+                events.push(
+                    event(Action::Logout, user_actor(user.id, &user.email), ending.source)
+                        .details(ending.details.clone())
+                        .field("reason", ending.reason)
+                        .field("session", self.mac.session_id(h))
+                        .build(),
+                );
+            }
+            if events.is_empty() {
+                return Ok(0);
+            }
+            match self.log.append(&self.org, events, account(m)).await {
+                Ok(_) => return Ok(ended.len()),
+                Err(AppendError::Rejected(MutationError::Conflict)) if attempts < ENDING_ATTEMPTS => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Ends the sessions past their limits (run periodically); returns how many it ended.
     pub async fn end_expired_sessions(&self) -> Result<usize, AccountError> {
         let now = self.now();
@@ -280,8 +405,8 @@ impl Accounts {
         let mut ended = 0;
         for s in &expired {
             let Some(user) = self.log.store().user(self.org.id, s.user).await? else { continue };
-            if let Some(reason) = self.expiry_reason(s, now).await? {
-                self.end_session(s, &user, reason, &Source::default()).await?;
+            if let Some((details, reason)) = self.expiry_reason(s, now).await? {
+                self.end_session(s, &user, details, reason, &Source::default()).await?;
                 ended += 1;
             }
         }

@@ -99,6 +99,12 @@ impl MacKey {
         bool::from(self.csrf_token(session_hash).as_bytes().ct_eq(presented.as_bytes()))
     }
 
+    /// The public name of a session, to list and end it by: a MAC of the token's hash, so it
+    /// reveals neither the token nor its hash, and nobody can make up the name of a session.
+    pub fn session_id(&self, session_hash: &[u8; 32]) -> String {
+        URL_SAFE_NO_PAD.encode(&self.mac(&[b"session-id", session_hash])[..16])
+    }
+
     /// The token of a TOTP enrolment: the secret the server issued (base32, no `.`), bound to
     /// the user, their session and an expiry, so that the confirmation enrols that secret and no
     /// other. The secret is no news to whoever holds the token: the page shows it anyway.

@@ -7,6 +7,7 @@ use logbook_store::AccountMutation;
 
 use crate::events::{event, user_actor};
 use crate::permission::{Authorized, ManageUsers, ReadUsers};
+use crate::session::Ending;
 use crate::tokens::Secret;
 use crate::{after, normalize_email, password, rfc3339, AccountError, Accounts, UserView};
 
@@ -182,5 +183,26 @@ impl Accounts {
             );
         }
         self.append(events, AccountMutation::DeleteUser { user: id }).await
+    }
+
+    /// Signs a user out everywhere: every session of theirs ends (each with its Logout,
+    /// reason `signed_out_by_admin`), recorded as User Signed Out Everywhere with the count.
+    /// An admin who names themselves is signed out too. Returns how many sessions ended.
+    pub async fn sign_out_everywhere(&self, by: &Authorized<ManageUsers>, id: UserId) -> Result<usize, AccountError> {
+        let user = self.log.store().user(self.org.id, id).await?.ok_or(AccountError::NotFound("user"))?;
+        let ending = Ending {
+            details: format!("Session ended: signed out everywhere by {}", by.email()),
+            reason: "signed_out_by_admin",
+            source: &by.source,
+        };
+        self.append_ending_sessions(&user, None, &ending, |n, end| {
+            let e = event(Action::UserSignedOutEverywhere, by.actor(), &by.source)
+                .target("management_user", id, &user.email)
+                .details(format!("Signed {} out everywhere ({n} sessions ended)", user.email))
+                .field("sessions", n)
+                .build();
+            (vec![e], AccountMutation::EndSessionsOf { user: id, end_sessions: end })
+        })
+        .await
     }
 }

@@ -80,7 +80,7 @@ impl Fx {
             "logbook",
         )
         .build();
-        let m = AccountMutation::SetTotp { user, secret: Some(TotpSecret(SECRET.into())) };
+        let m = AccountMutation::SetTotp { user, secret: Some(TotpSecret(SECRET.into())), end_sessions: None };
         self.accounts.log().append(self.accounts.org(), vec![e], Some(Mutation::Account(m))).await.unwrap();
     }
 
@@ -245,7 +245,7 @@ async fn a_pending_sign_in_allows_five_codes_and_works_once(backend: Backend) {
     let pending = fx.pending("bob@example.com", &src).await;
     let e = logbook_core::EventBuilder::new(Action::PasswordChanged, logbook_core::Actor::system(), "logbook").build();
     let new_hash = fx.store.user(fx.accounts.org().id, bob).await.unwrap().unwrap().password_hash;
-    let m = AccountMutation::SetPassword { user: bob, password_hash: new_hash };
+    let m = AccountMutation::SetPassword { user: bob, password_hash: new_hash, end_sessions: None };
     fx.accounts.log().append(fx.accounts.org(), vec![e], Some(Mutation::Account(m))).await.unwrap();
     fx.next_step();
     assert!(failed(&fx.accounts.sign_in_totp(&pending, &fx.code(), &src).await), "the password changed");

@@ -62,6 +62,7 @@ actions! {
     ApiTokenCreated => "api_token.created", "API Token Created";
     ApiTokenRevoked => "api_token.revoked", "API Token Revoked";
     CheckpointKeyRotated => "checkpoint_key.rotated", "Checkpoint Key Rotated";
+    UserSignedOutEverywhere => "user.signed_out_everywhere", "User Signed Out Everywhere";
 }
 
 fn truncate(s: &str) -> String {

@@ -21,7 +21,21 @@ use serde::Deserialize;
 
 use crate::{ApiError, AppState};
 
+/// The session cookie's name over plain HTTP.
 pub const SESSION_COOKIE: &str = "logbook_session";
+/// Its name when the public URL is https: a browser accepts a `__Host-` cookie only from the
+/// host itself, `Secure`, with `Path=/` and no `Domain`, so a neighbouring subdomain (or a
+/// plain-HTTP answer) cannot plant one (cookie tossing).
+pub const SECURE_SESSION_COOKIE: &str = "__Host-logbook_session";
+
+/// The session cookie's name for this server.
+pub(crate) fn session_cookie_name(state: &AppState) -> &'static str {
+    if state.secure_cookies {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
 
 /// Where a request came from, for the events it causes.
 pub fn request_source(parts: &Parts) -> Source {
@@ -35,25 +49,38 @@ pub fn request_source(parts: &Parts) -> Source {
     Source { ip, user_agent }
 }
 
-fn session_token(parts: &Parts) -> Option<String> {
-    session_token_in(&parts.headers)
+fn session_token(parts: &Parts, state: &AppState) -> Option<String> {
+    session_token_in(&parts.headers, session_cookie_name(state))
 }
 
-/// The session token in the request's `Cookie` headers, if any.
-pub(crate) fn session_token_in(headers: &HeaderMap) -> Option<String> {
+/// The session token in the request's `Cookie` headers (the cookie called `name`), if any.
+pub(crate) fn session_token_in(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name() == SESSION_COOKIE)
+        .find(|c| c.name() == name)
         .map(|c| c.value().to_owned())
+}
+
+/// The session token a request presents, valid or not: a sign-in ends the session it replaces
+/// (`Accounts::end_replaced_session`).
+#[derive(Debug)]
+pub struct PresentedSession(pub Option<Secret>);
+
+impl FromRequestParts<AppState> for PresentedSession {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(PresentedSession(session_token(parts, state).map(|t| Secret::from_presented(&t))))
+    }
 }
 
 /// The `Set-Cookie` value that starts a session.
 pub fn session_cookie(state: &AppState, token: &Secret) -> HeaderValue {
-    let c = Cookie::build((SESSION_COOKIE, token.expose().to_owned()))
+    let c = Cookie::build((session_cookie_name(state), token.expose().to_owned()))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -64,7 +91,7 @@ pub fn session_cookie(state: &AppState, token: &Secret) -> HeaderValue {
 
 /// The `Set-Cookie` value that clears it.
 pub fn clear_session_cookie(state: &AppState) -> HeaderValue {
-    let c = Cookie::build((SESSION_COOKIE, ""))
+    let c = Cookie::build((session_cookie_name(state), ""))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -75,7 +102,7 @@ pub fn clear_session_cookie(state: &AppState) -> HeaderValue {
 }
 
 async fn caller(parts: &Parts, state: &AppState) -> Result<Option<Caller>, ApiError> {
-    let Some(token) = session_token(parts) else { return Ok(None) };
+    let Some(token) = session_token(parts, state) else { return Ok(None) };
     Ok(state.accounts.authenticate(&token, &request_source(parts)).await?)
 }
 
@@ -124,6 +151,8 @@ pub enum PageRejection {
     },
     Forbidden(String),
     CsrfFailed,
+    /// A sign-in, set-up or invitation form posted from another site.
+    CrossSite,
     BadForm(String),
     Error(ApiError),
 }
@@ -140,6 +169,11 @@ impl IntoResponse for PageRejection {
                 403,
                 "Form expired",
                 "The form was not accepted (its security token is missing or out of date). Go back, reload the page and try again.",
+            ),
+            PageRejection::CrossSite => crate::console::layout::error_page(
+                403,
+                "Cross-site request refused",
+                "This form was sent from another site, so it was not accepted. Open this site's own page and submit the form there.",
             ),
             PageRejection::BadForm(why) => crate::console::layout::error_page(400, "Bad request", &why),
             PageRejection::Error(e) => crate::console::layout::api_error_page(e),
@@ -183,6 +217,67 @@ impl<P: Permission> FromRequestParts<AppState> for Page<P> {
     }
 }
 
+/// A console form that needs no session (sign-in, its TOTP step, the first admin, accepting an
+/// invitation) sent from this site, so that another site cannot sign a browser in to an account
+/// of its choosing (login CSRF). A browser says where a form comes from: `Sec-Fetch-Site` must
+/// be `same-origin` (or `none`: typed or bookmarked), and `Origin` must be the public URL's
+/// origin or the request's own (`Host`). A client that sends neither (not a browser) passes;
+/// there is no browser to attack.
+#[derive(Debug)]
+pub struct SameOrigin;
+
+impl FromRequestParts<AppState> for SameOrigin {
+    type Rejection = PageRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let single = |name: &str| {
+            let mut values = parts.headers.get_all(name).iter();
+            match (values.next(), values.next()) {
+                (None, _) => Ok(None),
+                (Some(v), None) => v.to_str().map(|v| Some(v.trim())).map_err(|_| PageRejection::CrossSite),
+                // Sent twice: not what a browser does.
+                (Some(_), Some(_)) => Err(PageRejection::CrossSite),
+            }
+        };
+        if let Some(site) = single("sec-fetch-site")? {
+            if !site.eq_ignore_ascii_case("same-origin") && !site.eq_ignore_ascii_case("none") {
+                return Err(PageRejection::CrossSite);
+            }
+        }
+        if let Some(origin) = single("origin")? {
+            // The public URL's origin; or, where no public URL is configured (it then names the
+            // listening address) or a proxy keeps the `Host` the browser used, the origin of
+            // this very request: a page of another site cannot send our `Host`.
+            let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).or(parts.uri.host());
+            let same_host = host.is_some_and(|h| {
+                origin.split_once("://").is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(h))
+            });
+            if !origin.eq_ignore_ascii_case(&state.public_origin) && !same_host {
+                return Err(PageRejection::CrossSite);
+            }
+        }
+        Ok(SameOrigin)
+    }
+}
+
+/// The origin (`scheme://host[:port]`, the port only if not the scheme's default) of a URL, as
+/// a browser sends it in `Origin`; `None` if the URL has no scheme or host.
+pub(crate) fn origin_of(url: &str) -> Option<String> {
+    let uri: axum::http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let authority = uri.authority()?;
+    let host = authority.host().to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
+    };
+    Some(match authority.port_u16() {
+        Some(p) if Some(p) != default_port => format!("{scheme}://{host}:{p}"),
+        _ => format!("{scheme}://{host}"),
+    })
+}
+
 #[derive(Deserialize)]
 struct WithCsrf<T> {
     #[serde(default)]
@@ -221,5 +316,19 @@ impl<P: Permission, T: DeserializeOwned + Send> FromRequest<AppState> for PageFo
             return Err(PageRejection::CsrfFailed);
         }
         Ok(PageForm { auth, form })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_of;
+
+    #[test]
+    fn the_origin_of_the_public_url_is_what_a_browser_sends() {
+        assert_eq!(origin_of("https://Logbook.example.com/").as_deref(), Some("https://logbook.example.com"));
+        assert_eq!(origin_of("https://logbook.example.com:443/x").as_deref(), Some("https://logbook.example.com"));
+        assert_eq!(origin_of("http://127.0.0.1:8080").as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(origin_of("http://[::1]:80").as_deref(), Some("http://[::1]"));
+        assert_eq!(origin_of("logbook.example.com"), None);
     }
 }

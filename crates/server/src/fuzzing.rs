@@ -83,7 +83,7 @@ pub fn session_token(cookie_headers: &[&[u8]]) -> Option<String> {
             headers.append(axum::http::header::COOKIE, v);
         }
     }
-    crate::auth::session_token_in(&headers)
+    crate::auth::session_token_in(&headers, crate::auth::SESSION_COOKIE)
 }
 
 /// The console's Audit Log page for this query string (`View::parse`): its own URL, and the

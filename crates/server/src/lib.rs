@@ -120,8 +120,11 @@ pub(crate) struct AppState {
     pub default_org: Org,
     pub metrics: Arc<metrics::Metrics>,
     pub accounts: Arc<logbook_accounts::Accounts>,
-    /// Whether the session cookie is marked `Secure` (served over HTTPS).
+    /// Whether the session cookie is marked `Secure` and named `__Host-…` (the public URL is
+    /// https).
     pub secure_cookies: bool,
+    /// The public URL's origin, which the `Origin` of a sign-in form must be (`auth::SameOrigin`).
+    pub public_origin: String,
     /// Authenticates query cursors. Derived from the checkpoint signing key, so every process
     /// of a cluster (which shares that key) accepts the cursors of the others.
     pub cursor_key: Arc<cursor::CursorKey>,
@@ -192,6 +195,9 @@ impl Application {
             metrics,
             accounts: accounts.clone(),
             secure_cookies: public_url.starts_with("https://"),
+            public_origin: auth::origin_of(&public_url).ok_or_else(|| {
+                StartError::Config(format!("the public URL {public_url:?} is not an absolute http(s) URL"))
+            })?,
             cursor_key,
             body_read_timeout: settings.body_read_timeout,
         };

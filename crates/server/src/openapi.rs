@@ -51,7 +51,7 @@ impl Modify for SecuritySchemes {
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 SESSION_COOKIE,
-                "The session cookie that `POST /api/v1/session` sets.",
+                "The session cookie that `POST /api/v1/session` sets (named `__Host-logbook_session` when the public URL is https).",
             ))),
         );
         components.add_security_scheme(

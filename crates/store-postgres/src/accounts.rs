@@ -11,8 +11,8 @@ use logbook_store::{AccountStore, StoreError};
 
 use crate::commit::PgTx;
 use crate::rows::{
-    i, inserted, invitation_row, pg, protected_row, role, session_row, u, user_row, user_row_at, INVITATION_COLUMNS,
-    SESSION_COLUMNS, USER_COLUMNS,
+    hash32, i, inserted, invitation_row, pg, protected_row, role, session_row, u, user_row, user_row_at,
+    INVITATION_COLUMNS, SESSION_COLUMNS, SESSION_COLUMN_COUNT, USER_COLUMNS,
 };
 use crate::PgStore;
 
@@ -140,7 +140,8 @@ impl AccountTx for PgTx<'_> {
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
         self.tx
             .execute(
-                "INSERT INTO sessions (token_hash, user_id, org, created_us, last_seen_us, expires_us) VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO sessions (token_hash, user_id, org, created_us, last_seen_us, expires_us, address, user_agent)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 &[
                     &&s.token_hash[..],
                     &s.user.0,
@@ -148,6 +149,8 @@ impl AccountTx for PgTx<'_> {
                     &s.created.as_micros(),
                     &s.last_seen.as_micros(),
                     &s.expires.as_micros(),
+                    &s.address,
+                    &s.user_agent,
                 ],
             )
             .await
@@ -179,6 +182,18 @@ impl AccountTx for PgTx<'_> {
             .await
             .map_err(pg)?;
         Ok(row.is_some())
+    }
+
+    async fn session_hashes_of(&self, user: UserId) -> Result<Vec<[u8; 32]>, StoreError> {
+        let rows = self
+            .tx
+            .query(
+                "SELECT token_hash FROM sessions WHERE user_id = $1 AND org = $2 FOR UPDATE",
+                &[&user.0, &self.org.0],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter().map(|r| hash32(r.get(0))).collect()
     }
 
     async fn insert_session_view(&self, token_hash: &[u8; 32], digest: &[u8; 32]) -> Result<bool, StoreError> {
@@ -322,7 +337,7 @@ impl AccountStore for PgStore {
         let row = c.query_opt(&sql, &[&&token_hash[..]]).await.map_err(pg)?;
         let Some(r) = row else { return Ok(None) };
         let session = session_row(&r)?;
-        let user = user_row_at(&r, 5)?;
+        let user = user_row_at(&r, SESSION_COLUMN_COUNT)?;
         Ok(Some((session, user)))
     }
 

@@ -107,7 +107,10 @@ pub(crate) fn user_row(r: &Row) -> Result<UserRecord, StoreError> {
     user_row_at(r, 0)
 }
 
-pub(crate) const SESSION_COLUMNS: &str = "token_hash, user_id, created_us, last_seen_us, expires_us";
+pub(crate) const SESSION_COLUMNS: &str =
+    "token_hash, user_id, created_us, last_seen_us, expires_us, address, user_agent";
+/// How many columns [`SESSION_COLUMNS`] names (a joined user's columns come after them).
+pub(crate) const SESSION_COLUMN_COUNT: usize = 7;
 
 pub(crate) fn session_row(r: &Row) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
@@ -116,6 +119,8 @@ pub(crate) fn session_row(r: &Row) -> Result<SessionRecord, StoreError> {
         created: Timestamp::from_micros(r.get(2)),
         last_seen: Timestamp::from_micros(r.get(3)),
         expires: Timestamp::from_micros(r.get(4)),
+        address: r.get(5),
+        user_agent: r.get(6),
     })
 }
 

@@ -105,6 +105,8 @@ async fn a_role_with_only_insert_and_select_runs_logbook_and_cannot_change_histo
             totp_step: None,
             pending: None,
             attempt_lock: None,
+            address: None,
+            user_agent: None,
         }),
     });
     store.commit(org.id, batch).await.unwrap();
@@ -177,6 +179,7 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
     let c = raw(&url).await;
     c.batch_execute(
         "DROP TABLE event_search; DROP TABLE search_progress; DROP TABLE sign_in_throttle; DROP TABLE pending_sign_ins;
+         ALTER TABLE sessions DROP COLUMN address, DROP COLUMN user_agent;
          DELETE FROM logbook_migrations WHERE version >= 3",
     )
     .await

@@ -12,8 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::commit::SqliteTx;
 use crate::rows::{
-    i, inserted, invitation_row, protected_row, role, session_row, store_error, u, user_row, INVITATION_COLUMNS,
-    SESSION_COLUMNS, USER_COLUMNS,
+    hash32, i, inserted, invitation_row, protected_row, role, session_row, store_error, u, user_row,
+    INVITATION_COLUMNS, SESSION_COLUMNS, USER_COLUMNS,
 };
 use crate::SqliteStore;
 
@@ -128,14 +128,17 @@ impl AccountTx for SqliteTx<'_> {
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
         self.tx
             .execute(
-                "INSERT INTO sessions (token_hash, user_id, org, created_us, last_seen_us, expires_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO sessions (token_hash, user_id, org, created_us, last_seen_us, expires_us, address, user_agent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     &s.token_hash[..],
                     s.user.0,
                     self.org.0,
                     s.created.as_micros(),
                     s.last_seen.as_micros(),
-                    s.expires.as_micros()
+                    s.expires.as_micros(),
+                    s.address,
+                    s.user_agent
                 ],
             )
             .map(drop)
@@ -165,6 +168,15 @@ impl AccountTx for SqliteTx<'_> {
             .optional()
             .map(|r| r.is_some())
             .map_err(store_error)
+    }
+
+    async fn session_hashes_of(&self, user: UserId) -> Result<Vec<[u8; 32]>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT token_hash FROM sessions WHERE user_id = ?1 AND org = ?2")
+            .map_err(store_error)?;
+        let rows = stmt.query_map(params![user.0, self.org.0], |r| hash32(r.get(0)?)).map_err(store_error)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(store_error)
     }
 
     async fn insert_session_view(&self, token_hash: &[u8; 32], digest: &[u8; 32]) -> Result<bool, StoreError> {

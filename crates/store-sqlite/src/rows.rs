@@ -115,7 +115,8 @@ pub(crate) fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
     })
 }
 
-pub(crate) const SESSION_COLUMNS: &str = "token_hash, user_id, created_us, last_seen_us, expires_us";
+pub(crate) const SESSION_COLUMNS: &str =
+    "token_hash, user_id, created_us, last_seen_us, expires_us, address, user_agent";
 
 pub(crate) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
     Ok(SessionRecord {
@@ -124,6 +125,8 @@ pub(crate) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         created: Timestamp::from_micros(r.get(2)?),
         last_seen: Timestamp::from_micros(r.get(3)?),
         expires: Timestamp::from_micros(r.get(4)?),
+        address: r.get(5)?,
+        user_agent: r.get(6)?,
     })
 }
 

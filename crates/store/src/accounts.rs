@@ -79,6 +79,20 @@ pub struct SessionRecord {
     pub last_seen: Timestamp,
     /// The absolute end, whatever the activity.
     pub expires: Timestamp,
+    /// Where the sign-in came from, shown to the user among their sessions.
+    pub address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The sessions a change ends with it. Each gets its Logout event, built by the caller before
+/// the commit from the sessions it read; so the commit refuses the change (`Conflict`) unless
+/// `ended` are exactly the user's sessions other than `keep` at that moment — a session started
+/// or ended meanwhile, and the caller reads again — and no session ends unrecorded or twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndSessions {
+    /// The caller's own session, which stays.
+    pub keep: Option<[u8; 32]>,
+    pub ended: Vec<[u8; 32]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,13 +146,23 @@ pub enum AccountMutation {
     DeleteUser {
         user: UserId,
     },
+    /// Also ends the user's sessions as `end_sessions` says, if given.
     SetPassword {
         user: UserId,
         password_hash: PasswordHash,
+        end_sessions: Option<EndSessions>,
     },
+    /// Also ends the user's sessions as `end_sessions` says, if given.
     SetTotp {
         user: UserId,
         secret: Option<TotpSecret>,
+        end_sessions: Option<EndSessions>,
+    },
+    /// Ends the user's sessions as `end_sessions` says (signing out everywhere else, or an
+    /// admin signing a user out everywhere); `NotFound` if the user is gone.
+    EndSessionsOf {
+        user: UserId,
+        end_sessions: EndSessions,
     },
     /// A successful sign-in: the new session, the failure counter reset, and the TOTP step
     /// used. Refused with `Locked` while the account is locked (unless by `attempt_lock`, the
@@ -152,6 +176,8 @@ pub enum AccountMutation {
         totp_step: Option<u64>,
         pending: Option<[u8; 32]>,
         attempt_lock: Option<Timestamp>,
+        address: Option<String>,
+        user_agent: Option<String>,
     },
     /// `NotFound` if the session already ended (so its Logout is recorded once).
     EndSession {
@@ -348,6 +374,9 @@ pub trait AccountTx {
     async fn delete_sessions_of(&self, user: UserId) -> Result<u64, StoreError>;
     async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<u64, StoreError>;
     async fn session_exists(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError>;
+    /// The token hashes of every session of `user`, locked until the transaction ends where the
+    /// database needs it.
+    async fn session_hashes_of(&self, user: UserId) -> Result<Vec<[u8; 32]>, StoreError>;
     async fn insert_session_view(&self, token_hash: &[u8; 32], digest: &[u8; 32]) -> Result<bool, StoreError>;
 
     async fn insert_invitation(&self, inv: &InvitationRecord, token_hash: &[u8; 32]) -> Result<(), StoreError>;
@@ -398,15 +427,40 @@ pub(crate) async fn apply_account(
             changed(tx.delete_user(*user).await?)
         }
         // A sign-in that passed its password step under the old password or TOTP is void.
-        AccountMutation::SetPassword { user, password_hash } => {
+        // And so are the sessions it started, but the one that made the change.
+        AccountMutation::SetPassword { user, password_hash, end_sessions } => {
             tx.delete_pending_sign_ins_of(*user).await?;
-            changed(tx.update_password(*user, password_hash).await?)
+            let done = changed(tx.update_password(*user, password_hash).await?)?;
+            if let Some(end) = end_sessions {
+                end_sessions_of(tx, *user, end).await?;
+            }
+            Ok(done)
         }
-        AccountMutation::SetTotp { user, secret } => {
+        AccountMutation::SetTotp { user, secret, end_sessions } => {
             tx.delete_pending_sign_ins_of(*user).await?;
-            changed(tx.update_totp(*user, secret.as_ref()).await?)
+            let done = changed(tx.update_totp(*user, secret.as_ref()).await?)?;
+            if let Some(end) = end_sessions {
+                end_sessions_of(tx, *user, end).await?;
+            }
+            Ok(done)
         }
-        AccountMutation::CreateSession { user, token_hash, expires, totp_step, pending, attempt_lock } => {
+        AccountMutation::EndSessionsOf { user, end_sessions } => {
+            if tx.user_role(*user).await?.is_none() {
+                return Err(MutationError::NotFound.into());
+            }
+            end_sessions_of(tx, *user, end_sessions).await?;
+            Ok(MutationOutput::Done)
+        }
+        AccountMutation::CreateSession {
+            user,
+            token_hash,
+            expires,
+            totp_step,
+            pending,
+            attempt_lock,
+            address,
+            user_agent,
+        } => {
             let Some(state) = tx.sign_in_state(*user).await? else { return Err(MutationError::NotFound.into()) };
             // A locked account gets no session, whatever was right; only the lock this attempt
             // set itself (it reached the threshold, and then succeeded) is not in its way.
@@ -424,8 +478,15 @@ pub(crate) async fn apply_account(
                 }
             }
             tx.reset_login_failures(*user, *totp_step).await?;
-            let session =
-                SessionRecord { token_hash: *token_hash, user: *user, created: now, last_seen: now, expires: *expires };
+            let session = SessionRecord {
+                token_hash: *token_hash,
+                user: *user,
+                created: now,
+                last_seen: now,
+                expires: *expires,
+                address: address.clone(),
+                user_agent: user_agent.clone(),
+            };
             tx.insert_session(&session).await?;
             Ok(MutationOutput::Done)
         }
@@ -498,6 +559,23 @@ async fn create_user(
     } else {
         Err(MutationError::EmailTaken.into())
     }
+}
+
+/// Ends the sessions `end` names, refusing (`Conflict`) unless they are exactly the user's
+/// sessions but the one it keeps (see [`EndSessions`]).
+async fn end_sessions_of(tx: &impl AccountTx, user: UserId, end: &EndSessions) -> Result<(), ApplyError> {
+    let mut now: Vec<[u8; 32]> =
+        tx.session_hashes_of(user).await?.into_iter().filter(|h| Some(*h) != end.keep).collect();
+    let mut ended = end.ended.clone();
+    now.sort_unstable();
+    ended.sort_unstable();
+    if now != ended {
+        return Err(MutationError::Conflict.into());
+    }
+    for h in &ended {
+        tx.delete_session(h).await?;
+    }
+    Ok(())
 }
 
 /// `LastAdmin` unless an admin other than `user` remains. The append transaction holds the

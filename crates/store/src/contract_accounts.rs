@@ -4,7 +4,7 @@
 
 use logbook_core::{InvitationId, OrgId, ProtectedUserId, Role, Timestamp, UserId};
 
-use crate::accounts::{LoginAttempt, PasswordHash, TotpSecret};
+use crate::accounts::{EndSessions, LoginAttempt, PasswordHash, TotpSecret};
 use crate::contract::{org, LogWriter, SharedStore};
 use crate::{AccountMutation, CommitError, Mutation, MutationEntry, MutationError, MutationOutput};
 
@@ -24,6 +24,7 @@ macro_rules! contract_accounts_tests {
             sign_in_attempts_are_counted_before_the_check_up_to_the_limit,
             login_attempts_are_counted_before_the_check_and_lock_once,
             pending_sign_ins_take_five_codes_and_complete_once,
+            changes_end_exactly_the_sessions_they_name,
         );
     };
 }
@@ -137,7 +138,13 @@ pub async fn users_keep_at_least_one_admin(store: SharedStore) {
 pub async fn sessions_start_end_and_expire(store: SharedStore) {
     let mut a = Accounts::new(&store, "acme").await;
     let ada = a.add_user("ada@example.com", Role::Admin).await;
-    a.apply(AccountMutation::SetTotp { user: ada, secret: Some(TotpSecret("JBSWY3DPEHPK3PXP".into())) }).await.unwrap();
+    a.apply(AccountMutation::SetTotp {
+        user: ada,
+        secret: Some(TotpSecret("JBSWY3DPEHPK3PXP".into())),
+        end_sessions: None,
+    })
+    .await
+    .unwrap();
     let until = Timestamp::from_micros(a.now().as_micros() + 60_000_000);
     store.count_login_attempt(a.org, ada, a.now(), 2, until).await.unwrap().unwrap();
     let second = store.count_login_attempt(a.org, ada, a.now(), 2, until).await.unwrap().unwrap();
@@ -154,6 +161,8 @@ pub async fn sessions_start_end_and_expire(store: SharedStore) {
         totp_step: step,
         pending: None,
         attempt_lock: None,
+        address: None,
+        user_agent: None,
     };
     assert_eq!(a.apply(start(1, Some(100))).await, Err(MutationError::Locked), "locked: no session");
     // The attempt that set the lock succeeded: its own lock is not in its way.
@@ -164,6 +173,8 @@ pub async fn sessions_start_end_and_expire(store: SharedStore) {
         totp_step: Some(100),
         pending: None,
         attempt_lock: second.lock,
+        address: None,
+        user_agent: None,
     };
     a.apply(own).await.unwrap();
     assert_eq!(a.apply(start(2, Some(100))).await, Err(MutationError::TotpReplay), "a TOTP code works once");
@@ -383,14 +394,16 @@ pub async fn account_rules_hold_at_their_edges(store: SharedStore) {
         totp_step: step,
         pending: None,
         attempt_lock: None,
+        address: None,
+        user_agent: None,
     };
 
     // An unknown user: every change is NotFound, and none creates a row.
     for m in [
         AccountMutation::SetUserRole { user: nobody, from: Role::Admin, to: Role::Auditor },
         AccountMutation::DeleteUser { user: nobody },
-        AccountMutation::SetPassword { user: nobody, password_hash: PasswordHash("h".into()) },
-        AccountMutation::SetTotp { user: nobody, secret: None },
+        AccountMutation::SetPassword { user: nobody, password_hash: PasswordHash("h".into()), end_sessions: None },
+        AccountMutation::SetTotp { user: nobody, secret: None, end_sessions: None },
         start(nobody, 1, None),
     ] {
         assert_eq!(a.apply(m.clone()).await, Err(MutationError::NotFound), "{m:?}");
@@ -418,7 +431,13 @@ pub async fn account_rules_hold_at_their_edges(store: SharedStore) {
     a.apply(start(ada, 3, Some(500))).await.unwrap();
     a.apply(start(ada, 4, None)).await.unwrap();
     assert_eq!(a.apply(start(ada, 5, Some(500))).await, Err(MutationError::TotpReplay));
-    a.apply(AccountMutation::SetTotp { user: ada, secret: Some(TotpSecret("KRSXG5CTMVRXEZLU".into())) }).await.unwrap();
+    a.apply(AccountMutation::SetTotp {
+        user: ada,
+        secret: Some(TotpSecret("KRSXG5CTMVRXEZLU".into())),
+        end_sessions: None,
+    })
+    .await
+    .unwrap();
     assert_eq!(store.user(a.org, ada).await.unwrap().unwrap().totp_last_step, None);
     a.apply(start(ada, 5, Some(500))).await.unwrap();
 
@@ -523,6 +542,8 @@ pub async fn login_attempts_are_counted_before_the_check_and_lock_once(store: Sh
         totp_step: None,
         pending: None,
         attempt_lock,
+        address: None,
+        user_agent: None,
     };
     assert_eq!(a.apply(start(1, None)).await, Err(MutationError::Locked), "a locked account gets no session");
     assert_eq!(a.apply(start(1, Some(at(59)))).await, Err(MutationError::Locked), "not with another lock");
@@ -582,6 +603,8 @@ pub async fn pending_sign_ins_take_five_codes_and_complete_once(store: SharedSto
         totp_step: None,
         pending: Some(pending),
         attempt_lock: None,
+        address: None,
+        user_agent: None,
     };
     assert_eq!(a.apply(start(bob, 1, [4; 32])).await, Err(MutationError::NotFound), "not another user's");
     a.apply(start(ada, 1, [4; 32])).await.unwrap();
@@ -591,14 +614,78 @@ pub async fn pending_sign_ins_take_five_codes_and_complete_once(store: SharedSto
 
     // A new password or TOTP voids the sign-ins that passed the old one; so does deletion.
     store.add_pending_sign_in(org, ada, &[5; 32], now, exp).await.unwrap();
-    a.apply(AccountMutation::SetPassword { user: ada, password_hash: PasswordHash("new".into()) }).await.unwrap();
+    a.apply(AccountMutation::SetPassword { user: ada, password_hash: PasswordHash("new".into()), end_sessions: None })
+        .await
+        .unwrap();
     assert_eq!(store.count_pending_attempt(org, &[5; 32], now, 5).await.unwrap(), None, "password changed");
     store.add_pending_sign_in(org, ada, &[6; 32], now, exp).await.unwrap();
-    a.apply(AccountMutation::SetTotp { user: ada, secret: None }).await.unwrap();
+    a.apply(AccountMutation::SetTotp { user: ada, secret: None, end_sessions: None }).await.unwrap();
     assert_eq!(store.count_pending_attempt(org, &[6; 32], now, 5).await.unwrap(), None, "TOTP changed");
     store.add_pending_sign_in(org, ada, &[7; 32], now, exp).await.unwrap();
     a.apply(AccountMutation::DeleteUser { user: ada }).await.unwrap();
     assert_eq!(store.count_pending_attempt(org, &[7; 32], now, 5).await.unwrap(), None, "user deleted");
     // Expired ones are dropped when another is added: the table does not grow.
     store.add_pending_sign_in(org, bob, &[8; 32], exp, Timestamp::from_micros(exp.as_micros() + 1)).await.unwrap();
+}
+
+/// A password change, a TOTP change and "sign out everywhere" end the sessions they name, only
+/// when those are exactly the user's others (so that each ended one has its Logout event); the
+/// session's address and user agent are kept.
+pub async fn changes_end_exactly_the_sessions_they_name(store: SharedStore) {
+    let mut a = Accounts::new(&store, "acme").await;
+    let ada = a.add_user("ada@example.com", Role::Admin).await;
+    let bob = a.add_user("bob@example.com", Role::Auditor).await;
+    let expires = Timestamp::from_micros(a.now().as_micros() + 3_600_000_000);
+    let start = |user, token: u8| AccountMutation::CreateSession {
+        user,
+        token_hash: [token; 32],
+        expires,
+        totp_step: None,
+        pending: None,
+        attempt_lock: None,
+        address: Some("203.0.113.7".into()),
+        user_agent: Some(format!("agent {token}")),
+    };
+    for t in 1..=3 {
+        a.apply(start(ada, t)).await.unwrap();
+    }
+    a.apply(start(bob, 9)).await.unwrap();
+    let (s, _) = store.session(&[2; 32]).await.unwrap().unwrap();
+    assert_eq!((s.address.as_deref(), s.user_agent.as_deref()), (Some("203.0.113.7"), Some("agent 2")));
+    assert_eq!(store.sessions_of(ada).await.unwrap()[0].user_agent.as_deref(), Some("agent 1"));
+
+    let password = |end: EndSessions| AccountMutation::SetPassword {
+        user: ada,
+        password_hash: PasswordHash("new".into()),
+        end_sessions: Some(end),
+    };
+    let keep_1 = |ended: Vec<[u8; 32]>| EndSessions { keep: Some([1; 32]), ended };
+    assert_eq!(a.apply(password(keep_1(vec![[2; 32]]))).await, Err(MutationError::Conflict), "one is missing");
+    assert_eq!(
+        a.apply(password(keep_1(vec![[2; 32], [3; 32], [9; 32]]))).await,
+        Err(MutationError::Conflict),
+        "another user's is not theirs"
+    );
+    assert_eq!(store.sessions_of(ada).await.unwrap().len(), 3, "a refused change ends nothing");
+    assert_eq!(
+        store.user(a.org, ada).await.unwrap().unwrap().password_hash,
+        PasswordHash("hash-of-ada@example.com".into())
+    );
+    a.apply(password(keep_1(vec![[3; 32], [2; 32]]))).await.unwrap();
+    let left: Vec<u8> = store.sessions_of(ada).await.unwrap().iter().map(|s| s.token_hash[0]).collect();
+    assert_eq!(left, [1], "the one that made the change stays");
+    assert!(store.session(&[9; 32]).await.unwrap().is_some(), "another user's sessions stay");
+
+    a.apply(start(ada, 4)).await.unwrap();
+    let totp = |end| AccountMutation::SetTotp { user: ada, secret: None, end_sessions: Some(end) };
+    assert_eq!(a.apply(totp(keep_1(vec![]))).await, Err(MutationError::Conflict), "a session started meanwhile");
+    a.apply(totp(keep_1(vec![[4; 32]]))).await.unwrap();
+
+    let everywhere =
+        |user, ended| AccountMutation::EndSessionsOf { user, end_sessions: EndSessions { keep: None, ended } };
+    assert_eq!(a.apply(everywhere(ada, vec![])).await, Err(MutationError::Conflict));
+    a.apply(everywhere(ada, vec![[1; 32]])).await.unwrap();
+    assert!(store.sessions_of(ada).await.unwrap().is_empty());
+    a.apply(everywhere(ada, vec![])).await.unwrap();
+    assert_eq!(a.apply(everywhere(UserId(424242), vec![])).await, Err(MutationError::NotFound), "no such user");
 }

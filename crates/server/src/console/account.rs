@@ -1,7 +1,7 @@
-//! The signed-in user's own account: password and TOTP.
+//! The signed-in user's own account: password, TOTP and sessions.
 
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::Response;
 use logbook_accounts::permission::OwnAccount;
 use logbook_accounts::Secret;
@@ -10,13 +10,18 @@ use maud::html;
 use serde::Deserialize;
 
 use super::layout::{csrf_field, flash, page, respond, Flash};
-use super::{form_error, notice, see_other, Notice};
-use crate::auth::{PageCaller, PageForm};
+use super::{form_error, notice, see_other, Empty, Notice};
+use crate::auth::{clear_session_cookie, PageCaller, PageForm};
 use crate::AppState;
 
 async fn render_account(state: &AppState, caller: &Caller, message: Option<Flash>, status: StatusCode) -> Response {
     let csrf = state.accounts.csrf_token(caller);
     let enrolment = if caller.totp_enrolled() { None } else { state.accounts.begin_totp(caller).ok() };
+    let sessions = match state.accounts.my_sessions(caller).await {
+        Ok(s) => s,
+        Err(e) => return super::layout::api_error_page(e.into()),
+    };
+    let time = |t: &str| t.get(..19).unwrap_or(t).replace('T', " ");
     let body = html! {
         h1 { "My account" }
         (flash(&message))
@@ -57,6 +62,35 @@ async fn render_account(state: &AppState, caller: &Caller, message: Option<Flash
                         }
                     }
                 }
+            }
+        }
+        h2 { "Your sessions" }
+        p.muted { "Every browser or client signed in to your account. End any you do not recognise, and change your password." }
+        div.table-wrap {
+            table {
+                thead { tr { th { "Signed in (UTC)" } th { "Last seen (UTC)" } th { "Address" } th { "User agent" } th { span.skip { "Actions" } } } }
+                tbody {
+                    @for s in &sessions {
+                        tr {
+                            td.small { (time(&s.created)) @if s.current { " " span.badge.ok { "this session" } } }
+                            td.small { (time(&s.last_seen)) }
+                            td { (s.address.as_deref().unwrap_or("unknown")) }
+                            td.small { (s.user_agent.as_deref().unwrap_or("unknown")) }
+                            td {
+                                form.inline method="post" action=(format!("/account/sessions/{}/end", s.id)) {
+                                    (csrf_field(&csrf))
+                                    button.danger type="submit" { @if s.current { "Sign out" } @else { "End" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if sessions.iter().any(|s| !s.current) {
+            form method="post" action="/account/sessions/end-others" {
+                (csrf_field(&csrf))
+                div.actions { button.danger type="submit" { "End all other sessions" } }
             }
         }
     };
@@ -116,4 +150,26 @@ pub struct TotpRemoveForm {
 pub async fn account_totp_remove(State(state): State<AppState>, f: PageForm<OwnAccount, TotpRemoveForm>) -> Response {
     let r = state.accounts.remove_totp(&f.auth, f.form.password.expose()).await;
     account_result(&state, &f.auth, r, "totp_off").await
+}
+
+/// Ends one of the caller's sessions; ending their own signs them out.
+pub async fn account_session_end(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: PageForm<OwnAccount, Empty>,
+) -> Response {
+    match state.accounts.end_my_session(&f.auth, &id).await {
+        Ok(true) => {
+            let mut resp = see_other("/login");
+            resp.headers_mut().insert(header::SET_COOKIE, clear_session_cookie(&state));
+            resp
+        }
+        Ok(false) => see_other("/account?notice=session_ended"),
+        Err(e) => account_result(&state, &f.auth, Err(e), "").await,
+    }
+}
+
+pub async fn account_sessions_end_others(State(state): State<AppState>, f: PageForm<OwnAccount, Empty>) -> Response {
+    let r = state.accounts.end_my_other_sessions(&f.auth).await.map(drop);
+    account_result(&state, &f.auth, r, "sessions_ended").await
 }

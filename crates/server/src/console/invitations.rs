@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::layout::{flash, public_page, respond, Flash};
 use super::users::users_result;
 use super::{form_error, parse_role, path_id, see_other, Empty, TokenQuery};
-use crate::auth::PageForm;
+use crate::auth::{PageForm, SameOrigin};
 use crate::extract::RequestSource;
 use crate::AppState;
 
@@ -54,6 +54,7 @@ pub struct AcceptForm {
 
 pub async fn accept_invite(
     State(state): State<AppState>,
+    _: SameOrigin,
     RequestSource(source): RequestSource,
     Form(f): Form<AcceptForm>,
 ) -> Response {

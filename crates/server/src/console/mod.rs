@@ -41,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/users/add", post(users::users_add))
         .route("/users/{id}/role", post(users::users_role))
         .route("/users/{id}/delete", post(users::users_delete))
+        .route("/users/{id}/sign-out", post(users::users_sign_out))
         .route("/invitations/{id}/revoke", post(invitations::invitation_revoke))
         .route("/protected-users", get(protected_users::protected))
         .route("/protected-users/add", post(protected_users::protected_add))
@@ -51,6 +52,8 @@ pub fn router() -> Router<AppState> {
         .route("/account/password", post(account::account_password))
         .route("/account/totp", post(account::account_totp_confirm))
         .route("/account/totp/remove", post(account::account_totp_remove))
+        .route("/account/sessions/{id}/end", post(account::account_session_end))
+        .route("/account/sessions/end-others", post(account::account_sessions_end_others))
 }
 
 async fn style() -> Response {
@@ -89,6 +92,9 @@ fn notice(n: &Notice) -> Option<Flash> {
         "added" => "User added.",
         "role" => "Role changed.",
         "deleted" => "User deleted.",
+        "signed_out" => "The user is signed out everywhere.",
+        "session_ended" => "Session ended.",
+        "sessions_ended" => "Every other session ended.",
         "revoked" => "Invitation revoked.",
         "protected_added" => "Protected user added.",
         "protected_removed" => "Protected user removed.",

@@ -1,4 +1,7 @@
 //! Signing in (password, then TOTP when enrolled) and out.
+//!
+//! The sign-in forms are accepted from this site only (`SameOrigin`), and a sign-in ends the
+//! session the browser still presented (`PresentedSession`) before it sets the new cookie.
 
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
@@ -12,7 +15,7 @@ use serde::Deserialize;
 
 use super::layout::{flash, public_page, respond, Flash};
 use super::{form_error, notice, see_other, Empty, Notice};
-use crate::auth::{clear_session_cookie, session_cookie, PageForm};
+use crate::auth::{clear_session_cookie, session_cookie, PageForm, PresentedSession, SameOrigin};
 use crate::extract::RequestSource;
 use crate::AppState;
 
@@ -88,7 +91,19 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-fn signed_in(state: &AppState, token: &logbook_accounts::Secret, next: &str) -> Response {
+/// The answer to a sign-in: the session the browser had ends, then the new cookie is set.
+async fn signed_in(
+    state: &AppState,
+    replaced: &PresentedSession,
+    source: &logbook_core::Source,
+    token: &Secret,
+    next: &str,
+) -> Response {
+    if let PresentedSession(Some(old)) = replaced {
+        if let Err(e) = state.accounts.end_replaced_session(old.expose(), source).await {
+            return super::layout::api_error_page(e.into());
+        }
+    }
     let mut resp = see_other(next);
     resp.headers_mut().insert(header::SET_COOKIE, session_cookie(state, token));
     resp
@@ -96,12 +111,14 @@ fn signed_in(state: &AppState, token: &logbook_accounts::Secret, next: &str) -> 
 
 pub async fn login(
     State(state): State<AppState>,
+    _: SameOrigin,
+    replaced: PresentedSession,
     RequestSource(source): RequestSource,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let next = safe_next(f.next.as_deref());
     match state.accounts.sign_in(&f.email, f.password.expose(), None, &source).await {
-        Ok(SignIn::Done(s)) => signed_in(&state, &s.token, &next),
+        Ok(SignIn::Done(s)) => signed_in(&state, &replaced, &source, &s.token, &next).await,
         Ok(SignIn::NeedsTotp { pending }) => respond(StatusCode::OK, totp_form(&next, &pending, None)),
         Err(e) => match form_error(e) {
             Ok((status, m)) => respond(status, login_form(&next, &f.email, Some(Flash::Error(m)))),
@@ -119,12 +136,14 @@ pub struct TotpForm {
 
 pub async fn login_totp(
     State(state): State<AppState>,
+    _: SameOrigin,
+    replaced: PresentedSession,
     RequestSource(source): RequestSource,
     Form(f): Form<TotpForm>,
 ) -> Response {
     let next = safe_next(f.next.as_deref());
     match state.accounts.sign_in_totp(f.pending.expose(), f.code.expose(), &source).await {
-        Ok(s) => signed_in(&state, &s.token, &next),
+        Ok(s) => signed_in(&state, &replaced, &source, &s.token, &next).await,
         Err(e) => match form_error(e) {
             Ok((status, m)) => respond(status, totp_form(&next, f.pending.expose(), Some(Flash::Error(m)))),
             Err(page) => page,

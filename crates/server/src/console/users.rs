@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::layout::{csrf_field, flash, page, public_page, respond, Flash};
 use super::{form_error, notice, parse_role, path_id, see_other, Empty, Notice, TokenQuery};
-use crate::auth::{Page, PageForm};
+use crate::auth::{Page, PageForm, SameOrigin};
 use crate::extract::RequestSource;
 use crate::AppState;
 
@@ -58,6 +58,7 @@ pub struct SetupForm {
 
 pub async fn setup(
     State(state): State<AppState>,
+    _: SameOrigin,
     RequestSource(source): RequestSource,
     Form(f): Form<SetupForm>,
 ) -> Response {
@@ -141,6 +142,11 @@ async fn render_users(
                             td.small { (u.created.get(..19).unwrap_or(&u.created).replace('T', " ")) }
                             @if manage {
                                 td {
+                                    form.inline method="post" action=(format!("/users/{}/sign-out", u.id)) {
+                                        (csrf_field(&csrf))
+                                        button.secondary type="submit" aria-label=(format!("Sign {} out everywhere", u.email)) { "Sign out everywhere" }
+                                    }
+                                    " "
                                     form.inline method="post" action=(format!("/users/{}/delete", u.id)) {
                                         (csrf_field(&csrf))
                                         button.danger type="submit" aria-label=(format!("Delete {}", u.email)) { "Delete" }
@@ -255,4 +261,17 @@ pub async fn users_delete(
         Err(e) => Err(e),
     };
     users_result(&state, &f.auth, result, "deleted").await
+}
+
+/// Ends every session of a user. An admin who signs themselves out is sent to sign in again.
+pub async fn users_sign_out(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: PageForm<ManageUsers, Empty>,
+) -> Response {
+    let result = match path_id(&id) {
+        Ok(id) => state.accounts.sign_out_everywhere(&f.auth, id).await.map(|_| None),
+        Err(e) => Err(e),
+    };
+    users_result(&state, &f.auth, result, "signed_out").await
 }

@@ -50,6 +50,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(users::setup))
         .routes(routes!(users::list_users, users::add_user))
         .routes(routes!(users::set_role, users::delete_user))
+        .routes(routes!(users::sign_out_everywhere))
         .routes(routes!(invitations::list_invitations, invitations::invite))
         .routes(routes!(invitations::accept_invitation))
         .routes(routes!(invitations::revoke_invitation))
@@ -60,6 +61,8 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(account::change_password))
         .routes(routes!(account::begin_totp, account::remove_totp))
         .routes(routes!(account::confirm_totp))
+        .routes(routes!(account::list_sessions, account::end_other_sessions))
+        .routes(routes!(account::end_session))
 }
 
 pub fn router(state: AppState) -> Router {

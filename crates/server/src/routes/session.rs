@@ -9,7 +9,7 @@ use logbook_accounts::{SignIn, UserView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{clear_session_cookie, session_cookie, SessionCaller};
+use crate::auth::{clear_session_cookie, session_cookie, PresentedSession, SessionCaller};
 use crate::extract::{ApiJson, RequestSource};
 use crate::{ApiError, AppState};
 
@@ -32,7 +32,8 @@ pub struct SessionInfo {
     pub user: UserView,
 }
 
-/// Signs in: sets the session cookie (a new token each time) and returns the CSRF token.
+/// Signs in: sets the session cookie (a new token each time) and returns the CSRF token. A
+/// session the request still presented ends (recorded as a Logout, reason `new_sign_in`).
 #[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = SignInRequest,
     responses(
         (status = 200, body = SessionInfo, description = "signed in; the `Set-Cookie` header carries the session"),
@@ -40,6 +41,7 @@ pub struct SessionInfo {
         (status = 429, description = "`too_many_attempts` from this address, or `too_many_requests`")))]
 pub async fn sign_in(
     State(state): State<AppState>,
+    PresentedSession(replaced): PresentedSession,
     RequestSource(source): RequestSource,
     ApiJson(req): ApiJson<SignInRequest>,
 ) -> Result<Response, ApiError> {
@@ -54,6 +56,9 @@ pub async fn sign_in(
             SignIn::NeedsTotp { pending } => return Err(ApiError::TotpRequired { pending }),
         },
     };
+    if let Some(old) = replaced {
+        state.accounts.end_replaced_session(old.expose(), &source).await?;
+    }
     let cookie = session_cookie(&state, &signed_in.token);
     let body = SessionInfo { csrf_token: signed_in.csrf_token, user: signed_in.user };
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())

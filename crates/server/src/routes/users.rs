@@ -104,3 +104,22 @@ pub async fn delete_user(
     state.accounts.delete_user(&auth, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedOut {
+    /// How many sessions ended.
+    pub ended: usize,
+}
+
+/// Signs a user out everywhere: every session of theirs ends (each recorded as a Logout, reason
+/// `signed_out_by_admin`), recorded as `user.signed_out_everywhere`.
+#[utoipa::path(post, path = "/api/v1/users/{id}/sign-out", tag = "users",
+    params(("id" = i64, Path, description = "the user's id")), security(("session" = [], "csrf" = [])),
+    responses((status = 200, body = SignedOut), (status = 404)))]
+pub async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    Auth(auth): Auth<ManageUsers>,
+    IdPath(id): IdPath<UserId>,
+) -> Result<Json<SignedOut>, ApiError> {
+    Ok(Json(SignedOut { ended: state.accounts.sign_out_everywhere(&auth, id).await? }))
+}

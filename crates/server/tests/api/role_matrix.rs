@@ -44,6 +44,10 @@ async fn every_route_checks_the_current_role(app: TestApp) {
             [true, true, true],
         ),
         (Method::DELETE, "/api/v1/account/totp", body(json!({"password": "x"})), [true, true, true]),
+        (Method::GET, "/api/v1/account/sessions", None, [true, true, true]),
+        (Method::DELETE, "/api/v1/account/sessions/not-a-session", None, [true, true, true]),
+        (Method::DELETE, "/api/v1/account/sessions", None, [true, true, true]),
+        (Method::POST, "/api/v1/users/1/sign-out", None, [false, false, true]),
     ];
     let sessions = [&auditor, &analyst, &admin];
     for (method, path, b, allowed) in &routes {
@@ -91,11 +95,12 @@ async fn every_route_checks_the_current_role(app: TestApp) {
 
     // Console forms: anonymous is sent to sign in, a missing permission is 403, and the others
     // reach the handler (which answers a page or a redirect).
-    let forms: [(&str, &str, [bool; 3]); 9] = [
+    let forms: [(&str, &str, [bool; 3]); 12] = [
         ("/users/invite", "email=bad&role=auditor", [false, false, true]),
         ("/users/add", "email=bad&role=auditor&password=x", [false, false, true]),
         ("/users/1/role", "role=auditor", [false, false, true]),
         ("/users/1/delete", "", [false, false, true]),
+        ("/users/1/sign-out", "", [false, false, true]),
         ("/invitations/1/revoke", "", [false, false, true]),
         ("/protected-users/add", "email=bad&name=x", [false, true, true]),
         ("/protected-users/1/remove", "", [false, true, true]),
@@ -105,6 +110,8 @@ async fn every_route_checks_the_current_role(app: TestApp) {
             [false, false, true],
         ),
         ("/account/password", "current_password=x&new_password=y", [true, true, true]),
+        ("/account/sessions/not-a-session/end", "", [true, true, true]),
+        ("/account/sessions/end-others", "", [true, true, true]),
     ];
     for (path, body, allowed) in forms {
         let post = |s: Option<&Session>| {

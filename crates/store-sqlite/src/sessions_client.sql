@@ -1,0 +1,6 @@
+-- Logbook SQLite schema, version 6: where each session's sign-in came from, so that a user can
+-- tell their sessions apart (the address and user agent of the sign-in). Sessions from before
+-- have neither.
+
+ALTER TABLE sessions ADD COLUMN address TEXT;
+ALTER TABLE sessions ADD COLUMN user_agent TEXT;
