@@ -315,6 +315,21 @@ async fn no_secret_leaks(backend: Backend) {
     secrets.push(Secret { name: "invitee password", value: INVITEE_PASSWORD.into(), handed_out_by: vec![] });
     (app.cookie, app.csrf) = (own_cookie, own_csrf);
 
+    // The sessions: listed (never with their tokens), the others ended, and the invitee signed
+    // out everywhere by the admin.
+    let (status, listed) = app.call("sessions", Method::GET, "/api/v1/account/sessions", None).await;
+    assert_eq!(status, 200, "{listed}");
+    let (status, body) = app.call("ending the other sessions", Method::DELETE, "/api/v1/account/sessions", None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, users) = app.call("users", Method::GET, "/api/v1/users", None).await;
+    assert_eq!(status, 200, "{users}");
+    let invitee =
+        users.as_array().or(users["users"].as_array()).unwrap().iter().find(|u| u["email"] == INVITEE).unwrap()["id"]
+            .clone();
+    let (status, body) =
+        app.call("signing the invitee out", Method::POST, &format!("/api/v1/users/{invitee}/sign-out"), None).await;
+    assert!(status < 300, "{status} {body}");
+
     // Events through the API token, then both exports.
     let resp = app
         .http
