@@ -117,7 +117,9 @@ fn every_subcommand_agrees(t: &Path, env: &[(&str, String)], global: &[&str], or
         ok(logbook(env).args(&all).output().unwrap(), what)
     };
     run(&["demo", "--events", "500", "--days", "3"], "demo");
-    let token = stdout(&run(&["admin", "create-token", "--name", "svc"], "create-token")).trim().to_owned();
+    let token = stdout(&run(&["admin", "create-token", "--name", "svc", "--actions", "logout"], "create-token"))
+        .trim()
+        .to_owned();
     let o = run(&["admin", "list-tokens"], "list-tokens");
     assert!(stdout(&o).starts_with("svc\t"), "{}", stdout(&o));
     let mut admin = logbook(env);

@@ -83,7 +83,7 @@ async fn hostile_values_survive_a_round_trip_and_cannot_become_formulas() {
     let events: Vec<NewEvent> = hostile
         .iter()
         .map(|(details, user)| NewEvent {
-            action: Action::UserRoleUpdated,
+            action: Action::UserRoleUpdated.into(),
             actor: Actor { kind: ActorKind::User, id: (*user).into(), email: None },
             target: Some(logbook_core::Target {
                 kind: "management_user".into(),

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("search.sql"),
     include_str!("throttle.sql"),
     include_str!("pending.sql"),
+    include_str!("token_grants.sql"),
 ];
 
 /// How many schema versions this build applies.
