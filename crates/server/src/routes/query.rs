@@ -327,7 +327,8 @@ pub struct EventList {
     /// Newest first. Each event: `seq`, `id`, `time` (RFC 3339, UTC), `time_local` (RFC 3339
     /// with the platform zone's offset), `user`, `actor` {type, id, email}, `action`,
     /// `action_label`, `target` {type, id, display} (when there is one), `details`, `fields`,
-    /// `outcome`, `source` {ip, user_agent}, `recorded_by`, `leaf_hash` (hex).
+    /// `outcome`, `source` {ip, user_agent}, `recorded_by`, `origin` (the name of the API token
+    /// that recorded it, or `platform`), `leaf_hash` (hex).
     pub events: Vec<EventView>,
     /// Pass as `cursor` (with the same filters) for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
