@@ -9,7 +9,8 @@
 //!
 //! The operations are in one file per resource, named as the server's routes name them:
 //! `session` (signing in and out), `users` (management users, the first admin), `invitations`,
-//! `protected_users`, `settings`, `account` (the caller's own), and `audit_log` (who viewed it).
+//! `protected_users`, `settings`, `account` (the caller's own), `audit_log` (who viewed it) and
+//! `api_tokens` (the tokens services record with).
 //! Their events are built with [`logbook_core::EventBuilder`] (see `events`).
 
 pub mod mail;
@@ -21,6 +22,7 @@ pub mod tokens;
 pub mod totp;
 
 mod account;
+mod api_tokens;
 mod attempts;
 mod audit_log;
 mod events;

@@ -56,6 +56,11 @@ permission!(
     /// Read and change the platform's settings.
     ManageSettings, "manage settings", Admin
 );
+permission!(
+    /// See, create and revoke the API tokens services record with, and choose what each may
+    /// record.
+    ManageApiTokens, "manage API tokens", Admin
+);
 
 permission!(
     /// Change one's own password and TOTP (every role).

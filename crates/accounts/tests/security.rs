@@ -323,7 +323,7 @@ async fn wrong_passwords_behind_a_session_count_and_are_recorded(backend: Backen
     assert!(matches!(r, Err(AccountError::Invalid(_))), "{r:?}");
     let events = fx.events().await;
     let last = events.last().unwrap();
-    assert_eq!((last.action, last.outcome), (Action::PasswordChanged, Outcome::Failure), "{last:?}");
+    assert_eq!((last.action.clone(), last.outcome), (Action::PasswordChanged.into(), Outcome::Failure), "{last:?}");
     assert_eq!(last.fields.get("reason").map(String::as_str), Some("invalid_password"));
     assert_eq!(last.fields.get("consecutive_failures").map(String::as_str), Some("1"));
     assert_eq!(fx.store.sign_in_failures(org, "203.0.113.50", Timestamp::from_micros(0)).await.unwrap(), 1);

@@ -65,7 +65,7 @@ pub(crate) fn sample_event(i: u64) -> NewEvent {
         _ => (Action::UserRoleUpdated, "Role changed from Auditor to Analyst", Outcome::Success),
     };
     NewEvent {
-        action,
+        action: action.into(),
         actor: Actor {
             kind: ActorKind::User,
             id: format!("usr_{user:04}"),
@@ -235,7 +235,8 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
                 body,
             };
             let l = leaf::encode(&e);
-            let text = format!("{} {} {}", e.user(), e.body.action.label(), e.body.details);
+            let text =
+                format!("{} {} {}", e.user(), e.body.action.platform_label().unwrap_or_default(), e.body.details);
             (
                 e.time.as_micros(),
                 e.body.action.code().to_owned(),

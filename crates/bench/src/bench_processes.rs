@@ -141,7 +141,17 @@ async fn http_appends(
     let url = fresh_pg_database(admin, &format!("http{processes}")).await?;
     let keys = tempfile::tempdir()?;
     let token = logbook(a)?
-        .args(["admin", "create-token", "--database-url", &url, "--name", "bench", "--data-dir"])
+        .args([
+            "admin",
+            "create-token",
+            "--database-url",
+            &url,
+            "--name",
+            "bench",
+            "--actions",
+            "login.*,logout,protected_user.*,user.*",
+            "--data-dir",
+        ])
         .arg(keys.path())
         .output()?;
     anyhow::ensure!(token.status.success(), "create-token: {}", String::from_utf8_lossy(&token.stderr));

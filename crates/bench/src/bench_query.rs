@@ -257,11 +257,12 @@ pub async fn run(a: BenchQueryArgs) -> anyhow::Result<ExitCode> {
     println!();
     println!("| filter | direct p50 ms | API p50 ms | API p99 ms | ratio (p50) |");
     println!("|---|---:|---:|---:|---:|");
+    let labels = logbook_log::export::ActionLabels::default();
     for (name, filter, query) in kinds.iter().filter(|k| !k.2.is_empty() || k.0 == "no filter") {
         let (d50, _) = percentiles(a.runs, || async {
             let page = store.query_events(org.id, filter, u64::MAX, 50).await?;
             let views: Vec<EventView> =
-                page.rows.iter().map(|r| EventView::from_row(r, &tz)).collect::<Result<_, _>>()?;
+                page.rows.iter().map(|r| EventView::from_row(r, &tz, &labels)).collect::<Result<_, _>>()?;
             serde_json::to_vec(&views)?;
             Ok(())
         })

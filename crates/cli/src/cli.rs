@@ -161,7 +161,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Create an API token for a service; the token is printed once, on stdout.
-    CreateToken(TokenArgs),
+    CreateToken(CreateTokenArgs),
     /// Revoke an API token: it stops working at once.
     RevokeToken(TokenArgs),
     /// List API tokens (names and state, never secrets).
@@ -181,6 +181,22 @@ pub struct CreateUserArgs {
     /// the command line, where other users can see it).
     #[arg(long, required = true)]
     pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateTokenArgs {
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// What the token may record, comma-separated: `*` (every service code
+    /// `<service>.<noun>.<verb>`), a prefix (`billing.*`, `login.*`), a code (`login.success`,
+    /// `logout`), `actor:system` (the actor type `system`). The platform's own codes and the
+    /// actor type `system` are refused unless listed. [default: *]
+    #[arg(long, default_value = "*", value_parser = parse_grant)]
+    pub actions: logbook_core::ActionGrant,
+}
+
+fn parse_grant(s: &str) -> Result<logbook_core::ActionGrant, String> {
+    logbook_core::ActionGrant::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]

@@ -13,7 +13,7 @@ use logbook_log::audit::{audit_org_with_progress, SuppliedCheckpoint};
 use logbook_log::LogService;
 use logbook_server::Application;
 
-use crate::cli::{AdminCommand, Cli, Command, VerifyArgs};
+use crate::cli::{AdminCommand, Cli, Command, CreateTokenArgs, VerifyArgs};
 use crate::config::{Config, Flags};
 use crate::{progress, store_url};
 
@@ -298,13 +298,16 @@ pub(crate) fn cli_actor() -> Actor {
 
 async fn admin(config: &Config, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        AdminCommand::CreateToken(a) => {
+        AdminCommand::CreateToken(CreateTokenArgs { token: a, actions }) => {
             let log = one_shot(config, Arc::new(SystemClock)).await?;
             let org = log.org(&OrgSlug::parse(&a.org)?).await?;
-            let result = log.create_api_token(&org, &a.name, cli_actor(), Source::default(), "cli").await;
+            let result = log.create_api_token(&org, &a.name, actions, cli_actor(), Source::default(), "cli").await;
             log.shutdown().await;
-            let (_, secret) = result?;
-            eprintln!("Created API token {:?} for {}. It is shown only now; store it as a secret.", a.name, org.slug);
+            let (token, secret) = result?;
+            eprintln!(
+                "Created API token {:?} for {}, allowed to record: {}. It is shown only now; store it as a secret.",
+                a.name, org.slug, token.grant
+            );
             println!("{}", secret.expose());
         }
         AdminCommand::RevokeToken(a) => {
@@ -341,7 +344,7 @@ async fn admin(config: &Config, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                     Some(r) => format!("revoked {r}"),
                     None => "active".into(),
                 };
-                println!("{}\tcreated {}\t{state}", t.name, t.created);
+                println!("{}\tcreated {}\t{state}\tactions {}", t.name, t.created, t.grant);
             }
         }
     }

@@ -77,7 +77,7 @@ impl Scenario {
     ) -> NewEvent {
         let outcome = if action == Action::LoginFailed { Outcome::Failure } else { Outcome::Success };
         NewEvent {
-            action,
+            action: action.into(),
             actor: self.actor(user),
             target,
             details,
@@ -122,7 +122,7 @@ impl Scenario {
                     let victim = self.users[user].1.clone();
                     for _ in 0..burst {
                         self.pending.push_back(NewEvent {
-                            action: Action::LoginFailed,
+                            action: Action::LoginFailed.into(),
                             actor: Actor { kind: ActorKind::Anonymous, id: victim.clone(), email: None },
                             target: None,
                             details: "Invalid password".into(),
@@ -290,7 +290,7 @@ mod tests {
         for e in &events {
             e.validate().unwrap();
         }
-        let kinds: std::collections::HashSet<_> = events.iter().map(|e| e.action).collect();
+        let kinds: std::collections::HashSet<_> = events.iter().map(|e| e.action.clone()).collect();
         assert!(kinds.len() >= 9, "{kinds:?}");
         // Bursts: runs of at least five failed sign-ins on one account.
         let longest = events

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use logbook_core::{Action, OrgSlug, Source, SystemClock};
+use logbook_core::{EventAction, OrgSlug, Source, SystemClock};
 use logbook_log::export::{for_each_event, parse_from, parse_to, seq_range, ExportEncoder, ExportFormat, ExportRecord};
 
 use crate::cli::ExportArgs;
@@ -17,7 +17,7 @@ use crate::progress;
 pub async fn run(config: &Config, a: ExportArgs) -> anyhow::Result<ExitCode> {
     let tz = jiff::tz::TimeZone::get(&a.time_zone).with_context(|| format!("unknown time zone {:?}", a.time_zone))?;
     for code in &a.actions {
-        Action::from_code(code)?;
+        EventAction::from_code(code)?;
     }
     let from = a.from.as_deref().map(|s| parse_from(s, &tz)).transpose()?;
     let to = a.to.as_deref().map(|s| parse_to(s, &tz)).transpose()?;
@@ -61,7 +61,8 @@ pub async fn run(config: &Config, a: ExportArgs) -> anyhow::Result<ExitCode> {
             None => indicatif::ProgressBar::hidden(),
         };
         // Streamed a page at a time; the encoder only ever holds what the last rows produced.
-        let mut enc = ExportEncoder::new(format, tz.clone())?;
+        let labels = logbook_log::export::ActionLabels::load(&*store, &org).await?;
+        let mut enc = ExportEncoder::new(format, tz.clone(), labels)?;
         let n = for_each_event(&*store, &org, &filter, |row| {
             enc.row(row).map_err(std::io::Error::other)?;
             bar.inc(1);

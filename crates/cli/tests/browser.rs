@@ -68,7 +68,16 @@ fn audit_log_console_in_headless_chromium() {
     let o = admin.wait_with_output().unwrap();
     assert!(o.status.success(), "admin create: {}{}", stdout(&o), stderr(&o));
 
-    let o = run(&["admin", "create-token", "--data-dir", d, "--name", "browser-tests"]);
+    let o = run(&[
+        "admin",
+        "create-token",
+        "--data-dir",
+        d,
+        "--name",
+        "browser-tests",
+        "--actions",
+        "login.*,logout,user.*",
+    ]);
     assert!(o.status.success(), "create-token: {}", stderr(&o));
     let token = stdout(&o).trim().to_owned();
     assert!(!token.is_empty() && !token.contains(char::is_whitespace), "one token on stdout: {token:?}");

@@ -117,7 +117,9 @@ fn every_subcommand_agrees(t: &Path, env: &[(&str, String)], global: &[&str], or
         ok(logbook(env).args(&all).output().unwrap(), what)
     };
     run(&["demo", "--events", "500", "--days", "3"], "demo");
-    let token = stdout(&run(&["admin", "create-token", "--name", "svc"], "create-token")).trim().to_owned();
+    let token = stdout(&run(&["admin", "create-token", "--name", "svc", "--actions", "logout"], "create-token"))
+        .trim()
+        .to_owned();
     let o = run(&["admin", "list-tokens"], "list-tokens");
     assert!(stdout(&o).starts_with("svc\t"), "{}", stdout(&o));
     let mut admin = logbook(env);
@@ -293,7 +295,7 @@ fn one_shot_commands_print_their_result_not_the_servers_log_lines() {
     let o = ok(quiet.args(["admin", "create-token", "--name", "svc", "--data-dir"]).arg(&d).output().unwrap(), "quiet");
     assert_eq!(
         stderr(&o),
-        "Created API token \"svc\" for default. It is shown only now; store it as a secret.\n",
+        "Created API token \"svc\" for default, allowed to record: *. It is shown only now; store it as a secret.\n",
         "only the result, no INFO lines (migrations, key generation)"
     );
     // Asked for with LOGBOOK_LOG, the log lines are there.

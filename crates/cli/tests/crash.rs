@@ -31,7 +31,7 @@ async fn crash_rounds(dir: &Path, rounds: usize, env: &[(&str, &str)]) -> Acked 
     eprintln!("crash test: {rounds} rounds, seed {seed}");
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
     let data_dir = dir.to_str().unwrap();
-    let o = run(&["admin", "create-token", "--data-dir", data_dir, "--name", "crash"]);
+    let o = run(&["admin", "create-token", "--data-dir", data_dir, "--name", "crash", "--actions", "login.*"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let token = stdout(&o).trim().to_owned();
 

@@ -46,6 +46,7 @@ fn demo_fills_a_verifiable_store_and_export_reads_it_all() {
             "Outcome",
             "IP",
             "User Agent",
+            "Recorded By",
             "Leaf Hash"
         ]
     );
@@ -83,7 +84,7 @@ async fn hostile_values_survive_a_round_trip_and_cannot_become_formulas() {
     let events: Vec<NewEvent> = hostile
         .iter()
         .map(|(details, user)| NewEvent {
-            action: Action::UserRoleUpdated,
+            action: Action::UserRoleUpdated.into(),
             actor: Actor { kind: ActorKind::User, id: (*user).into(), email: None },
             target: Some(logbook_core::Target {
                 kind: "management_user".into(),
@@ -109,7 +110,8 @@ async fn hostile_values_survive_a_round_trip_and_cannot_become_formulas() {
         assert_eq!(row[6], "'=cmd|' /C calc'!A0");
         assert_eq!(row[9], "'-ua, \"quoted\"");
         assert!(row[0].ends_with("+09:00"), "{}", row[0]);
-        assert_eq!(row[10].len(), 64);
+        assert_eq!(row[10], "platform", "not recorded through an API token");
+        assert_eq!(row[11].len(), 64);
     }
 }
 

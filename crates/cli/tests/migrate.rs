@@ -14,7 +14,7 @@ async fn sqlite_to_postgres_keeps_roots_checkpoints_and_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     append_range(dir.path(), 0..3000, 700).await;
-    let o = run(&["admin", "create-token", "--data-dir", d, "--name", "svc"]);
+    let o = run(&["admin", "create-token", "--data-dir", d, "--name", "svc", "--actions", "logout"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let token = stdout(&o).trim().to_owned();
     append_range(dir.path(), 3000..3500, 100).await;

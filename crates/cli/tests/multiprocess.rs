@@ -20,7 +20,18 @@ async fn two_processes_one_gapless_log_and_a_kill_loses_nothing() {
     let Some(url) = fresh_database().await else { return };
     let keys = tempfile::tempdir().unwrap();
     let dir = keys.path().to_str().unwrap();
-    let o = run(&["admin", "create-token", "--database-url", &url, "--data-dir", dir, "--name", "svc"]);
+    let o = run(&[
+        "admin",
+        "create-token",
+        "--database-url",
+        &url,
+        "--data-dir",
+        dir,
+        "--name",
+        "svc",
+        "--actions",
+        "login.*",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let token = stdout(&o).trim().to_owned();
 

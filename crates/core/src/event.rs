@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Action, EventId, OrgSlug, Timestamp};
+use crate::{Action, EventAction, EventId, OrgSlug, Timestamp};
 
 /// Who acted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -99,7 +99,8 @@ pub struct Source {
 /// (`org`, `seq`, `id`, `time`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewEvent {
-    pub action: Action,
+    /// One of the platform's actions, or a service's own code.
+    pub action: EventAction,
     pub actor: Actor,
     pub target: Option<Target>,
     /// A short sentence a person can read, e.g. "Role changed from Auditor to Admin".
@@ -109,9 +110,22 @@ pub struct NewEvent {
     pub outcome: Outcome,
     pub source: Source,
     /// How the event reached Logbook, set by Logbook itself and never by the submitter:
-    /// `console`, `cli`, or `api-token:<name>`.
+    /// `console`, `cli`, or `api-token:<name>` ([`API_TOKEN_RECORDER`]; see [`origin`]).
     pub recorded_by: String,
 }
+
+/// How [`NewEvent::recorded_by`] names an API token: `api-token:<name>`.
+pub const API_TOKEN_RECORDER: &str = "api-token:";
+
+/// Where an event came from, as the console's Source column and the CSV's Recorded By show it:
+/// the name of the API token that submitted it, or `platform` for everything the platform
+/// recorded itself (console, API, `logbook` commands). No token may be named `platform`.
+pub fn origin(recorded_by: &str) -> &str {
+    recorded_by.strip_prefix(API_TOKEN_RECORDER).unwrap_or(PLATFORM_ORIGIN)
+}
+
+/// The [`origin`] of the platform's own events.
+pub const PLATFORM_ORIGIN: &str = "platform";
 
 /// An event in a log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -201,6 +215,12 @@ fn check_text(field: Field<'_>, value: &str, max: usize, required: bool) -> Resu
     Ok(())
 }
 
+/// Checks the label a service registers for its own action code: 1-64 characters, no control
+/// or format character.
+pub fn check_action_label(label: &str) -> Result<(), EventError> {
+    check_text(Field::Named("action_label"), label, 64, true)
+}
+
 /// A Unicode format character (general category Cf): bidi overrides and isolates (U+202A–U+202E,
 /// U+2066–U+2069), zero-width characters (U+200B–U+200D, U+2060), the byte-order mark (U+FEFF),
 /// the soft hyphen and the like. They are invisible, and a bidi override reorders what is shown
@@ -223,7 +243,7 @@ impl EventBuilder {
     /// unknown source.
     pub fn new(action: Action, actor: Actor, recorded_by: impl Into<String>) -> Self {
         Self(NewEvent {
-            action,
+            action: action.into(),
             actor,
             target: None,
             details: String::new(),
@@ -318,7 +338,14 @@ impl Event {
 
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{} {} {} {}", self.seq, self.time, self.user(), self.body.action.label())
+        write!(
+            f,
+            "#{} {} {} {}",
+            self.seq,
+            self.time,
+            self.user(),
+            self.body.action.platform_label().unwrap_or(self.body.action.code())
+        )
     }
 }
 
@@ -328,7 +355,7 @@ pub(crate) mod tests {
 
     pub fn sample() -> NewEvent {
         NewEvent {
-            action: Action::UserRoleUpdated,
+            action: Action::UserRoleUpdated.into(),
             actor: Actor { kind: ActorKind::User, id: "u-1".into(), email: Some("ada@example.com".into()) },
             target: Some(Target {
                 kind: "management_user".into(),

@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Action, Actor, ActorKind, Event, EventId, NewEvent, OrgSlug, Outcome, Source, Target, Timestamp};
+use crate::{Actor, ActorKind, Event, EventAction, EventId, NewEvent, OrgSlug, Outcome, Source, Target, Timestamp};
 
 pub const VERSION: u8 = 1;
 
@@ -178,7 +178,7 @@ pub fn decode(buf: &[u8]) -> Result<Event, LeafError> {
     let id = EventId(uuid::Uuid::from_bytes(r.array()?));
     let time = Timestamp::from_micros(i64::from_be_bytes(r.array()?));
     let at = r.pos;
-    let action = Action::from_code(r.str()?).map_err(|_| LeafError { offset: at, what: "unknown action" })?;
+    let action = EventAction::from_code(r.str()?).map_err(|_| LeafError { offset: at, what: "unknown action" })?;
     let at = r.pos;
     let kind = ActorKind::from_code(r.str()?).ok_or(LeafError { offset: at, what: "unknown actor type" })?;
     let actor = Actor { kind, id: r.str()?.to_owned(), email: r.opt_str()?.map(str::to_owned) };

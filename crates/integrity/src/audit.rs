@@ -344,7 +344,7 @@ mod tests {
                 id: EventId::from_random_bytes([seq as u8; 16]),
                 time: Timestamp::from_micros(1_000_000 + seq as i64),
                 body: NewEvent {
-                    action: Action::LoginSuccess,
+                    action: Action::LoginSuccess.into(),
                     actor: Actor { kind: ActorKind::User, id: format!("u{seq}"), email: None },
                     target: None,
                     details: "Method: password".into(),

@@ -71,6 +71,9 @@ pub async fn copy_store_with_progress(
         for cp in &checkpoints {
             to.add_checkpoint(dest.id, cp).await?;
         }
+        for action in from.service_actions(org.id).await? {
+            to.import_service_action(dest.id, &action).await?;
+        }
         let tokens = from.api_token_rows(org.id).await?;
         for (t, h) in &tokens {
             to.import_api_token(dest.id, t, h).await?;

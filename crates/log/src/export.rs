@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use jiff::tz::TimeZone;
-use logbook_core::{leaf, Action, Actor, NewEvent, Outcome, Source, Timestamp};
+use logbook_core::{leaf, Action, Actor, EventAction, NewEvent, Outcome, Source, Timestamp};
 use logbook_store::{EventFilter, EventRow, Org, Store, StoreError};
 use serde::Serialize;
 
@@ -32,7 +32,33 @@ pub struct EventView {
     pub outcome: Outcome,
     pub source: logbook_core::Source,
     pub recorded_by: String,
+    /// Where the event came from: the name of the API token that recorded it, or `platform`
+    /// (the console's Source column, the CSV's Recorded By).
+    pub origin: String,
     pub leaf_hash: String,
+}
+
+/// The labels of the action codes a log may hold: the platform's catalogue and the service
+/// actions registered in the log. Loaded once per page or export.
+#[derive(Debug, Clone, Default)]
+pub struct ActionLabels(std::collections::HashMap<String, String>);
+
+impl ActionLabels {
+    pub async fn load(store: &dyn Store, org: &Org) -> Result<Self, StoreError> {
+        Ok(Self::from_registered(store.service_actions(org.id).await?))
+    }
+
+    pub fn from_registered(actions: Vec<logbook_store::ServiceActionLabel>) -> Self {
+        Self(actions.into_iter().map(|a| (a.code, a.label)).collect())
+    }
+
+    /// The label of `action`: the catalogue's, the registered one, or else the code itself.
+    pub fn label<'a>(&'a self, action: &'a EventAction) -> &'a str {
+        match action {
+            EventAction::Platform(a) => a.label(),
+            EventAction::Service(s) => self.0.get(s.code()).map_or(s.code(), String::as_str),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +84,7 @@ pub fn local_time(t: Timestamp, tz: &TimeZone) -> String {
 }
 
 impl EventView {
-    pub fn from_row(row: &EventRow, tz: &TimeZone) -> Result<Self, ViewError> {
+    pub fn from_row(row: &EventRow, tz: &TimeZone, labels: &ActionLabels) -> Result<Self, ViewError> {
         let e = leaf::decode(&row.leaf).map_err(|error| ViewError::Leaf { seq: row.seq, error })?;
         Ok(Self {
             seq: e.seq,
@@ -67,13 +93,14 @@ impl EventView {
             time_local: local_time(e.time, tz),
             user: e.user().to_owned(),
             action: e.body.action.code().to_owned(),
-            action_label: e.body.action.label().to_owned(),
+            action_label: labels.label(&e.body.action).to_owned(),
             actor: e.body.actor,
             target: e.body.target,
             details: e.body.details,
             fields: e.body.fields,
             outcome: e.body.outcome,
             source: e.body.source,
+            origin: logbook_core::origin(&e.body.recorded_by).to_owned(),
             recorded_by: e.body.recorded_by,
             leaf_hash: hex::encode(row.leaf_hash),
         })
@@ -81,7 +108,7 @@ impl EventView {
 }
 
 /// The CSV columns, in order.
-pub const CSV_HEADER: [&str; 11] = [
+pub const CSV_HEADER: [&str; 12] = [
     "Timestamp",
     "User",
     "Action",
@@ -92,6 +119,7 @@ pub const CSV_HEADER: [&str; 11] = [
     "Outcome",
     "IP",
     "User Agent",
+    "Recorded By",
     "Leaf Hash",
 ];
 
@@ -138,7 +166,7 @@ pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
 impl EventView {
     /// The CSV cells, neutralized; borrowed where nothing needs changing (an export writes
     /// hundreds of thousands of these a second).
-    pub fn csv_record(&self) -> [std::borrow::Cow<'_, str>; 11] {
+    pub fn csv_record(&self) -> [std::borrow::Cow<'_, str>; 12] {
         use std::borrow::Cow;
         let target = self.target.as_ref().map(|t| if t.display.is_empty() { &t.id } else { &t.display });
         let owned = |s: String| -> Cow<'_, str> { Cow::Owned(neutralize(&s).into_owned()) };
@@ -156,6 +184,7 @@ impl EventView {
             }),
             self.source.ip.map(|ip| owned(ip.to_string())).unwrap_or_default(),
             self.source.user_agent.as_deref().map(neutralize).unwrap_or_default(),
+            neutralize(&self.origin),
             neutralize(&self.leaf_hash),
         ]
     }
@@ -287,14 +316,16 @@ fn csv_writer() -> csv::Writer<Sink> {
 pub struct ExportEncoder {
     format: ExportFormat,
     tz: TimeZone,
+    labels: ActionLabels,
     csv: Option<csv::Writer<Sink>>,
     out: Vec<u8>,
 }
 
 impl ExportEncoder {
     /// A new export; for CSV the header record is already in [`ExportEncoder::take`]'s bytes.
-    pub fn new(format: ExportFormat, tz: TimeZone) -> Result<Self, ExportError> {
-        let mut enc = Self { format, tz, csv: None, out: Vec::new() };
+    /// `labels`: those of the exported log ([`ActionLabels::load`]).
+    pub fn new(format: ExportFormat, tz: TimeZone, labels: ActionLabels) -> Result<Self, ExportError> {
+        let mut enc = Self { format, tz, labels, csv: None, out: Vec::new() };
         if format == ExportFormat::Csv {
             let mut w = csv_writer();
             w.write_record(CSV_HEADER).map_err(std::io::Error::other)?;
@@ -304,7 +335,7 @@ impl ExportEncoder {
     }
 
     pub fn row(&mut self, row: &EventRow) -> Result<(), ExportError> {
-        let view = EventView::from_row(row, &self.tz).map_err(std::io::Error::other)?;
+        let view = EventView::from_row(row, &self.tz, &self.labels).map_err(std::io::Error::other)?;
         match &mut self.csv {
             Some(w) => w.write_record(view.csv_record().iter().map(|c| c.as_bytes())).map_err(std::io::Error::other)?,
             None => {

@@ -17,7 +17,7 @@ use logbook_store_sqlite::SqliteStore;
 
 fn event(i: u64) -> NewEvent {
     NewEvent {
-        action: Action::Logout,
+        action: Action::Logout.into(),
         actor: Actor { kind: ActorKind::User, id: format!("u{i}"), email: None },
         target: None,
         details: format!("n={i}"),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use logbook_core::{
-    Action, Actor, ActorKind, ManualClock, NewEvent, OrgSlug, Outcome, SeededRandom, Source, Timestamp,
+    Action, ActionGrant, Actor, ActorKind, ManualClock, NewEvent, OrgSlug, Outcome, SeededRandom, Source, Timestamp,
 };
 use logbook_integrity::checkpoint::CheckpointSigner;
 use logbook_log::audit::audit_org;
@@ -18,7 +18,7 @@ use logbook_test_support::within;
 
 fn event(i: usize) -> NewEvent {
     NewEvent {
-        action: Action::LoginSuccess,
+        action: Action::LoginSuccess.into(),
         actor: Actor {
             kind: ActorKind::User,
             id: format!("u{}", i % 5),
@@ -166,8 +166,11 @@ async fn a_refused_domain_change_takes_only_its_own_events_with_it() {
     let f = fixture(dir.path(), None, Duration::from_secs(1)).await;
     let org = f.log.org(&OrgSlug::default_org()).await.unwrap();
     let admin = Actor { kind: ActorKind::User, id: "admin".into(), email: None };
-    f.log.create_api_token(&org, "billing", admin.clone(), Source::default(), "test").await.unwrap();
-    let dup = f.log.create_api_token(&org, "billing", admin.clone(), Source::default(), "test");
+    f.log
+        .create_api_token(&org, "billing", ActionGrant::default(), admin.clone(), Source::default(), "test")
+        .await
+        .unwrap();
+    let dup = f.log.create_api_token(&org, "billing", ActionGrant::default(), admin.clone(), Source::default(), "test");
     let other = f.log.append(&org, vec![event(1)], None);
     let (dup, other) = tokio::join!(dup, other);
     assert!(matches!(dup, Err(logbook_log::tokens::TokenError::NameTaken)), "{dup:?}");
@@ -183,7 +186,11 @@ async fn api_tokens_authenticate_until_revoked_and_are_stored_hashed() {
     let f = fixture(dir.path(), None, Duration::from_secs(1)).await;
     let org = f.log.org(&OrgSlug::default_org()).await.unwrap();
     let admin = Actor::system();
-    let (token, secret) = f.log.create_api_token(&org, "svc", admin.clone(), Source::default(), "cli").await.unwrap();
+    let (token, secret) = f
+        .log
+        .create_api_token(&org, "svc", ActionGrant::default(), admin.clone(), Source::default(), "cli")
+        .await
+        .unwrap();
     assert!(secret.expose().starts_with("lbk_"));
     assert!(!format!("{secret:?}").contains(secret.expose()));
     assert_eq!(f.log.authenticate(secret.expose()).await.unwrap().unwrap().id, token.id);

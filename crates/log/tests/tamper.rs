@@ -59,7 +59,7 @@ fn event(i: u64, rng: &mut Rng) -> NewEvent {
     let actions = [Action::LoginSuccess, Action::LoginFailed, Action::Logout];
     let user = rng.below(50);
     NewEvent {
-        action: actions[rng.below(3) as usize],
+        action: actions[rng.below(3) as usize].into(),
         actor: Actor {
             kind: ActorKind::User,
             id: format!("u{user}"),

@@ -5,7 +5,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use logbook_core::{ApiTokenId, OrgId, Timestamp};
 use logbook_integrity::tree::TileRow;
 use logbook_store::commit::{AppendTx, NewApiToken, NewIdempotencyKey};
-use logbook_store::{CommitBatch, CommitError, EventRow, LogHead, MutationOutput, StoreError};
+use logbook_store::{CommitBatch, CommitError, EventRow, LogHead, MutationOutput, ServiceActionLabel, StoreError};
 
 use crate::rows::{i, pg};
 use crate::{locked_transaction, search, tokens, PgStore, LOCK_LOG};
@@ -87,5 +87,13 @@ impl AppendTx for PgTx<'_> {
 
     async fn insert_idempotency_key(&self, key: &NewIdempotencyKey<'_>) -> Result<bool, StoreError> {
         tokens::insert_idempotency_key(self.tx, key).await
+    }
+
+    async fn service_action_label(&self, code: &str) -> Result<Option<String>, StoreError> {
+        tokens::service_action_label(self.tx, self.org, code).await
+    }
+
+    async fn insert_service_action(&self, action: &ServiceActionLabel) -> Result<(), StoreError> {
+        tokens::insert_service_action(self.tx, self.org, action).await
     }
 }

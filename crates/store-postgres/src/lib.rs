@@ -32,7 +32,7 @@ use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
 use logbook_integrity::tree::{TileId, TileRow};
 use logbook_store::{
     ApiToken, CommitBatch, CommitError, EventFilter, EventPage, EventRow, IdempotencyRecord, LogHead, LogLock,
-    MutationOutput, Org, Store, StoreError, StoredCheckpoint,
+    MutationOutput, Org, ServiceActionLabel, Store, StoreError, StoredCheckpoint,
 };
 use tokio_postgres::NoTls;
 
@@ -239,6 +239,14 @@ impl Store for PgStore {
 
     async fn idempotency_record(&self, token: ApiTokenId, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         tokens::idempotency_record(&self.client().await?, token, key).await
+    }
+
+    async fn service_actions(&self, org: OrgId) -> Result<Vec<ServiceActionLabel>, StoreError> {
+        tokens::service_actions(&self.client().await?, org).await
+    }
+
+    async fn import_service_action(&self, org: OrgId, action: &ServiceActionLabel) -> Result<(), StoreError> {
+        tokens::insert_service_action(&self.client().await?, org, action).await
     }
 
     async fn api_token_rows(&self, org: OrgId) -> Result<Vec<(ApiToken, [u8; 32])>, StoreError> {

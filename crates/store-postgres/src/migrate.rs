@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("throttle.sql"),
     include_str!("pending.sql"),
     include_str!("sessions_client.sql"),
+    include_str!("token_grants.sql"),
 ];
 
 /// How many schema versions this build applies.

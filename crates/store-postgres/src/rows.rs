@@ -1,6 +1,6 @@
 //! From PostgreSQL's rows and errors to the store's types.
 
-use logbook_core::{ApiTokenId, InvitationId, OrgId, OrgSlug, ProtectedUserId, Role, Timestamp, UserId};
+use logbook_core::{ActionGrant, ApiTokenId, InvitationId, OrgId, OrgSlug, ProtectedUserId, Role, Timestamp, UserId};
 use logbook_store::accounts::{InvitationRecord, PasswordHash, ProtectedUser, SessionRecord, TotpSecret, UserRecord};
 use logbook_store::{ApiToken, EventRow, Org, StoreError, StoredCheckpoint};
 use tokio_postgres::error::SqlState;
@@ -70,14 +70,15 @@ pub(crate) fn checkpoint_row(r: &Row) -> Result<StoredCheckpoint, StoreError> {
     })
 }
 
-pub(crate) fn token_row(r: &Row) -> ApiToken {
-    ApiToken {
+pub(crate) fn token_row(r: &Row) -> Result<ApiToken, StoreError> {
+    Ok(ApiToken {
         id: ApiTokenId(r.get(0)),
         org: OrgId(r.get(1)),
         name: r.get(2),
         created: Timestamp::from_micros(r.get(3)),
         revoked: r.get::<_, Option<i64>>(4).map(Timestamp::from_micros),
-    }
+        grant: ActionGrant::parse(r.get(5)).map_err(|e| StoreError::Corrupt(format!("token grant: {e}")))?,
+    })
 }
 
 pub(crate) fn role(code: &str) -> Result<Role, StoreError> {

@@ -3,12 +3,12 @@
 use deadpool_postgres::GenericClient;
 use logbook_core::{ApiTokenId, OrgId, Timestamp};
 use logbook_store::commit::{NewApiToken, NewIdempotencyKey};
-use logbook_store::{ApiToken, IdempotencyRecord, StoreError};
+use logbook_store::{ApiToken, IdempotencyRecord, ServiceActionLabel, StoreError};
 use tokio_postgres::error::SqlState;
 
 use crate::rows::{hash32, i, inserted, pg, token_row, u};
 
-const COLUMNS: &str = "id, org, name, created_us, revoked_us";
+const COLUMNS: &str = "id, org, name, created_us, revoked_us, actions";
 
 pub(crate) async fn insert(
     tx: &impl GenericClient,
@@ -17,8 +17,8 @@ pub(crate) async fn insert(
 ) -> Result<Option<ApiTokenId>, StoreError> {
     match tx
         .query_one(
-            "INSERT INTO api_tokens (org, name, token_hash, created_us) VALUES ($1, $2, $3, $4) RETURNING id",
-            &[&org.0, &t.name, &&t.token_hash[..], &t.created.as_micros()],
+            "INSERT INTO api_tokens (org, name, token_hash, created_us, actions) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            &[&org.0, &t.name, &&t.token_hash[..], &t.created.as_micros(), &t.grant.to_string()],
         )
         .await
     {
@@ -58,12 +58,12 @@ pub(crate) async fn insert_idempotency_key(
 
 pub(crate) async fn by_hash(c: &impl GenericClient, h: &[u8; 32]) -> Result<Option<ApiToken>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE token_hash = $1");
-    Ok(c.query_opt(&sql, &[&&h[..]]).await.map_err(pg)?.as_ref().map(token_row))
+    c.query_opt(&sql, &[&&h[..]]).await.map_err(pg)?.as_ref().map(token_row).transpose()
 }
 
 pub(crate) async fn of_org(c: &impl GenericClient, org: OrgId) -> Result<Vec<ApiToken>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE org = $1 ORDER BY id");
-    Ok(c.query(&sql, &[&org.0]).await.map_err(pg)?.iter().map(token_row).collect())
+    c.query(&sql, &[&org.0]).await.map_err(pg)?.iter().map(token_row).collect()
 }
 
 pub(crate) async fn idempotency_record(
@@ -83,15 +83,44 @@ pub(crate) async fn idempotency_record(
 
 pub(crate) async fn rows_of_org(c: &impl GenericClient, org: OrgId) -> Result<Vec<(ApiToken, [u8; 32])>, StoreError> {
     let sql = format!("SELECT {COLUMNS}, token_hash FROM api_tokens WHERE org = $1 ORDER BY id");
-    c.query(&sql, &[&org.0]).await.map_err(pg)?.iter().map(|r| Ok((token_row(r), hash32(r.get(5))?))).collect()
+    c.query(&sql, &[&org.0]).await.map_err(pg)?.iter().map(|r| Ok((token_row(r)?, hash32(r.get(6))?))).collect()
 }
 
 pub(crate) async fn import(c: &impl GenericClient, org: OrgId, t: &ApiToken, h: &[u8; 32]) -> Result<(), StoreError> {
     c.execute(
-        "INSERT INTO api_tokens (org, name, token_hash, created_us, revoked_us) VALUES ($1, $2, $3, $4, $5)",
-        &[&org.0, &t.name, &&h[..], &t.created.as_micros(), &t.revoked.map(Timestamp::as_micros)],
+        "INSERT INTO api_tokens (org, name, token_hash, created_us, revoked_us, actions) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&org.0, &t.name, &&h[..], &t.created.as_micros(), &t.revoked.map(Timestamp::as_micros), &t.grant.to_string()],
     )
     .await
     .map_err(pg)
     .map(drop)
+}
+
+pub(crate) async fn service_action_label(
+    c: &impl GenericClient,
+    org: OrgId,
+    code: &str,
+) -> Result<Option<String>, StoreError> {
+    let row = c
+        .query_opt("SELECT label FROM service_actions WHERE org = $1 AND code = $2", &[&org.0, &code])
+        .await
+        .map_err(pg)?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+pub(crate) async fn insert_service_action(
+    c: &impl GenericClient,
+    org: OrgId,
+    a: &ServiceActionLabel,
+) -> Result<(), StoreError> {
+    c.execute("INSERT INTO service_actions (org, code, label) VALUES ($1, $2, $3)", &[&org.0, &a.code, &a.label])
+        .await
+        .map_err(pg)
+        .map(drop)
+}
+
+pub(crate) async fn service_actions(c: &impl GenericClient, org: OrgId) -> Result<Vec<ServiceActionLabel>, StoreError> {
+    let rows =
+        c.query("SELECT code, label FROM service_actions WHERE org = $1 ORDER BY code", &[&org.0]).await.map_err(pg)?;
+    Ok(rows.iter().map(|r| ServiceActionLabel { code: r.get(0), label: r.get(1) }).collect())
 }

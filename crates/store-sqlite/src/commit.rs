@@ -4,7 +4,7 @@
 use logbook_core::{ApiTokenId, OrgId, Timestamp};
 use logbook_integrity::tree::TileRow;
 use logbook_store::commit::{AppendTx, NewApiToken, NewIdempotencyKey};
-use logbook_store::{CommitBatch, CommitError, EventRow, LogHead, MutationOutput, StoreError};
+use logbook_store::{CommitBatch, CommitError, EventRow, LogHead, MutationOutput, ServiceActionLabel, StoreError};
 use rusqlite::{params, Connection};
 
 use crate::rows::{i, store_error};
@@ -60,5 +60,13 @@ impl AppendTx for SqliteTx<'_> {
 
     async fn insert_idempotency_key(&self, key: &NewIdempotencyKey<'_>) -> Result<bool, StoreError> {
         tokens::insert_idempotency_key(self.tx, key)
+    }
+
+    async fn service_action_label(&self, code: &str) -> Result<Option<String>, StoreError> {
+        tokens::service_action_label(self.tx, self.org, code)
+    }
+
+    async fn insert_service_action(&self, action: &ServiceActionLabel) -> Result<(), StoreError> {
+        tokens::insert_service_action(self.tx, self.org, action).map_err(store_error)
     }
 }

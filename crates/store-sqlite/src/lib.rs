@@ -29,7 +29,7 @@ use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
 use logbook_integrity::tree::{TileId, TileRow};
 use logbook_store::{
     ApiToken, CommitBatch, CommitError, EventFilter, EventPage, EventRow, IdempotencyRecord, LogHead, LogLock,
-    MutationOutput, NoLock, Org, Store, StoreError, StoredCheckpoint,
+    MutationOutput, NoLock, Org, ServiceActionLabel, Store, StoreError, StoredCheckpoint,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
@@ -262,6 +262,15 @@ impl Store for SqliteStore {
     async fn idempotency_record(&self, token: ApiTokenId, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let key = key.to_owned();
         self.read(move |c| tokens::idempotency_record(c, token, &key)).await
+    }
+
+    async fn service_actions(&self, org: OrgId) -> Result<Vec<ServiceActionLabel>, StoreError> {
+        self.read(move |c| tokens::service_actions(c, org)).await
+    }
+
+    async fn import_service_action(&self, org: OrgId, action: &ServiceActionLabel) -> Result<(), StoreError> {
+        let action = action.clone();
+        self.write(move |c: &mut Connection| tokens::insert_service_action(c, org, &action).map_err(store_error)).await
     }
 
     async fn api_token_rows(&self, org: OrgId) -> Result<Vec<(ApiToken, [u8; 32])>, StoreError> {

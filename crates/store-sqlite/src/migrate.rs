@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("throttle.sql"),
     include_str!("pending.sql"),
     include_str!("sessions_client.sql"),
+    include_str!("token_grants.sql"),
 ];
 
 /// Applies the pragmas every connection needs. `synchronous=FULL` makes a commit durable.

@@ -1,6 +1,6 @@
 //! From SQLite's rows and errors to the store's types.
 
-use logbook_core::{ApiTokenId, InvitationId, OrgId, OrgSlug, ProtectedUserId, Role, Timestamp, UserId};
+use logbook_core::{ActionGrant, ApiTokenId, InvitationId, OrgId, OrgSlug, ProtectedUserId, Role, Timestamp, UserId};
 use logbook_store::accounts::{InvitationRecord, PasswordHash, ProtectedUser, SessionRecord, TotpSecret, UserRecord};
 use logbook_store::{ApiToken, EventRow, StoreError, StoredCheckpoint};
 use rusqlite::types::Type;
@@ -78,6 +78,7 @@ pub(crate) fn token_row(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
         name: r.get(2)?,
         created: Timestamp::from_micros(r.get(3)?),
         revoked: r.get::<_, Option<i64>>(4)?.map(Timestamp::from_micros),
+        grant: ActionGrant::parse(&r.get::<_, String>(5)?).map_err(|e| conversion(5, e))?,
     })
 }
 

@@ -4,13 +4,13 @@
 //! statements to [`commit`] as an [`AppendTx`], and commits when it returns `Ok`. The order of
 //! the steps and every rule a mutation must keep live here, so each backend holds only SQL.
 
-use logbook_core::{ApiTokenId, Timestamp};
+use logbook_core::{ActionGrant, ApiTokenId, Timestamp};
 use logbook_integrity::tree::TileRow;
 
 use crate::accounts::{apply_account, AccountTx};
 use crate::{
-    ApplyError, CommitBatch, CommitError, EventRow, IdempotencyRecord, LogHead, Mutation, MutationEntry, MutationError,
-    MutationOutput, StoreError,
+    ApplyError, CommitBatch, CommitError, EventRow, IdempotencyKey, IdempotencyRecord, LogHead, Mutation,
+    MutationEntry, MutationError, MutationOutput, ServiceActionLabel, StoreError,
 };
 
 /// The statements of one backend inside an open append transaction of one organization's log.
@@ -30,6 +30,9 @@ pub trait AppendTx: AccountTx {
     async fn revoke_api_token(&self, id: ApiTokenId, now: Timestamp) -> Result<u64, StoreError>;
     /// `false` when the token already used the key.
     async fn insert_idempotency_key(&self, key: &NewIdempotencyKey<'_>) -> Result<bool, StoreError>;
+    /// The label a service action is registered with in this log, if it is.
+    async fn service_action_label(&self, code: &str) -> Result<Option<String>, StoreError>;
+    async fn insert_service_action(&self, action: &ServiceActionLabel) -> Result<(), StoreError>;
 }
 
 /// An API token to insert.
@@ -37,6 +40,7 @@ pub trait AppendTx: AccountTx {
 pub struct NewApiToken<'a> {
     pub name: &'a str,
     pub token_hash: &'a [u8; 32],
+    pub grant: &'a ActionGrant,
     pub created: Timestamp,
 }
 
@@ -71,20 +75,30 @@ pub async fn commit(tx: &impl AppendTx, batch: &CommitBatch) -> Result<Vec<Mutat
 /// Applies one mutation inside the append's transaction.
 async fn apply(tx: &impl AppendTx, now: Timestamp, m: &MutationEntry) -> Result<MutationOutput, ApplyError> {
     match &m.mutation {
-        Mutation::CreateApiToken { name, token_hash } => {
-            match tx.insert_api_token(&NewApiToken { name, token_hash, created: now }).await? {
+        Mutation::CreateApiToken { name, token_hash, grant } => {
+            match tx.insert_api_token(&NewApiToken { name, token_hash, grant, created: now }).await? {
                 Some(id) => Ok(MutationOutput::ApiTokenCreated(id)),
                 None => Err(MutationError::NameTaken.into()),
             }
         }
         Mutation::RevokeApiToken { id } => changed(tx.revoke_api_token(*id, now).await?),
-        Mutation::RememberIdempotencyKey { token, key, request_hash } => {
-            let record = IdempotencyRecord { request_hash: *request_hash, first_seq: m.first_seq, count: m.count };
-            if tx.insert_idempotency_key(&NewIdempotencyKey { token: *token, key, record, created: now }).await? {
-                Ok(MutationOutput::Done)
-            } else {
-                Err(MutationError::IdempotencyKeyTaken.into())
+        Mutation::Ingest { token, labels, idempotency } => {
+            // A code is registered once: the first label stays, a different one is refused
+            // (here, in the transaction, so two first requests cannot both win).
+            for action in labels {
+                match tx.service_action_label(&action.code).await? {
+                    None => tx.insert_service_action(action).await?,
+                    Some(label) if label == action.label => {}
+                    Some(_) => return Err(MutationError::ActionLabelConflict(action.code.clone()).into()),
+                }
             }
+            if let Some(IdempotencyKey { key, request_hash }) = idempotency {
+                let record = IdempotencyRecord { request_hash: *request_hash, first_seq: m.first_seq, count: m.count };
+                if !tx.insert_idempotency_key(&NewIdempotencyKey { token: *token, key, record, created: now }).await? {
+                    return Err(MutationError::IdempotencyKeyTaken.into());
+                }
+            }
+            Ok(MutationOutput::Done)
         }
         Mutation::Account(a) => apply_account(tx, now, a).await,
     }

@@ -8,15 +8,15 @@
 use std::sync::Arc;
 
 use logbook_core::{
-    leaf, Action, Actor, ActorKind, Event, EventId, NewEvent, OrgId, OrgSlug, Outcome, Source, Timestamp,
+    leaf, Action, ActionGrant, Actor, ActorKind, Event, EventId, NewEvent, OrgId, OrgSlug, Outcome, Source, Timestamp,
 };
 use logbook_integrity::proof::{prove_inclusion, tiles_for_inclusion, TileSet};
 use logbook_integrity::record_hash;
 use logbook_integrity::tree::TreeEdge;
 
 use crate::{
-    CommitBatch, CommitError, EventFilter, EventRow, LogHead, Mutation, MutationEntry, MutationError, MutationOutput,
-    Store, StoredCheckpoint,
+    CommitBatch, CommitError, EventFilter, EventRow, IdempotencyKey, LogHead, Mutation, MutationEntry, MutationError,
+    MutationOutput, ServiceActionLabel, Store, StoredCheckpoint,
 };
 
 pub type SharedStore = Arc<dyn Store>;
@@ -35,6 +35,7 @@ macro_rules! contract_tests {
             checkpoints_only_grow,
             mutations_commit_with_their_events,
             idempotency_keys_are_remembered_once,
+            service_actions_are_registered_once,
             organizations_never_mix,
             api_tokens_can_be_copied,
             queries_page_newest_first_with_every_filter,
@@ -119,7 +120,7 @@ impl LogWriter {
             id: EventId::from_random_bytes((seq as u128).to_be_bytes()),
             time: Timestamp::from_micros(self.time),
             body: NewEvent {
-                action,
+                action: action.into(),
                 actor: Actor { kind: ActorKind::Anonymous, id: user.into(), email: None },
                 target,
                 details: details.into(),
@@ -291,12 +292,17 @@ pub async fn mutations_commit_with_their_events(store: SharedStore) {
     b.mutations.push(MutationEntry {
         first_seq: 0,
         count: 1,
-        mutation: Mutation::CreateApiToken { name: "billing".into(), token_hash: [1; 32] },
+        mutation: Mutation::CreateApiToken {
+            name: "billing".into(),
+            token_hash: [1; 32],
+            grant: ActionGrant::parse("login.*,billing.*").unwrap(),
+        },
     });
     let out = store.commit(id, b.clone()).await.unwrap();
     let MutationOutput::ApiTokenCreated(token_id) = out[0] else { panic!("{out:?}") };
     let t = store.api_token_by_hash(&[1; 32]).await.unwrap().unwrap();
     assert_eq!((t.id, t.org, t.name.as_str(), t.revoked), (token_id, id, "billing", None));
+    assert_eq!(t.grant.to_string(), "login.*,billing.*", "the grant is stored with the token");
     assert_eq!(store.api_token_by_hash(&[2; 32]).await.unwrap(), None);
 
     // A refused mutation takes its whole batch with it: events included.
@@ -304,12 +310,16 @@ pub async fn mutations_commit_with_their_events(store: SharedStore) {
     dup.mutations.push(MutationEntry {
         first_seq: 1,
         count: 1,
-        mutation: Mutation::CreateApiToken { name: "other".into(), token_hash: [3; 32] },
+        mutation: Mutation::CreateApiToken { name: "other".into(), token_hash: [3; 32], grant: ActionGrant::default() },
     });
     dup.mutations.push(MutationEntry {
         first_seq: 2,
         count: 1,
-        mutation: Mutation::CreateApiToken { name: "billing".into(), token_hash: [4; 32] },
+        mutation: Mutation::CreateApiToken {
+            name: "billing".into(),
+            token_hash: [4; 32],
+            grant: ActionGrant::default(),
+        },
     });
     match store.commit(id, dup.clone()).await {
         Err(CommitError::Rejected { index: 1, reason: MutationError::NameTaken }) => {}
@@ -344,7 +354,7 @@ pub async fn idempotency_keys_are_remembered_once(store: SharedStore) {
     b.mutations.push(MutationEntry {
         first_seq: 0,
         count: 1,
-        mutation: Mutation::CreateApiToken { name: "svc".into(), token_hash: [9; 32] },
+        mutation: Mutation::CreateApiToken { name: "svc".into(), token_hash: [9; 32], grant: ActionGrant::default() },
     });
     let out = store.commit(id, b.clone()).await.unwrap();
     let MutationOutput::ApiTokenCreated(token) = out[0] else { panic!() };
@@ -352,7 +362,7 @@ pub async fn idempotency_keys_are_remembered_once(store: SharedStore) {
     b.mutations.push(MutationEntry {
         first_seq: 1,
         count: 3,
-        mutation: Mutation::RememberIdempotencyKey { token, key: "req-1".into(), request_hash: [7; 32] },
+        mutation: Mutation::Ingest { token, labels: Vec::new(), idempotency: Some(key("req-1", [7; 32])) },
     });
     store.commit(id, b.clone()).await.unwrap();
     let rec = store.idempotency_record(token, "req-1").await.unwrap().unwrap();
@@ -363,12 +373,58 @@ pub async fn idempotency_keys_are_remembered_once(store: SharedStore) {
     b.mutations.push(MutationEntry {
         first_seq: 4,
         count: 1,
-        mutation: Mutation::RememberIdempotencyKey { token, key: "req-1".into(), request_hash: [8; 32] },
+        mutation: Mutation::Ingest { token, labels: Vec::new(), idempotency: Some(key("req-1", [8; 32])) },
     });
     assert!(matches!(
         store.commit(id, b.clone()).await,
         Err(CommitError::Rejected { index: 0, reason: MutationError::IdempotencyKeyTaken })
     ));
+}
+
+fn key(key: &str, request_hash: [u8; 32]) -> IdempotencyKey {
+    IdempotencyKey { key: key.into(), request_hash }
+}
+
+fn label(code: &str, label: &str) -> ServiceActionLabel {
+    ServiceActionLabel { code: code.into(), label: label.into() }
+}
+
+pub async fn service_actions_are_registered_once(store: SharedStore) {
+    let (id, mut w) = org(&store, "acme").await;
+    let mut b = w.batch(1);
+    b.mutations.push(MutationEntry {
+        first_seq: 0,
+        count: 1,
+        mutation: Mutation::CreateApiToken { name: "svc".into(), token_hash: [9; 32], grant: ActionGrant::default() },
+    });
+    let MutationOutput::ApiTokenCreated(token) = store.commit(id, b.clone()).await.unwrap()[0] else { panic!() };
+    let ingest = |labels| Mutation::Ingest { token, labels, idempotency: None };
+    let mut b = w.batch(2);
+    let first = vec![label("billing.invoice.paid", "Invoice Paid"), label("billing.invoice.voided", "Invoice Voided")];
+    b.mutations.push(MutationEntry { first_seq: 1, count: 2, mutation: ingest(first.clone()) });
+    store.commit(id, b.clone()).await.unwrap();
+    assert_eq!(store.service_actions(id).await.unwrap(), first);
+    // The same label again is no change.
+    let mut b = w.batch(1);
+    b.mutations.push(MutationEntry { first_seq: 3, count: 1, mutation: ingest(vec![first[0].clone()]) });
+    store.commit(id, b.clone()).await.unwrap();
+    // Another label for a registered code is refused, with its events.
+    let mut b = w.batch(1);
+    let other = vec![label("billing.refund.sent", "Refund Sent"), label("billing.invoice.paid", "Paid!")];
+    b.mutations.push(MutationEntry { first_seq: 4, count: 1, mutation: ingest(other) });
+    match store.commit(id, b.clone()).await {
+        Err(CommitError::Rejected { index: 0, reason: MutationError::ActionLabelConflict(code) }) => {
+            assert_eq!(code, "billing.invoice.paid")
+        }
+        other => panic!("expected ActionLabelConflict, got {other:?}"),
+    }
+    assert_eq!(store.log_head(id).await.unwrap().size, 4);
+    assert_eq!(store.service_actions(id).await.unwrap(), first, "nothing of the refused batch was kept");
+    // Registrations are per organization, and copied as they are.
+    let (other_org, _) = org(&store, "globex").await;
+    assert_eq!(store.service_actions(other_org).await.unwrap(), vec![]);
+    store.import_service_action(other_org, &first[1]).await.unwrap();
+    assert_eq!(store.service_actions(other_org).await.unwrap(), vec![first[1].clone()]);
 }
 
 pub async fn organizations_never_mix(store: SharedStore) {
@@ -406,7 +462,7 @@ pub async fn api_tokens_can_be_copied(store: SharedStore) {
     batch.mutations.push(MutationEntry {
         first_seq: 0,
         count: 1,
-        mutation: Mutation::CreateApiToken { name: "svc".into(), token_hash: [5; 32] },
+        mutation: Mutation::CreateApiToken { name: "svc".into(), token_hash: [5; 32], grant: ActionGrant::default() },
     });
     store.commit(a, batch).await.unwrap();
     let rows = store.api_token_rows(a).await.unwrap();
@@ -418,6 +474,7 @@ pub async fn api_tokens_can_be_copied(store: SharedStore) {
     store.import_api_token(b, &revoked, &[6; 32]).await.unwrap();
     let got = store.api_token_by_hash(&[6; 32]).await.unwrap().unwrap();
     assert_eq!((got.org, got.name.as_str(), got.created, got.revoked), (b, "old", revoked.created, revoked.revoked));
+    assert_eq!(got.grant, ActionGrant::default());
     assert!(store.import_api_token(b, &revoked, &[6; 32]).await.is_err(), "the same token twice");
 }
 

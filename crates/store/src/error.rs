@@ -91,6 +91,8 @@ pub enum MutationError {
     NotFound,
     #[error("the idempotency key was already used")]
     IdempotencyKeyTaken,
+    #[error("action {0:?} is already registered with another label")]
+    ActionLabelConflict(String),
     #[error("the email address is already taken")]
     EmailTaken,
     #[error("the last admin cannot be removed or demoted")]

@@ -23,7 +23,7 @@ use std::fmt;
 use std::ops::Range;
 
 use async_trait::async_trait;
-use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
+use logbook_core::{ActionGrant, ApiTokenId, OrgId, OrgSlug, Timestamp};
 use logbook_integrity::tree::{TileId, TileRow};
 
 pub mod accounts;
@@ -89,6 +89,16 @@ pub struct ApiToken {
     pub name: String,
     pub created: Timestamp,
     pub revoked: Option<Timestamp>,
+    /// Which action codes (and whether actor type `system`) the token may record.
+    pub grant: ActionGrant,
+}
+
+/// A service's own action code and the label the console shows for it, registered with the
+/// first event that carries the code; never changed afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceActionLabel {
+    pub code: String,
+    pub label: String,
 }
 
 /// What a retried ingestion request with the same `Idempotency-Key` answers.
@@ -106,17 +116,28 @@ pub enum Mutation {
     CreateApiToken {
         name: String,
         token_hash: [u8; 32],
+        grant: ActionGrant,
     },
     RevokeApiToken {
         id: ApiTokenId,
     },
-    /// Remembers which events an idempotent request appended (the events of its submission).
-    RememberIdempotencyKey {
+    /// What an ingestion request commits with its events: the labels of the service actions it
+    /// records for the first time (refused with `ActionLabelConflict` if a code already has
+    /// another label), and which events an idempotent request appended (the events of its
+    /// submission).
+    Ingest {
         token: ApiTokenId,
-        key: String,
-        request_hash: [u8; 32],
+        labels: Vec<ServiceActionLabel>,
+        idempotency: Option<IdempotencyKey>,
     },
     Account(AccountMutation),
+}
+
+/// An ingestion request's `Idempotency-Key` and the hash of its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,9 +260,13 @@ pub trait Store: AccountStore + Send + Sync + fmt::Debug + 'static {
     async fn api_token_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiToken>, StoreError>;
     async fn api_tokens(&self, org: OrgId) -> Result<Vec<ApiToken>, StoreError>;
     async fn idempotency_record(&self, token: ApiTokenId, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// The service actions registered in `org`'s log, by code.
+    async fn service_actions(&self, org: OrgId) -> Result<Vec<ServiceActionLabel>, StoreError>;
 
     /// For copying a store (`logbook migrate-store`): every token of `org` with its hash.
     async fn api_token_rows(&self, org: OrgId) -> Result<Vec<(ApiToken, [u8; 32])>, StoreError>;
     /// For copying a store: adds a token as it was (name, hash, times) to `org`.
     async fn import_api_token(&self, org: OrgId, token: &ApiToken, token_hash: &[u8; 32]) -> Result<(), StoreError>;
+    /// For copying a store: registers a service action in `org` as it was.
+    async fn import_service_action(&self, org: OrgId, action: &ServiceActionLabel) -> Result<(), StoreError>;
 }

@@ -71,7 +71,8 @@ pub fn fold_case(s: &str) -> String {
 }
 
 /// The text free-text search looks in, case-folded: the User column, the actor's identifier,
-/// the action's label and code, the details, the target's display and identifier. Parts are
+/// the action's label (a platform action's: a service's label is registered beside the log, not
+/// in the leaf this text is made from) and code, the details, the target's display and identifier. Parts are
 /// joined by a newline, which no event field and no needle may contain (control characters are
 /// refused), so a match never spans two parts.
 pub fn search_text(e: &Event) -> String {
@@ -79,7 +80,9 @@ pub fn search_text(e: &Event) -> String {
     if e.body.actor.id != e.user() {
         parts.push(&e.body.actor.id);
     }
-    parts.push(e.body.action.label());
+    if let Some(label) = e.body.action.platform_label() {
+        parts.push(label);
+    }
     parts.push(e.body.action.code());
     parts.push(&e.body.details);
     if let Some(t) = &e.body.target {

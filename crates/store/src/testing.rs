@@ -157,6 +157,12 @@ impl Store for FaultyStore {
     async fn import_api_token(&self, org: OrgId, t: &ApiToken, h: &[u8; 32]) -> Result<(), StoreError> {
         self.inner.import_api_token(org, t, h).await
     }
+    async fn service_actions(&self, org: OrgId) -> Result<Vec<ServiceActionLabel>, StoreError> {
+        self.inner.service_actions(org).await
+    }
+    async fn import_service_action(&self, org: OrgId, a: &ServiceActionLabel) -> Result<(), StoreError> {
+        self.inner.import_service_action(org, a).await
+    }
 }
 
 #[async_trait]

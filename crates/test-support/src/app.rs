@@ -308,11 +308,27 @@ impl TestApp {
         (body["id"].as_i64().expect("an id"), self.sign_in(email, password).await)
     }
 
-    /// An API token for the default organization; its secret.
+    /// An API token for the default organization that may record every action, the
+    /// platform's included, and the actor type `system` (what tests that record the platform's
+    /// own events need); its secret. See [`TestApp::create_token_with`].
     pub async fn create_token(&self, name: &str) -> String {
+        let everything: Vec<&str> = logbook_core::Action::ALL.iter().map(|a| a.code()).collect();
+        let grant = format!("*,actor:system,{}", everything.join(","));
+        self.create_token_with(name, &grant).await
+    }
+
+    /// An API token for the default organization granted `actions` (an [`ActionGrant`] list);
+    /// its secret.
+    ///
+    /// [`ActionGrant`]: logbook_core::ActionGrant
+    pub async fn create_token_with(&self, name: &str, actions: &str) -> String {
         let org = self.log.org(&OrgSlug::default_org()).await.expect("the default organization");
-        let (_, secret) =
-            self.log.create_api_token(&org, name, Actor::system(), Source::default(), "test").await.expect("a token");
+        let grant = logbook_core::ActionGrant::parse(actions).expect("a valid grant");
+        let (_, secret) = self
+            .log
+            .create_api_token(&org, name, grant, Actor::system(), Source::default(), "test")
+            .await
+            .expect("a token");
         secret.expose().to_owned()
     }
 

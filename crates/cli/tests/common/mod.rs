@@ -45,7 +45,7 @@ pub fn event(i: u64) -> NewEvent {
     ];
     let action = actions[(i % actions.len() as u64) as usize];
     NewEvent {
-        action,
+        action: action.into(),
         actor: Actor {
             kind: ActorKind::User,
             id: format!("u{}", i % 13),

@@ -11,7 +11,8 @@ use logbook_accounts::permission::ReadAuditLog;
 use logbook_accounts::Authorized;
 use logbook_core::{Action, Outcome};
 use logbook_integrity::checkpoint::CheckpointVerifier;
-use logbook_log::export::EventView;
+use logbook_log::export::{ActionLabels, EventView};
+use logbook_store::ServiceActionLabel;
 use maud::{html, Markup};
 
 use super::layout::{flash, page, respond, Flash};
@@ -164,7 +165,14 @@ fn short_time(local: &str) -> &str {
     local.get(..19).unwrap_or(local)
 }
 
-fn filters_form(v: &View, users: &[String], zone: &str, now_utc: jiff::Timestamp) -> Markup {
+/// `services`: the service actions registered in the log, offered after the platform's.
+fn filters_form(
+    v: &View,
+    users: &[String],
+    services: &[ServiceActionLabel],
+    zone: &str,
+    now_utc: jiff::Timestamp,
+) -> Markup {
     let preset = |hours: i64| {
         let from = now_utc.checked_sub(jiff::SignedDuration::from_hours(hours)).unwrap_or(now_utc);
         let mut p = v.clone();
@@ -193,10 +201,10 @@ fn filters_form(v: &View, users: &[String], zone: &str, now_utc: jiff::Timestamp
                         }
                         fieldset.menu {
                             legend.skip { "Actions" }
-                            @for a in Action::ALL {
+                            @for (code, label) in Action::ALL.iter().map(|a| (a.code(), a.label())).chain(services.iter().map(|s| (s.code.as_str(), s.label.as_str()))) {
                                 label.check {
-                                    input type="checkbox" name="action" value=(a.code()) checked[v.actions.iter().any(|x| x == a.code())];
-                                    " " (a.label())
+                                    input type="checkbox" name="action" value=(code) checked[v.actions.iter().any(|x| x == code)];
+                                    " " (label)
                                 }
                             }
                         }
@@ -253,6 +261,7 @@ fn table(list: &EventList, zone: &str) -> Markup {
                         th scope="col" { "User" }
                         th scope="col" { "Action" }
                         th scope="col" { "Details" }
+                        th scope="col" { "Source" }
                     }
                 }
                 tbody {
@@ -267,6 +276,7 @@ fn table(list: &EventList, zone: &str) -> Markup {
                                 @if e.outcome == Outcome::Failure { " " span.badge.fail { "failure" } }
                             }
                             td { (e.details) }
+                            td.source.nowrap { (e.origin) }
                         }
                     }
                 }
@@ -307,6 +317,7 @@ pub async fn audit_log(
         }
     }
     let users = state.log.store().users(state.default_org.id, "", 500).await.unwrap_or_default();
+    let services = state.log.store().service_actions(state.default_org.id).await.unwrap_or_default();
     let now = state.log.clock().now().to_jiff();
     let body = html! {
         div.titlebar {
@@ -318,7 +329,7 @@ pub async fn audit_log(
             }
         }
         p.muted.small { "A read-only, tamper-evident record of sign-ins and administrative actions. Times are in " strong { (zone) } "." }
-        (filters_form(&view, &users, &zone, now))
+        (filters_form(&view, &users, &services, &zone, now))
         @match &result {
             Err(message) => { (flash(&Some(Flash::Error(message.clone())))) }
             Ok(list) => {
@@ -372,7 +383,8 @@ async fn render_event(state: &AppState, auth: &Authorized<ReadAuditLog>, seq: u6
     let Some(row) = rows.first() else {
         return Ok(super::layout::error_page(404, "Not found", "There is no such entry."));
     };
-    let e = EventView::from_row(row, &tz).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let labels = ActionLabels::load(&**state.log.store(), org).await?;
+    let e = EventView::from_row(row, &tz, &labels).map_err(|e| ApiError::Internal(e.to_string()))?;
     let proof = verify_inclusion(state, seq, row.leaf_hash).await;
     let body = html! {
         p { a href="/audit-log" { "← Audit Log" } }
@@ -396,6 +408,7 @@ async fn render_event(state: &AppState, auth: &Authorized<ReadAuditLog>, seq: u6
                     (field("Source IP".into(), &e.source.ip.map(|i| i.to_string()).unwrap_or_default()))
                     (field("User agent".into(), e.source.user_agent.as_deref().unwrap_or("")))
                     @for (k, v) in &e.fields { (field(format!("Field: {k}"), v)) }
+                    (field("Source".into(), &e.origin))
                     (field("Recorded by".into(), &e.recorded_by))
                     (field("Sequence number".into(), &e.seq.to_string()))
                     (field("Event id".into(), &e.id))

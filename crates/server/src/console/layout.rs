@@ -3,7 +3,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use logbook_accounts::permission::{ManageSettings, ReadAuditLog, ReadProtectedUsers, ReadUsers};
+use logbook_accounts::permission::{ManageApiTokens, ManageSettings, ReadAuditLog, ReadProtectedUsers, ReadUsers};
 use logbook_accounts::Caller;
 use maud::{html, Markup, DOCTYPE};
 
@@ -14,10 +14,11 @@ pub const SCRIPT: &str = include_str!("console.js");
 
 /// The navigation entries, each shown only to roles that may open it.
 fn nav(caller: &Caller, current: &str) -> Markup {
-    let items: [(&str, &str, bool); 5] = [
+    let items: [(&str, &str, bool); 6] = [
         ("/audit-log", "Audit Log", caller.may::<ReadAuditLog>()),
         ("/users", "Management users", caller.may::<ReadUsers>()),
         ("/protected-users", "Protected users", caller.may::<ReadProtectedUsers>()),
+        ("/api-tokens", "API tokens", caller.may::<ManageApiTokens>()),
         ("/settings", "Settings", caller.may::<ManageSettings>()),
         ("/account", "My account", true),
     ];

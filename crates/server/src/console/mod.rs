@@ -2,6 +2,7 @@
 //! JavaScript; forms post back with the session's CSRF token and redirect after success.
 
 mod account;
+mod api_tokens;
 pub(crate) mod audit_log;
 mod invitations;
 pub mod layout;
@@ -47,6 +48,8 @@ pub fn router() -> Router<AppState> {
         .route("/protected-users/add", post(protected_users::protected_add))
         .route("/protected-users/import", post(protected_users::protected_import))
         .route("/protected-users/{id}/remove", post(protected_users::protected_remove))
+        .route("/api-tokens", get(api_tokens::api_tokens).post(api_tokens::api_tokens_create))
+        .route("/api-tokens/{name}/revoke", post(api_tokens::api_tokens_revoke))
         .route("/settings", get(settings::settings).post(settings::settings_save))
         .route("/account", get(account::account))
         .route("/account/password", post(account::account_password))
@@ -99,6 +102,7 @@ fn notice(n: &Notice) -> Option<Flash> {
         "protected_added" => "Protected user added.",
         "protected_removed" => "Protected user removed.",
         "saved" => "Settings saved.",
+        "token_revoked" => "API token revoked. It stops working at once.",
         "password" => "Password changed.",
         "totp_on" => "TOTP is enrolled. You will be asked for a code at sign-in.",
         "totp_off" => "TOTP removed.",

@@ -7,9 +7,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use logbook_core::{Action, Actor, ActorKind, NewEvent, Outcome, Source, Target};
+use logbook_core::{ActionGrant, Actor, ActorKind, EventAction, NewEvent, Outcome, Source, Target};
 use logbook_log::AppendError;
-use logbook_store::{Mutation, MutationError};
+use logbook_store::{IdempotencyKey, Mutation, MutationError, ServiceActionLabel};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -26,8 +26,14 @@ pub const MAX_BODY: usize = 8 * 1024 * 1024;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventInput {
-    /// Action code, e.g. `login.failed` (see the event catalogue).
+    /// Action code: a service's own `<service>.<noun>.<verb>` (e.g. `billing.invoice.paid`), or
+    /// one of the platform's catalogue (e.g. `login.failed`), which the token must be granted.
     pub action: String,
+    /// The label the console shows for a service's own code, e.g. `Invoice Paid` (1-64
+    /// characters). Required with the first event of a code this log has not seen; the code
+    /// keeps the first label it was registered with, and another label is refused (409).
+    #[serde(default)]
+    pub action_label: Option<String>,
     pub actor: ActorInput,
     #[serde(default)]
     pub target: Option<TargetInput>,
@@ -84,12 +90,54 @@ fn invalid(at: &str, message: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request("invalid_event", format!("{at}{message}"))
 }
 
+/// A request's events, and the service action labels it gives (the first given for each code),
+/// with the index of the first event of each service code.
+#[derive(Debug, Default)]
+pub(crate) struct ParsedBody {
+    pub events: Vec<NewEvent>,
+    pub labels: BTreeMap<String, String>,
+    pub first_use: BTreeMap<String, usize>,
+    /// The body was one object, not an array: messages name no index.
+    pub single: bool,
+}
+
 impl EventInput {
-    fn into_event(self, at: &str, recorded_by: &str) -> Result<NewEvent, ApiError> {
-        let action =
-            Action::from_code(&self.action).map_err(|e| ApiError::bad_request("unknown_action", format!("{at}{e}")))?;
+    /// The event, checked against what the token is granted: the platform's own codes and the
+    /// actor type `system` are refused (403) unless the grant names them; and its checked
+    /// `action_label`.
+    fn into_event(
+        self,
+        at: &str,
+        recorded_by: &str,
+        grant: &ActionGrant,
+    ) -> Result<(NewEvent, Option<String>), ApiError> {
+        let action = EventAction::submitted(&self.action)
+            .map_err(|e| ApiError::bad_request("unknown_action", format!("{at}{e}")))?;
+        if !grant.allows(&action) {
+            let why = match action {
+                EventAction::Platform(_) => {
+                    "it is one of the platform's own actions, which a token records only when granted"
+                }
+                EventAction::Service(_) => "it is not in the token's list of actions",
+            };
+            return Err(ApiError::Forbidden(format!(
+                "{at}this API token may not record action {:?}: {why} (logbook admin create-token --actions)",
+                action.code()
+            )));
+        }
         let kind = ActorKind::from_code(&self.actor.kind)
             .ok_or_else(|| invalid(at, "actor.type must be one of user, anonymous, service, api_token, system"))?;
+        if !grant.allows_actor(kind) {
+            return Err(ApiError::Forbidden(format!(
+                "{at}this API token may not record actor type \"system\": it is the platform's own, which a token names only when granted actor:system"
+            )));
+        }
+        if let Some(label) = &self.action_label {
+            if matches!(action, EventAction::Platform(_)) {
+                return Err(invalid(at, "action_label is only for a service's own action codes"));
+            }
+            logbook_core::check_action_label(label).map_err(|e| invalid(at, e))?;
+        }
         let outcome = match self.outcome.as_deref() {
             None | Some("success") => Outcome::Success,
             Some("failure") => Outcome::Failure,
@@ -117,11 +165,11 @@ impl EventInput {
             recorded_by: recorded_by.to_owned(),
         };
         event.validate().map_err(|e| invalid(at, e))?;
-        Ok(event)
+        Ok((event, self.action_label))
     }
 }
 
-pub(crate) fn parse_body(bytes: &[u8], recorded_by: &str) -> Result<Vec<NewEvent>, ApiError> {
+pub(crate) fn parse_body(bytes: &[u8], recorded_by: &str, grant: &ActionGrant) -> Result<ParsedBody, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
     let (items, single) = match value {
@@ -137,15 +185,23 @@ pub(crate) fn parse_body(bytes: &[u8], recorded_by: &str) -> Result<Vec<NewEvent
     if items.len() > MAX_EVENTS {
         return Err(ApiError::bad_request("too_many_events", format!("at most {MAX_EVENTS} events per request")));
     }
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let at = if single { String::new() } else { format!("events[{i}]: ") };
-            let input: EventInput = serde_json::from_value(v).map_err(|e| invalid(&at, e))?;
-            input.into_event(&at, recorded_by)
-        })
-        .collect()
+    let mut parsed = ParsedBody { events: Vec::with_capacity(items.len()), single, ..ParsedBody::default() };
+    for (i, v) in items.into_iter().enumerate() {
+        let at = if single { String::new() } else { format!("events[{i}]: ") };
+        let input: EventInput = serde_json::from_value(v).map_err(|e| invalid(&at, e))?;
+        let (event, label) = input.into_event(&at, recorded_by, grant)?;
+        if let EventAction::Service(code) = &event.action {
+            parsed.first_use.entry(code.code().to_owned()).or_insert(i);
+            if let Some(label) = label {
+                let first = parsed.labels.entry(code.code().to_owned()).or_insert_with(|| label.clone());
+                if *first != label {
+                    return Err(invalid(&at, format!("action_label differs from the one given earlier for {code:?}")));
+                }
+            }
+        }
+        parsed.events.push(event);
+    }
+    Ok(parsed)
 }
 
 pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -158,7 +214,11 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
 
 /// Records one event, or an array of up to 1,000, durably: the answer comes after the commit.
 /// With an `Idempotency-Key`, a retried request answers the first result instead of appending
-/// again.
+/// again. All or nothing: one refused event refuses the request.
+///
+/// A token records its service's own codes (`<service>.<noun>.<verb>`, the first event of a
+/// new code carrying its `action_label`); the platform's own codes and the actor type `system`
+/// only when its grant names them (`logbook admin create-token --actions`), else 403.
 #[utoipa::path(post, path = "/api/v1/events", tag = "ingestion",
     request_body(content = Vec<EventInput>, description = "one event object, or an array of up to 1,000"),
     params(("Idempotency-Key" = Option<String>, Header, description = "makes a retry safe")),
@@ -167,6 +227,8 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
         (status = 201, body = IngestResponse, description = "committed"),
         (status = 400, body = crate::error::ErrorBody, description = "invalid input; nothing appended"),
         (status = 401, body = crate::error::ErrorBody, description = "missing, unknown or revoked token"),
+        (status = 403, body = crate::error::ErrorBody, description = "the token may not record an event's action or actor type (the message names it); nothing appended"),
+        (status = 409, body = crate::error::ErrorBody, description = "an action_label differs from the label its code is registered with; nothing appended"),
         (status = 413, body = crate::error::ErrorBody),
         (status = 422, body = crate::error::ErrorBody, description = "idempotency key reused for another request"),
         (status = 503, body = crate::error::ErrorBody, description = "not stored; retry")))]
@@ -189,9 +251,15 @@ pub async fn ingest(
             return Ok(r);
         }
     }
-    let events = parse_body(&bytes, &format!("api-token:{}", token.name))?;
-    let mutation = key.clone().map(|key| Mutation::RememberIdempotencyKey { token: token.id, key, request_hash });
-    match state.log.append(&org, events, mutation).await {
+    let recorded_by = format!("{}{}", logbook_core::API_TOKEN_RECORDER, token.name);
+    let parsed = parse_body(&bytes, &recorded_by, &token.grant)?;
+    let labels = new_labels(&state, &org, &parsed).await?;
+    let mutation = (!labels.is_empty() || key.is_some()).then(|| Mutation::Ingest {
+        token: token.id,
+        labels,
+        idempotency: key.clone().map(|key| IdempotencyKey { key, request_hash }),
+    });
+    match state.log.append(&org, parsed.events, mutation).await {
         Ok(a) => Ok((StatusCode::CREATED, Json(IngestResponse { seqs: a.seqs().collect() })).into_response()),
         // A concurrent request with the same key won the race: answer what it stored.
         Err(AppendError::Rejected(MutationError::IdempotencyKeyTaken)) => {
@@ -200,8 +268,44 @@ pub async fn ingest(
                 .await?
                 .ok_or_else(|| ApiError::Internal("idempotency key taken but not found".into()))
         }
+        Err(AppendError::Rejected(MutationError::ActionLabelConflict(code))) => Err(label_conflict(&code)),
         Err(e) => Err(e.into()),
     }
+}
+
+fn label_conflict(code: &str) -> ApiError {
+    ApiError::Conflict(format!("action {code:?} is registered with another label; send its registered label or none"))
+}
+
+/// The labels this request registers: those of its service codes the log does not know yet.
+/// Refuses a new code without a label (400) and a label that differs from the registered one
+/// (409). The commit checks the second again, in its transaction, against a concurrent first.
+async fn new_labels(
+    state: &AppState,
+    org: &logbook_store::Org,
+    parsed: &ParsedBody,
+) -> Result<Vec<ServiceActionLabel>, ApiError> {
+    if parsed.first_use.is_empty() {
+        return Ok(Vec::new());
+    }
+    let registered: BTreeMap<String, String> =
+        state.log.store().service_actions(org.id).await?.into_iter().map(|a| (a.code, a.label)).collect();
+    let mut new = Vec::new();
+    for (code, &index) in &parsed.first_use {
+        match (registered.get(code), parsed.labels.get(code)) {
+            (Some(have), Some(given)) if have != given => return Err(label_conflict(code)),
+            (Some(_), _) => {}
+            (None, Some(label)) => new.push(ServiceActionLabel { code: code.clone(), label: label.clone() }),
+            (None, None) => {
+                let at = if parsed.single { String::new() } else { format!("events[{index}]: ") };
+                return Err(ApiError::bad_request(
+                    "action_label_required",
+                    format!("{at}action {code:?} is new to this log: give its action_label (e.g. \"Invoice Paid\") with its first event"),
+                ));
+            }
+        }
+    }
+    Ok(new)
 }
 
 async fn replay(

@@ -12,8 +12,8 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use jiff::tz::TimeZone;
-use logbook_core::{Action, Actor, Source, Timestamp};
-use logbook_log::export::{parse_from, parse_to, seq_range, EventView, ExportEncoder, ExportFormat};
+use logbook_core::{Actor, EventAction, Source, Timestamp};
+use logbook_log::export::{parse_from, parse_to, seq_range, ActionLabels, EventView, ExportEncoder, ExportFormat};
 use logbook_store::{EventFilter, Org};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -226,7 +226,9 @@ impl QueryParams {
                 }
                 "action" => {
                     for code in v.split(',').map(str::trim).filter(|c| !c.is_empty()) {
-                        let a = Action::from_code(code).map_err(|e| bad("unknown_action", e.to_string()))?;
+                        // The platform's codes and any well-formed service code (one the log does
+                        // not hold simply matches nothing).
+                        let a = EventAction::from_code(code).map_err(|e| bad("unknown_action", e.to_string()))?;
                         if !f.actions.iter().any(|x| x == a.code()) {
                             f.actions.push(a.code().to_owned());
                         }
@@ -325,7 +327,8 @@ pub struct EventList {
     /// Newest first. Each event: `seq`, `id`, `time` (RFC 3339, UTC), `time_local` (RFC 3339
     /// with the platform zone's offset), `user`, `actor` {type, id, email}, `action`,
     /// `action_label`, `target` {type, id, display} (when there is one), `details`, `fields`,
-    /// `outcome`, `source` {ip, user_agent}, `recorded_by`, `leaf_hash` (hex).
+    /// `outcome`, `source` {ip, user_agent}, `recorded_by`, `origin` (the name of the API token
+    /// that recorded it, or `platform`), `leaf_hash` (hex).
     pub events: Vec<EventView>,
     /// Pass as `cursor` (with the same filters) for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
@@ -364,10 +367,11 @@ pub(crate) async fn list_events(state: &AppState, org: &Org, query: ListQuery) -
     let limit = query.paging.limit.unwrap_or(DEFAULT_LIMIT);
     let filter = query.filters.filter(state, org).await?;
     let page = state.log.store().query_events(org.id, &filter, before, limit).await?;
+    let labels = ActionLabels::load(&**state.log.store(), org).await?;
     let events = page
         .rows
         .iter()
-        .map(|r| EventView::from_row(r, &tz).map_err(|e| ApiError::Internal(e.to_string())))
+        .map(|r| EventView::from_row(r, &tz, &labels).map_err(|e| ApiError::Internal(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     let next_cursor = page.next_before.map(|b| state.cursor_key.encode(b, &digest));
     Ok(EventList { events, next_cursor, time_zone: zone_name(&tz) })
@@ -426,7 +430,8 @@ async fn export_events(state: &AppState, org: &Org, query: ExportQuery, who: Exp
     // Recorded before any byte leaves: an export cut short is still on record.
     state.log.append(org, vec![event], None).await?;
 
-    let mut enc = ExportEncoder::new(format, tz).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let labels = ActionLabels::load(&**state.log.store(), org).await?;
+    let mut enc = ExportEncoder::new(format, tz, labels).map_err(|e| ApiError::Internal(e.to_string()))?;
     let first = enc.take().map_err(|e| ApiError::Internal(e.to_string()))?;
     // Two chunks in flight at most: a slow client slows the reads, memory stays flat.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);

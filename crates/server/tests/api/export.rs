@@ -59,6 +59,7 @@ async fn csv_export_round_trips_hostile_values_and_is_audited(app: ApiApp) {
     let mut enc = logbook_log::export::ExportEncoder::new(
         logbook_log::export::ExportFormat::Csv,
         jiff::tz::TimeZone::get("Europe/Berlin").unwrap(),
+        logbook_log::export::ActionLabels::default(),
     )
     .unwrap();
     let mut expected = enc.take().unwrap();

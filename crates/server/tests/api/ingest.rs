@@ -145,8 +145,11 @@ async fn futures_join(app: &ApiApp, body: &[u8], key: &str) -> Vec<(u16, Value)>
 
 async fn two_organizations_never_mix(app: ApiApp) {
     let acme = app.log.org(&OrgSlug::parse("acme").unwrap()).await.unwrap();
-    let (_, acme_token) =
-        app.log.create_api_token(&acme, "svc", Actor::system(), Source::default(), "test").await.unwrap();
+    let (_, acme_token) = app
+        .log
+        .create_api_token(&acme, "svc", "login.*".parse().unwrap(), Actor::system(), Source::default(), "test")
+        .await
+        .unwrap();
     for _ in 0..3 {
         app.post_events(&login_failed("default-user")).await;
     }

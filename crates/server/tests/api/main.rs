@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod api_tokens;
 mod console;
 mod export;
 mod ingest;

@@ -75,12 +75,13 @@ async fn every_route_checks_the_current_role(app: TestApp) {
     assert_eq!(import(&analyst).await.unwrap().status(), 200);
 
     // Console pages: anonymous is sent to sign in, a missing permission is 403.
-    let pages: [(&str, [bool; 3]); 6] = [
+    let pages: [(&str, [bool; 3]); 7] = [
         ("/audit-log", [true, true, true]),
         ("/audit-log/events/0", [true, true, true]),
         ("/users", [true, false, true]),
         ("/protected-users", [true, true, true]),
         ("/settings", [false, false, true]),
+        ("/api-tokens", [false, false, true]),
         ("/account", [true, true, true]),
     ];
     for (path, allowed) in pages {
@@ -95,7 +96,7 @@ async fn every_route_checks_the_current_role(app: TestApp) {
 
     // Console forms: anonymous is sent to sign in, a missing permission is 403, and the others
     // reach the handler (which answers a page or a redirect).
-    let forms: [(&str, &str, [bool; 3]); 12] = [
+    let forms: [(&str, &str, [bool; 3]); 14] = [
         ("/users/invite", "email=bad&role=auditor", [false, false, true]),
         ("/users/add", "email=bad&role=auditor&password=x", [false, false, true]),
         ("/users/1/role", "role=auditor", [false, false, true]),
@@ -112,6 +113,8 @@ async fn every_route_checks_the_current_role(app: TestApp) {
         ("/account/password", "current_password=x&new_password=y", [true, true, true]),
         ("/account/sessions/not-a-session/end", "", [true, true, true]),
         ("/account/sessions/end-others", "", [true, true, true]),
+        ("/api-tokens", "name=bad%20name&actions=*", [false, false, true]),
+        ("/api-tokens/nobody/revoke", "", [false, false, true]),
     ];
     for (path, body, allowed) in forms {
         let post = |s: Option<&Session>| {

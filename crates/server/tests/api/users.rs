@@ -92,7 +92,7 @@ async fn every_seed_action_is_recorded_with_who_what_and_details(app: TestApp) {
     let events = app.events().await;
     let check = |action: &str, label: &str, user: &str, target: Option<&str>, details: &str| {
         let e = find(&events, start, action);
-        assert_eq!(e.body.action.label(), label, "{action}");
+        assert_eq!(e.body.action.platform_label().unwrap(), label, "{action}");
         assert_eq!(e.user(), user, "{action}: user");
         assert_eq!(e.body.target.as_ref().map(|t| t.display.as_str()), target, "{action}: target");
         assert!(e.body.details.contains(details), "{action}: {:?} should contain {details:?}", e.body.details);
