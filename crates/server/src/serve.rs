@@ -58,8 +58,16 @@ struct Counted {
 }
 
 impl PerAddress {
-    /// Counts a connection from `ip`, unless `max` are open already.
+    /// Counts a connection from `ip`, unless `max` are open already. An IPv6 address counts by
+    /// its /64, as the sign-in throttle counts it: one host usually holds a whole /64.
     fn admit(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Counted> {
+        let ip = match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+            },
+            v4 => v4,
+        };
         let mut open = self.0.lock();
         let n = open.entry(ip).or_insert(0);
         if *n >= max {
@@ -160,4 +168,24 @@ pub async fn serve(
 fn is_connection_error(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_counted_ipv6_by_its_64() {
+        let table = Arc::new(PerAddress::default());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let a = table.admit(ip("2001:db8:1:2::1"), 2).unwrap();
+        let b = table.admit(ip("2001:db8:1:2:ffff::9"), 2).unwrap();
+        assert!(table.admit(ip("2001:db8:1:2::77"), 2).is_none(), "the same /64");
+        assert!(table.admit(ip("2001:db8:1:3::1"), 2).is_some(), "another /64");
+        let c = table.admit(ip("192.0.2.1"), 1).unwrap();
+        assert!(table.admit(ip("::ffff:192.0.2.1"), 1).is_none(), "an IPv4 address written as IPv6 is that address");
+        drop((a, c));
+        assert!(table.admit(ip("2001:db8:1:2::77"), 2).is_some());
+        drop(b);
+    }
 }
