@@ -43,7 +43,7 @@ use serde::Serialize;
 
 pub use account::TotpEnrolment;
 pub use invitations::InvitationCreated;
-pub use mail::SmtpConfig;
+pub use mail::{SmtpConfig, SmtpTls};
 pub use permission::{Authorized, Caller, Forbidden, Permission};
 pub use protected_users::{ImportReport, ImportRowError};
 pub use session::{SessionView, SignIn, SignedIn, PENDING_SIGN_IN_ATTEMPTS};
@@ -205,7 +205,8 @@ impl Accounts {
     /// signing key's secret is).
     pub fn new(log: Arc<LogService>, org: Org, config: AccountsConfig, mac_secret: &str) -> Result<Self, AccountError> {
         let hasher = password::Hasher::new(&**log.random(), config.hash_permits, config.hash_queue)?;
-        let mailer = config.smtp.clone().map(mail::Mailer::new);
+        let mailer =
+            config.smtp.clone().map(mail::Mailer::new).transpose().map_err(|e| AccountError::Invalid(e.to_string()))?;
         Ok(Self {
             log,
             org,

@@ -60,7 +60,7 @@ async fn fixture(backend: Backend, throttle: SignInThrottle) -> Option<Fx> {
 }
 
 fn from(ip: &str) -> Source {
-    Source { ip: Some(ip.parse().unwrap()), user_agent: Some("test".into()) }
+    Source { via: None, ip: Some(ip.parse().unwrap()), user_agent: Some("test".into()) }
 }
 
 impl Fx {

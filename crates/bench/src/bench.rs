@@ -80,6 +80,7 @@ pub(crate) fn sample_event(i: u64) -> NewEvent {
         fields: [("method".to_string(), "password".to_string())].into(),
         outcome,
         source: Source {
+            via: None,
             ip: Some([198, 51, (i % 200) as u8, (i % 250) as u8].into()),
             user_agent: Some(
                 "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0".into(),

@@ -116,8 +116,8 @@ pub struct ServerArgs {
     /// address also marks the session cookie Secure. [default: http://<listen>]
     #[arg(long)]
     pub public_url: Option<String>,
-    /// SMTP relay for invitation emails (plain SMTP, e.g. the local MTA). Without it,
-    /// invitation links are shown to the inviting admin only.
+    /// SMTP relay for invitation emails (STARTTLS unless --smtp-tls says otherwise). Without
+    /// it, invitation links are shown to the inviting admin only.
     #[arg(long)]
     pub smtp_host: Option<String>,
     /// [default: 25]
@@ -143,6 +143,33 @@ pub struct ServerArgs {
     /// off. [default: 300]
     #[arg(long, value_name = "SECONDS")]
     pub self_check_interval: Option<u64>,
+    /// How the connection to the SMTP relay is encrypted: starttls (required, not
+    /// opportunistic), tls (SMTPS, port 465) or none (a local relay; never with credentials).
+    /// [default: starttls]
+    #[arg(long)]
+    pub smtp_tls: Option<logbook_accounts::SmtpTls>,
+    /// Reverse proxies (comma-separated CIDR blocks or addresses) whose X-Forwarded-For (or
+    /// Forwarded, see --forwarded-header) names the client. Events then record the client's
+    /// address and the proxy's; the headers of any other peer are ignored. [default: none]
+    #[arg(long, value_name = "CIDR,...")]
+    pub trusted_proxies: Option<logbook_server::client_addr::TrustedProxies>,
+    /// The header the trusted proxies write: x-forwarded-for or forwarded (RFC 7239).
+    /// [default: x-forwarded-for]
+    #[arg(long)]
+    pub forwarded_header: Option<logbook_server::client_addr::ForwardedHeader>,
+    /// Connections one address may hold open at once (trusted proxies are not limited); 0
+    /// turns the limit off. [default: 64]
+    #[arg(long)]
+    pub max_connections_per_address: Option<usize>,
+    /// Exports streaming at once; beyond it, 429. [default: 4]
+    #[arg(long)]
+    pub export_max_concurrent: Option<usize>,
+    /// Exports one user may run at once. [default: 1]
+    #[arg(long)]
+    pub export_max_per_user: Option<usize>,
+    /// A list or search of the audit log is stopped after this many seconds (503). [default: 30]
+    #[arg(long, value_name = "SECONDS")]
+    pub query_timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]

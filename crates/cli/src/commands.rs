@@ -45,6 +45,13 @@ pub fn flags(cli: &Cli) -> Flags {
         f.sign_in_max_failures = s.sign_in_max_failures;
         f.sign_in_window_minutes = s.sign_in_window_minutes;
         f.self_check_interval = s.self_check_interval;
+        f.smtp_tls = s.smtp_tls;
+        f.trusted_proxies = s.trusted_proxies.clone();
+        f.forwarded_header = s.forwarded_header;
+        f.max_connections_per_address = s.max_connections_per_address;
+        f.export_max_concurrent = s.export_max_concurrent;
+        f.export_max_per_user = s.export_max_per_user;
+        f.query_timeout = s.query_timeout;
     }
     if let Some(k) = key {
         f.public_key = k.public_key.clone();

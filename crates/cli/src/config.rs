@@ -10,7 +10,9 @@ use std::time::Duration;
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
+use logbook_accounts::SmtpTls;
 use logbook_integrity::keys::SigningKeyFile;
+use logbook_server::client_addr::{ForwardedHeader, TrustedProxies};
 use serde::{Deserialize, Serialize};
 
 /// The effective configuration. Field names are the TOML keys; each `LOGBOOK_<KEY>` variable and
@@ -31,10 +33,18 @@ pub struct Config {
     pub smtp_from: Option<String>,
     pub smtp_username: Option<String>,
     pub smtp_password: Option<Secret>,
+    pub smtp_tls: SmtpTls,
     pub sign_in_max_failures: u32,
     pub sign_in_window_minutes: u64,
     /// Seconds; 0 turns the self-check off.
     pub self_check_interval: u64,
+    pub trusted_proxies: TrustedProxies,
+    pub forwarded_header: ForwardedHeader,
+    pub max_connections_per_address: usize,
+    pub export_max_concurrent: usize,
+    pub export_max_per_user: usize,
+    /// Seconds.
+    pub query_timeout: u64,
     /// The tracing filter; unset, `info` for `serve` and `warn` for every other command.
     pub log: Option<String>,
 }
@@ -68,9 +78,16 @@ pub const SETTINGS: &[Setting] = &[
     s("smtp_from", true, false),
     s("smtp_username", true, false),
     s("smtp_password", false, true),
+    s("smtp_tls", true, false),
     s("sign_in_max_failures", true, false),
     s("sign_in_window_minutes", true, false),
     s("self_check_interval", true, false),
+    s("trusted_proxies", true, false),
+    s("forwarded_header", true, false),
+    s("max_connections_per_address", true, false),
+    s("export_max_concurrent", true, false),
+    s("export_max_per_user", true, false),
+    s("query_timeout", true, false),
     s("log", false, false),
 ];
 
@@ -101,9 +118,16 @@ impl Default for Config {
             smtp_from: None,
             smtp_username: None,
             smtp_password: None,
+            smtp_tls: SmtpTls::default(),
             sign_in_max_failures: server.sign_in_throttle.max_failures,
             sign_in_window_minutes: server.sign_in_throttle.minutes(),
             self_check_interval: server.self_check_interval.as_secs(),
+            trusted_proxies: server.trusted_proxies,
+            forwarded_header: server.forwarded_header,
+            max_connections_per_address: server.max_connections_per_address,
+            export_max_concurrent: server.export_max_concurrent,
+            export_max_per_user: server.export_max_per_user,
+            query_timeout: server.query_timeout.as_secs(),
             log: None,
         }
     }
@@ -137,11 +161,25 @@ pub struct Flags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp_username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_tls: Option<SmtpTls>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sign_in_max_failures: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sign_in_window_minutes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub self_check_interval: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<TrustedProxies>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_header: Option<ForwardedHeader>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_address: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export_max_concurrent: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export_max_per_user: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_timeout: Option<u64>,
 }
 
 /// A provider with the metadata we want `logbook config` to show.
@@ -228,6 +266,16 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         let m = self.sign_in_window_minutes;
         anyhow::ensure!((1..=1440).contains(&m), "sign_in_window_minutes must be 1 to 1440, not {m}");
+        anyhow::ensure!(
+            self.export_max_concurrent >= 1 && self.export_max_per_user >= 1,
+            "export_max_concurrent and export_max_per_user must be at least 1"
+        );
+        anyhow::ensure!(self.query_timeout >= 1, "query_timeout must be at least 1 second");
+        if let Some(smtp) = self.server_settings().smtp {
+            // Credentials over an unencrypted connection are refused here, at load, rather
+            // than at the first invitation.
+            smtp.check().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        }
         Ok(())
     }
 
@@ -264,9 +312,16 @@ impl Config {
             username: self.smtp_username.clone(),
             password: self.smtp_password.as_ref().map(|p| p.0.clone()),
             host: host.clone(),
+            tls: self.smtp_tls,
         });
         s.sign_in_throttle.max_failures = self.sign_in_max_failures;
         s.sign_in_throttle.window = Duration::from_secs(self.sign_in_window_minutes * 60);
+        s.trusted_proxies = self.trusted_proxies.clone();
+        s.forwarded_header = self.forwarded_header;
+        s.max_connections_per_address = self.max_connections_per_address;
+        s.export_max_concurrent = self.export_max_concurrent;
+        s.export_max_per_user = self.export_max_per_user;
+        s.query_timeout = Duration::from_secs(self.query_timeout);
         s
     }
 
@@ -288,9 +343,23 @@ impl Config {
             "smtp_from" => self.smtp_from.as_deref().map(q),
             "smtp_username" => self.smtp_username.as_deref().map(q),
             "smtp_password" => self.smtp_password.as_ref().map(|_| q("<redacted>")),
+            "smtp_tls" => Some(q(match self.smtp_tls {
+                SmtpTls::Starttls => "starttls",
+                SmtpTls::Tls => "tls",
+                SmtpTls::None => "none",
+            })),
             "sign_in_max_failures" => Some(self.sign_in_max_failures.to_string()),
             "sign_in_window_minutes" => Some(self.sign_in_window_minutes.to_string()),
             "self_check_interval" => Some(self.self_check_interval.to_string()),
+            "trusted_proxies" => Some(q(&self.trusted_proxies.to_string())),
+            "forwarded_header" => Some(q(match self.forwarded_header {
+                ForwardedHeader::XForwardedFor => "x-forwarded-for",
+                ForwardedHeader::Forwarded => "forwarded",
+            })),
+            "max_connections_per_address" => Some(self.max_connections_per_address.to_string()),
+            "export_max_concurrent" => Some(self.export_max_concurrent.to_string()),
+            "export_max_per_user" => Some(self.export_max_per_user.to_string()),
+            "query_timeout" => Some(self.query_timeout.to_string()),
             "log" => self.log.as_deref().map(q),
             _ => None,
         }

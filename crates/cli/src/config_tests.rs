@@ -152,3 +152,71 @@ fn database_urls_never_show_their_password_in_debug() {
     let plain: DatabaseUrl = "postgres://app@db/logbook".parse().unwrap();
     assert_eq!(plain.redacted(), "postgres://app@db/logbook");
 }
+
+#[test]
+fn transport_settings_from_flag_env_and_file() {
+    Jail::expect_with(|jail| {
+        let (c, _) = load(None, &Flags::default())?;
+        let s = c.server_settings();
+        assert!(s.trusted_proxies.is_empty(), "no proxy is trusted unless configured");
+        assert_eq!((s.max_connections_per_address, s.export_max_concurrent, s.export_max_per_user), (64, 4, 1));
+        assert_eq!(s.query_timeout, Duration::from_secs(30));
+        assert_eq!(c.smtp_tls, SmtpTls::Starttls);
+
+        jail.create_file(
+            "logbook.toml",
+            r#"
+            trusted_proxies = ["10.0.0.0/8", "192.0.2.7"]
+            forwarded_header = "forwarded"
+            query_timeout = 5
+            "#,
+        )?;
+        jail.set_env("LOGBOOK_MAX_CONNECTIONS_PER_ADDRESS", "8");
+        jail.set_env("LOGBOOK_EXPORT_MAX_CONCURRENT", "3");
+        let (c, f) = load(Some("logbook.toml"), &Flags::default())?;
+        let s = c.server_settings();
+        assert_eq!(s.trusted_proxies.to_string(), "10.0.0.0/8,192.0.2.7/32");
+        assert_eq!(s.forwarded_header, ForwardedHeader::Forwarded);
+        assert_eq!((s.max_connections_per_address, s.export_max_concurrent), (8, 3));
+        assert_eq!(s.query_timeout, Duration::from_secs(5));
+        assert!(c.render(&f).contains("trusted_proxies = \"10.0.0.0/8,192.0.2.7/32\"  # file logbook.toml"));
+
+        jail.set_env("LOGBOOK_TRUSTED_PROXIES", "172.16.0.0/12, 2001:db8::/32");
+        let flags = Flags { export_max_per_user: Some(2), ..Flags::default() };
+        let (c, f) = load(Some("logbook.toml"), &flags)?;
+        assert_eq!(c.trusted_proxies.to_string(), "172.16.0.0/12,2001:db8::/32");
+        assert_eq!(c.export_max_per_user, 2);
+        assert_eq!(source_of(&f, "trusted_proxies"), "environment variable LOGBOOK_TRUSTED_PROXIES");
+
+        jail.set_env("LOGBOOK_TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal");
+        let e = load(None, &Flags::default()).unwrap_err();
+        assert!(e.contains("\"proxy.internal\" is not an IP address or a CIDR block"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn smtp_credentials_are_refused_without_tls() {
+    Jail::expect_with(|jail| {
+        jail.set_env("LOGBOOK_SMTP_HOST", "mail.example.com");
+        jail.set_env("LOGBOOK_SMTP_USERNAME", "logbook");
+        jail.set_env("LOGBOOK_SMTP_PASSWORD", "relay-secret-7");
+        let (c, _) = load(None, &Flags::default())?;
+        assert_eq!(c.server_settings().smtp.unwrap().tls, SmtpTls::Starttls, "STARTTLS by default");
+
+        jail.set_env("LOGBOOK_SMTP_TLS", "none");
+        let e = load(None, &Flags::default()).unwrap_err();
+        assert!(e.contains("need an encrypted connection"), "{e}");
+        assert!(!e.contains("relay-secret-7"), "{e}");
+
+        // A plain local relay without credentials is allowed, when asked for.
+        jail.set_env("LOGBOOK_SMTP_USERNAME", "");
+        jail.set_env("LOGBOOK_SMTP_PASSWORD", "");
+        let (c, _) = load(None, &Flags::default())?;
+        assert_eq!(c.server_settings().smtp.unwrap().tls, SmtpTls::None);
+
+        jail.set_env("LOGBOOK_SMTP_TLS", "sometimes");
+        assert!(load(None, &Flags::default()).is_err());
+        Ok(())
+    });
+}

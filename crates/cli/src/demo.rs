@@ -57,6 +57,7 @@ impl Scenario {
 
     fn source(&mut self, user: usize) -> Source {
         Source {
+            via: None,
             ip: Some([198, 51, 100, (user % 250) as u8 + 1].into()),
             user_agent: Some(AGENTS[user % AGENTS.len()].to_owned()),
         }
@@ -128,7 +129,7 @@ impl Scenario {
                             details: "Invalid password".into(),
                             fields: [("reason".to_string(), "invalid_password".to_string())].into(),
                             outcome: Outcome::Failure,
-                            source: Source { ip: Some(ip), user_agent: Some("python-requests/2.31".into()) },
+                            source: Source { via: None, ip: Some(ip), user_agent: Some("python-requests/2.31".into()) },
                             recorded_by: "console".into(),
                         });
                     }

@@ -94,7 +94,7 @@ async fn hostile_values_survive_a_round_trip_and_cannot_become_formulas() {
             details: (*details).into(),
             fields: Default::default(),
             outcome: Outcome::Success,
-            source: Source { ip: Some([192, 0, 2, 9].into()), user_agent: Some("-ua, \"quoted\"".into()) },
+            source: Source { via: None, ip: Some([192, 0, 2, 9].into()), user_agent: Some("-ua, \"quoted\"".into()) },
             recorded_by: "test".into(),
         })
         .collect();

@@ -93,6 +93,11 @@ pub struct Source {
     pub ip: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// The proxy the request reached Logbook through, when `ip` is the client's address as a
+    /// trusted proxy reported it (`trusted_proxies`); absent for a direct connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub via: Option<IpAddr>,
 }
 
 /// An event as submitted for appending: everything but the fields the log assigns
@@ -365,7 +370,11 @@ pub(crate) mod tests {
             details: "Role changed from Auditor to Admin".into(),
             fields: [("old_role".to_string(), "auditor".to_string()), ("new_role".into(), "admin".into())].into(),
             outcome: Outcome::Success,
-            source: Source { ip: Some("203.0.113.7".parse().unwrap()), user_agent: Some("Mozilla/5.0".into()) },
+            source: Source {
+                via: None,
+                ip: Some("203.0.113.7".parse().unwrap()),
+                user_agent: Some("Mozilla/5.0".into()),
+            },
             recorded_by: "console".into(),
         }
     }
@@ -377,7 +386,7 @@ pub(crate) mod tests {
             Actor { kind: ActorKind::User, id: "u-1".into(), email: Some("ada@example.com".into()) },
             "console",
         )
-        .source(Source { ip: Some("203.0.113.7".parse().unwrap()), user_agent: Some("Mozilla/5.0".into()) })
+        .source(Source { via: None, ip: Some("203.0.113.7".parse().unwrap()), user_agent: Some("Mozilla/5.0".into()) })
         .target("management_user", "u-2", "bob@example.com")
         .details("Role changed from Auditor to Admin")
         .field("old_role", "auditor")

@@ -16,6 +16,11 @@
 //! str recorded_by
 //! ```
 //!
+//! Version 2 is version 1 followed by `str via` (canonical text form): the trusted proxy the
+//! request came through, when the source IP is the address that proxy reported. An event without
+//! one is encoded as version 1, so every event stored before version 2 existed keeps its bytes,
+//! and a version 2 leaf always names a proxy.
+//!
 //! Decoding is strict: one byte sequence per event, so `encode(decode(b)) == b` for every `b`
 //! that decodes. An auditor can re-implement this in a few dozen lines of any language.
 
@@ -23,7 +28,10 @@ use std::collections::BTreeMap;
 
 use crate::{Actor, ActorKind, Event, EventAction, EventId, NewEvent, OrgSlug, Outcome, Source, Target, Timestamp};
 
+/// The version of an event without a proxy address (`Source::via`).
 pub const VERSION: u8 = 1;
+/// The version of an event with one.
+pub const VERSION_VIA: u8 = 2;
 
 /// Appends the canonical encoding of `e` to `out`.
 pub fn encode_into(e: &Event, out: &mut Vec<u8>) {
@@ -33,7 +41,7 @@ pub fn encode_into(e: &Event, out: &mut Vec<u8>) {
 /// Appends the canonical encoding of the event made of these parts to `out`, without building
 /// an [`Event`] (the append path encodes submissions in place).
 pub fn encode_parts(org: &OrgSlug, seq: u64, id: EventId, time: Timestamp, b: &NewEvent, out: &mut Vec<u8>) {
-    out.push(VERSION);
+    out.push(if b.source.via.is_some() { VERSION_VIA } else { VERSION });
     put_str(out, org.as_str());
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(id.0.as_bytes());
@@ -64,6 +72,9 @@ pub fn encode_parts(org: &OrgSlug, seq: u64, id: EventId, time: Timestamp, b: &N
     put_opt_str(out, b.source.ip.map(|ip| ip.to_string()).as_deref());
     put_opt_str(out, b.source.user_agent.as_deref());
     put_str(out, &b.recorded_by);
+    if let Some(via) = b.source.via {
+        put_str(out, &via.to_string());
+    }
 }
 
 pub fn encode(e: &Event) -> Vec<u8> {
@@ -169,7 +180,8 @@ impl<'a> Reader<'a> {
 /// Decodes a leaf strictly into an owned event.
 pub fn decode(buf: &[u8]) -> Result<Event, LeafError> {
     let mut r = Reader { buf, pos: 0 };
-    if r.u8()? != VERSION {
+    let version = r.u8()?;
+    if version != VERSION && version != VERSION_VIA {
         return Err(LeafError { offset: 0, what: "unknown version" });
     }
     let org_at = r.pos;
@@ -206,18 +218,15 @@ pub fn decode(buf: &[u8]) -> Result<Event, LeafError> {
         _ => return Err(LeafError { offset: r.pos - 1, what: "bad outcome" }),
     };
     let at = r.pos;
-    let ip = match r.opt_str()? {
-        None => None,
-        Some(s) => {
-            let ip: std::net::IpAddr = s.parse().map_err(|_| LeafError { offset: at, what: "bad ip" })?;
-            if ip.to_string() != s {
-                return Err(LeafError { offset: at, what: "ip not in canonical form" });
-            }
-            Some(ip)
-        }
-    };
+    let ip = r.opt_str()?.map(|s| canonical_ip(s, at)).transpose()?;
     let user_agent = r.opt_str()?.map(str::to_owned);
     let recorded_by = r.str()?.to_owned();
+    let via = if version == VERSION_VIA {
+        let at = r.pos;
+        Some(canonical_ip(r.str()?, at)?)
+    } else {
+        None
+    };
     if r.pos != buf.len() {
         return Err(r.err("trailing bytes"));
     }
@@ -233,17 +242,26 @@ pub fn decode(buf: &[u8]) -> Result<Event, LeafError> {
             details,
             fields,
             outcome,
-            source: Source { ip, user_agent },
+            source: Source { ip, user_agent, via },
             recorded_by,
         },
     })
+}
+
+fn canonical_ip(s: &str, at: usize) -> Result<std::net::IpAddr, LeafError> {
+    let ip: std::net::IpAddr = s.parse().map_err(|_| LeafError { offset: at, what: "bad ip" })?;
+    if ip.to_string() != s {
+        return Err(LeafError { offset: at, what: "ip not in canonical form" });
+    }
+    Ok(ip)
 }
 
 /// Reads only the indexed columns from a leaf, without allocating. It does not check the rest of
 /// the leaf; [`decode`] does.
 pub fn keys(buf: &[u8]) -> Result<LeafKeys<'_>, LeafError> {
     let mut r = Reader { buf, pos: 0 };
-    if r.u8()? != VERSION {
+    let version = r.u8()?;
+    if version != VERSION && version != VERSION_VIA {
         return Err(LeafError { offset: 0, what: "unknown version" });
     }
     let org = r.str()?;
@@ -353,7 +371,31 @@ mod tests {
         };
         assert_eq!(decode(&swapped).unwrap_err().what, "field keys not strictly increasing");
         let mut bad_version = b.clone();
-        bad_version[0] = 2;
+        bad_version[0] = 3;
         assert_eq!(decode(&bad_version).unwrap_err().what, "unknown version");
+        // Version 2 without its proxy address is a truncated leaf, not a second encoding.
+        let mut no_via = b.clone();
+        no_via[0] = VERSION_VIA;
+        assert!(decode(&no_via).is_err());
+    }
+
+    #[test]
+    fn a_proxy_address_is_version_2_and_round_trips() {
+        let mut e = event();
+        let v1 = encode(&e);
+        e.body.source.via = Some("10.0.0.5".parse().unwrap());
+        let v2 = encode(&e);
+        assert_eq!(v2[0], VERSION_VIA);
+        // Version 1 followed by the proxy's address: nothing before it moves.
+        assert_eq!(&v2[1..v1.len()], &v1[1..]);
+        assert_eq!(hex::encode(&v2[v1.len()..]), "0000000831302e302e302e35");
+        assert_eq!(decode(&v2).unwrap(), e);
+        assert_eq!(keys(&v2).unwrap().seq, 42);
+        for n in 0..v2.len() {
+            assert!(decode(&v2[..n]).is_err(), "prefix of {n} bytes decoded");
+        }
+        let mut odd = e.clone();
+        odd.body.source.via = Some("::ffff:10.0.0.5".parse().unwrap());
+        assert_eq!(decode(&encode(&odd)).unwrap(), odd);
     }
 }

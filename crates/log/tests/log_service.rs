@@ -28,7 +28,7 @@ fn event(i: usize) -> NewEvent {
         details: "Method: password".into(),
         fields: [("method".to_string(), "password".to_string())].into(),
         outcome: Outcome::Success,
-        source: Source { ip: Some([198, 51, 100, 7].into()), user_agent: Some("test".into()) },
+        source: Source { via: None, ip: Some([198, 51, 100, 7].into()), user_agent: Some("test".into()) },
         recorded_by: "test".into(),
     }
 }

@@ -69,7 +69,11 @@ fn event(i: u64, rng: &mut Rng) -> NewEvent {
         details: format!("event number {i}"),
         fields: [("method".to_string(), "password".to_string()), ("n".to_string(), i.to_string())].into(),
         outcome: if i % 7 == 0 { Outcome::Failure } else { Outcome::Success },
-        source: Source { ip: Some([198, 51, 100, (i % 250) as u8].into()), user_agent: Some("tamper-test".into()) },
+        source: Source {
+            via: None,
+            ip: Some([198, 51, 100, (i % 250) as u8].into()),
+            user_agent: Some("tamper-test".into()),
+        },
         recorded_by: "test".into(),
     }
 }

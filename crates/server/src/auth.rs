@@ -19,6 +19,7 @@ use logbook_core::{Source, LIMITS};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use crate::client_addr::ClientAddr;
 use crate::{ApiError, AppState};
 
 /// The session cookie's name over plain HTTP.
@@ -39,14 +40,17 @@ pub(crate) fn session_cookie_name(state: &AppState) -> &'static str {
 
 /// Where a request came from, for the events it causes.
 pub fn request_source(parts: &Parts) -> Source {
-    let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip());
+    let (ip, via) = match parts.extensions.get::<ClientAddr>() {
+        Some(c) => (Some(c.ip), c.via),
+        None => (parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip()), None),
+    };
     let user_agent = parts
         .headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().filter(|c| !c.is_control()).take(LIMITS.user_agent).collect::<String>())
         .filter(|ua| !ua.is_empty());
-    Source { ip, user_agent }
+    Source { ip, user_agent, via }
 }
 
 fn session_token(parts: &Parts, state: &AppState) -> Option<String> {

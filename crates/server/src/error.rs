@@ -50,6 +50,12 @@ pub enum ApiError {
     /// Too many failed sign-ins from the request's address; retry after the window.
     #[error("too many failed sign-ins")]
     TooManyAttempts { minutes: u64 },
+    /// Too many exports running (the user's own, or the server's).
+    #[error("too many exports at once")]
+    TooManyExports { mine: bool },
+    /// A list or search ran past `query_timeout` and was stopped.
+    #[error("the query took too long")]
+    QueryTimeout,
     #[error("{0}")]
     NotFound(String),
     /// The request conflicts with an earlier one (e.g. an idempotency key reused for another body).
@@ -100,12 +106,15 @@ impl ApiError {
             ApiError::Conflict(why) => Some((StatusCode::CONFLICT, why.clone())),
             ApiError::NotFound(what) => Some((StatusCode::NOT_FOUND, what.clone())),
             ApiError::TooManyAttempts { minutes } => Some((StatusCode::TOO_MANY_REQUESTS, too_many_attempts(*minutes))),
+            ApiError::QueryTimeout => Some((StatusCode::SERVICE_UNAVAILABLE, QUERY_TIMEOUT.into())),
             _ => None,
         }
     }
 }
 
 const SIGN_IN_FAILED: &str = "the email, password or code is not correct";
+
+const QUERY_TIMEOUT: &str = "the query took longer than the server allows and was stopped; narrow the filters (a shorter time range, a user or an action) and retry";
 
 fn too_many_attempts(minutes: u64) -> String {
     format!("too many failed sign-ins from this address; try again in {minutes} minutes")
@@ -143,6 +152,21 @@ impl IntoResponse for ApiError {
             ApiError::TooManyAttempts { minutes } => {
                 return too_many("too_many_attempts", too_many_attempts(minutes), minutes.saturating_mul(60));
             }
+            ApiError::TooManyExports { mine: true } => {
+                return too_many(
+                    "too_many_exports",
+                    "you already have as many exports running as one user may; wait for one to finish".into(),
+                    30,
+                );
+            }
+            ApiError::TooManyExports { mine: false } => {
+                return too_many(
+                    "too_many_exports",
+                    "the server is running as many exports as it allows; retry in a minute".into(),
+                    30,
+                );
+            }
+            ApiError::QueryTimeout => (StatusCode::SERVICE_UNAVAILABLE, "query_timeout", QUERY_TIMEOUT.into()),
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", what),
             ApiError::Unprocessable { code, message } => (StatusCode::UNPROCESSABLE_ENTITY, code, message),
             ApiError::PayloadTooLarge => {
@@ -177,6 +201,7 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %detail, "storage I/O error");
                 ApiError::Unavailable("the log cannot store data right now (storage I/O error)")
             }
+            StoreError::Deadline => ApiError::QueryTimeout,
             e => ApiError::Internal(e.to_string()),
         }
     }

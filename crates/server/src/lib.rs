@@ -5,9 +5,11 @@
 //! configuration, chooses the store from the URL, and calls it.
 
 mod auth;
+pub mod client_addr;
 mod console;
 mod cursor;
 pub mod error;
+mod export_limit;
 mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -65,6 +67,22 @@ pub struct Settings {
     /// At most this many client connections at once; further ones wait in the listen backlog
     /// until one closes. Default 512.
     pub max_connections: usize,
+    /// At most this many of them from one address (a trusted proxy is not limited); a
+    /// connection beyond that is closed at once. Zero turns the limit off. Default 64.
+    pub max_connections_per_address: usize,
+    /// Peers allowed to report the client's address (`forwarded_header`): reverse proxies.
+    /// Empty (the default): the peer is the client, and the headers are ignored.
+    pub trusted_proxies: client_addr::TrustedProxies,
+    /// The header the trusted proxies write the client's address in.
+    pub forwarded_header: client_addr::ForwardedHeader,
+    /// At most this many exports stream at once (each reads the whole filtered log); beyond it,
+    /// 429. Default 4.
+    pub export_max_concurrent: usize,
+    /// At most this many of them by one user. Default 1.
+    pub export_max_per_user: usize,
+    /// A list or search of the audit log is stopped after this long (503 `query_timeout`), so a
+    /// costly filter cannot keep the database busy. Default 30 s.
+    pub query_timeout: Duration,
     /// How often the integrity self-check audits each log's newest part against its newest
     /// signed checkpoint (`logbook_log::selfcheck`); zero turns it off.
     pub self_check_interval: Duration,
@@ -87,7 +105,13 @@ impl Settings {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(60),
             max_connections: 512,
+            max_connections_per_address: 64,
+            trusted_proxies: client_addr::TrustedProxies::default(),
+            forwarded_header: client_addr::ForwardedHeader::default(),
             self_check_interval: Duration::from_secs(300),
+            export_max_concurrent: 4,
+            export_max_per_user: 1,
+            query_timeout: Duration::from_secs(30),
         }
     }
 
@@ -95,6 +119,20 @@ impl Settings {
     pub fn signing_key(&self) -> keys::SigningKeyFile {
         keys::SigningKeyFile::resolve(self.signing_key_file.as_deref(), &self.data_dir, &self.origin_prefix)
     }
+}
+
+/// Why serving on `listen` with `public_url` would send passwords and session cookies over the
+/// network unencrypted, if it would: another host can reach the listener, and users are not sent
+/// to an `https://` address (a TLS-terminating proxy in front).
+pub fn transport_warning(listen: SocketAddr, public_url: &str) -> Option<String> {
+    if listen.ip().is_loopback() || public_url.starts_with("https://") {
+        return None;
+    }
+    Some(format!(
+        "listening on {listen}, which other hosts can reach, but the public URL {public_url} is not https: \
+         passwords and session cookies would cross the network unencrypted. Serve Logbook behind a \
+         TLS-terminating reverse proxy and set public_url to its https:// address"
+    ))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +168,10 @@ pub(crate) struct AppState {
     pub cursor_key: Arc<cursor::CursorKey>,
     /// How long a request body may take to arrive (`Settings::body_read_timeout`).
     pub body_read_timeout: Duration,
+    /// The running exports and their limits.
+    pub exports: Arc<export_limit::ExportLimiter>,
+    /// `Settings::query_timeout`.
+    pub query_timeout: Duration,
 }
 
 #[derive(Debug)]
@@ -141,6 +183,7 @@ pub struct Application {
     setup_link: Option<String>,
     sweep_interval: Duration,
     connections: serve::ConnectionLimits,
+    clients: Arc<client_addr::ClientAddrPolicy>,
     self_check_interval: Duration,
 }
 
@@ -162,6 +205,9 @@ impl Application {
         if settings.max_connections == 0 {
             return Err(StartError::Config("max_connections must be at least 1".into()));
         }
+        if settings.export_max_concurrent == 0 || settings.export_max_per_user == 0 {
+            return Err(StartError::Config("export_max_concurrent and export_max_per_user must be at least 1".into()));
+        }
         let signer = keys::load_or_create(settings, &*random)?;
         let mac_secret = signer.secret().to_owned();
         let cursor_key = Arc::new(cursor::CursorKey::derive(signer.secret()));
@@ -179,6 +225,9 @@ impl Application {
             .map_err(|source| StartError::Listen { addr: settings.listen, source })?;
         let bound = listener.local_addr().map_err(|source| StartError::Listen { addr: settings.listen, source })?;
         let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+        if let Some(warning) = transport_warning(bound, &public_url) {
+            tracing::warn!("{warning}");
+        }
         let accounts_config = logbook_accounts::AccountsConfig {
             public_url: public_url.clone(),
             smtp: settings.smtp.clone(),
@@ -192,7 +241,6 @@ impl Application {
         let state = AppState {
             log: log.clone(),
             default_org,
-            metrics,
             accounts: accounts.clone(),
             secure_cookies: public_url.starts_with("https://"),
             public_origin: auth::origin_of(&public_url).ok_or_else(|| {
@@ -200,12 +248,24 @@ impl Application {
             })?,
             cursor_key,
             body_read_timeout: settings.body_read_timeout,
+            exports: Arc::new(export_limit::ExportLimiter::new(
+                settings.export_max_concurrent,
+                settings.export_max_per_user,
+                metrics.exports_in_progress.clone(),
+            )),
+            query_timeout: settings.query_timeout,
+            metrics,
         };
         let router = routes::router(state);
         let connections = serve::ConnectionLimits {
             header_read_timeout: settings.header_read_timeout,
             max_connections: settings.max_connections,
+            max_connections_per_address: settings.max_connections_per_address,
         };
+        let clients = Arc::new(client_addr::ClientAddrPolicy {
+            trusted: settings.trusted_proxies.clone(),
+            header: settings.forwarded_header,
+        });
         Ok(Self {
             listener,
             router,
@@ -214,6 +274,7 @@ impl Application {
             setup_link,
             sweep_interval: settings.session_sweep_interval,
             connections,
+            clients,
             self_check_interval: settings.self_check_interval,
         })
     }
@@ -242,7 +303,8 @@ impl Application {
     /// Serves until `shutdown` completes, then finishes in-flight requests, commits what is
     /// queued, and signs the final checkpoints.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, router, log, accounts, sweep_interval, connections, self_check_interval, .. } = self;
+        let Self { listener, router, log, accounts, sweep_interval, connections, clients, self_check_interval, .. } =
+            self;
         let sweeper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(sweep_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -270,12 +332,31 @@ impl Application {
                 }
             })
         });
-        let served = serve::serve(listener, router, connections, shutdown).await;
+        let served = serve::serve(listener, router, connections, clients, shutdown).await;
         sweeper.abort();
         if let Some(t) = self_check {
             t.abort();
         }
         log.shutdown().await;
         served
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reachable_listener_without_https_is_warned_about() {
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let lan: SocketAddr = "192.0.2.10:8080".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let local6: SocketAddr = "[::1]:8080".parse().unwrap();
+        let w = transport_warning(any, "http://logbook.example.com").unwrap();
+        assert!(w.contains("0.0.0.0:8080") && w.contains("not https"), "{w}");
+        assert!(transport_warning(lan, "http://192.0.2.10:8080").is_some());
+        assert!(transport_warning(any, "https://logbook.example.com").is_none());
+        assert!(transport_warning(local, "http://127.0.0.1:8080").is_none());
+        assert!(transport_warning(local6, "http://[::1]:8080").is_none());
     }
 }

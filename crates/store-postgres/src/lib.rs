@@ -19,11 +19,11 @@ mod migrate;
 mod rows;
 mod search;
 mod tiles;
+mod tls;
 mod tokens;
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -34,10 +34,11 @@ use logbook_store::{
     ApiToken, CommitBatch, CommitError, EventFilter, EventPage, EventRow, IdempotencyRecord, LogHead, LogLock,
     MutationOutput, Org, ServiceActionLabel, Store, StoreError, StoredCheckpoint,
 };
-use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use migrate::MIGRATION_COUNT;
 use rows::{org_row, pg, ORG_BY_SLUG};
+pub use tls::SslMode;
 
 /// Advisory lock namespaces (first key of the two-key form); the migrations' is in `migrate`.
 const LOCK_LOG: i32 = 0x4c42_0002;
@@ -48,6 +49,7 @@ const LOCK_SEARCH: i32 = 0x4c42_0004;
 pub struct PgStore {
     pool: Pool,
     config: tokio_postgres::Config,
+    tls: Tls,
     /// One connection per log, outside the pool, that holds the log's session advisory lock
     /// while this process's sequencer appends. If the process dies, the lock dies with it.
     lock_conns: Arc<tokio::sync::Mutex<HashMap<i64, tokio_postgres::Client>>>,
@@ -76,17 +78,29 @@ impl LogLock for PgLogLock {
     }
 }
 
+/// The TLS connector of every connection (see [`tls`]).
+#[derive(Clone)]
+struct Tls(MakeRustlsConnect, SslMode);
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tls({:?})", self.1)
+    }
+}
+
 impl PgStore {
-    /// Connects, checks durability settings, and applies the schema.
+    /// Connects, checks durability settings, and applies the schema. The URL's `sslmode`
+    /// (`disable`, `prefer` by default, `require`, `verify-ca`, `verify-full`) and
+    /// `sslrootcert` mean what they mean to libpq.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        // The parser's own error is left out: it can quote the URL, password included.
-        let config = tokio_postgres::Config::from_str(url).map_err(|_| {
-            StoreError::backend("the PostgreSQL URL is malformed (expected postgres://USER@HOST:PORT/DATABASE)")
-        })?;
-        let manager =
-            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let tls::Target { config, tls, mode } = tls::target(url)?;
+        let manager = Manager::from_config(
+            config.clone(),
+            tls.clone(),
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
         let pool = Pool::builder(manager).max_size(16).build().map_err(StoreError::backend)?;
-        let store = Self { pool, config, lock_conns: Arc::default() };
+        let store = Self { pool, config, tls: Tls(tls, mode), lock_conns: Arc::default() };
         let mut c = store.client().await?;
         migrate::check_durability(&c).await?;
         migrate::migrate(&mut c).await?;
@@ -156,7 +170,7 @@ impl Store for PgStore {
         let client = match idle {
             Some(c) => c,
             None => {
-                let (c, conn) = self.config.connect(NoTls).await.map_err(pg)?;
+                let (c, conn) = self.config.connect(self.tls.0.clone()).await.map_err(pg)?;
                 tokio::spawn(conn);
                 // A holder that hangs must not stall every other process for ever: waiting for
                 // the lock gives up after 30 s and the waiting batch is answered 503.
@@ -188,6 +202,36 @@ impl Store for PgStore {
     ) -> Result<EventPage, StoreError> {
         let c = self.client().await?;
         logbook_store::reads::query_events(&search::Reader { c: &c, org }, filter, before, limit).await
+    }
+
+    async fn query_events_within(
+        &self,
+        org: OrgId,
+        filter: &EventFilter,
+        before: u64,
+        limit: usize,
+        deadline: std::time::Duration,
+    ) -> Result<EventPage, StoreError> {
+        let read = async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg)?;
+            // The server stops the read's statements itself (SQLSTATE 57014), also while they wait
+            // for a lock, so the work ends even though this future may be dropped first. 0
+            // would mean "no limit": at least 1 ms.
+            let ms = deadline.as_millis().clamp(1, i64::MAX as u128);
+            tx.batch_execute(&format!("SET LOCAL statement_timeout = {ms}")).await.map_err(pg)?;
+            let page = logbook_store::reads::query_events(&search::Reader { c: &tx, org }, filter, before, limit).await;
+            match page {
+                Err(e) if rows::is_query_canceled(&e) => Err(StoreError::Deadline),
+                Err(e) => Err(e),
+                Ok(page) => {
+                    tx.commit().await.map_err(pg)?;
+                    Ok(page)
+                }
+            }
+        };
+        // And the answer comes on time even when the server is slow to say so.
+        tokio::time::timeout(deadline, read).await.unwrap_or(Err(StoreError::Deadline))
     }
 
     async fn index_search_text(&self, org: OrgId, max: usize) -> Result<u64, StoreError> {

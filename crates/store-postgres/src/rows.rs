@@ -16,6 +16,16 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// Whether `e` is a statement the server cancelled (`statement_timeout`).
+pub(crate) fn is_query_canceled(e: &StoreError) -> bool {
+    match e {
+        StoreError::Backend(b) => {
+            b.downcast_ref::<tokio_postgres::Error>().and_then(|e| e.code()) == Some(&SqlState::QUERY_CANCELED)
+        }
+        _ => false,
+    }
+}
+
 /// `Ok(false)` when a uniqueness constraint refused the insert.
 pub(crate) fn inserted(r: Result<u64, tokio_postgres::Error>) -> Result<bool, StoreError> {
     match r {

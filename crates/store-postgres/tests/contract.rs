@@ -282,3 +282,31 @@ async fn a_database_error_says_why_and_keeps_the_driver_error() {
     }
     assert!(found, "the driver's error is a source: {err:?}");
 }
+
+/// A read past its deadline is stopped by the server itself (`statement_timeout`), not only
+/// abandoned by the client: here it waits for a lock that is never released, and no statement
+/// is left waiting afterwards.
+#[tokio::test]
+async fn a_read_past_its_deadline_is_cancelled_by_the_server() {
+    let Some(url) = fresh_database().await else { return };
+    let store = PgStore::connect(&url).await.unwrap();
+    let org =
+        store.ensure_org(&logbook_core::OrgSlug::default_org(), logbook_core::Timestamp::from_micros(1)).await.unwrap();
+    store.commit(org.id, LogWriter::new(org.id, &org.slug).batch(10)).await.unwrap();
+    let locker = raw(&url).await;
+    locker.batch_execute("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let filter = logbook_store::EventFilter::default();
+    let deadline = std::time::Duration::from_millis(300);
+    let got = tokio::time::timeout(PATIENCE, store.query_events_within(org.id, &filter, u64::MAX, 50, deadline)).await;
+    assert!(matches!(got, Ok(Err(logbook_store::StoreError::Deadline))), "{got:?}");
+    let waiting =
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    logbook_test_support::wait_until("the server to cancel the read", || async {
+        (locker.query_one(waiting, &[]).await.unwrap().get::<_, i64>(0) == 0).then_some(())
+    })
+    .await;
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    // Without a deadline worth the name, the same read answers.
+    let page = store.query_events_within(org.id, &filter, u64::MAX, 50, PATIENCE).await.unwrap();
+    assert_eq!(page.rows.len(), 10);
+}

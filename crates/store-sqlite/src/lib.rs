@@ -20,6 +20,7 @@ mod tokens;
 use std::future::Future;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -36,6 +37,10 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 pub use commit::insert_rows;
 pub use migrate::{configure, migrate};
 use rows::{org_row, store_error, ORG_BY_SLUG};
+
+/// How many SQLite virtual machine instructions run between two looks at a read's deadline:
+/// a few microseconds of work.
+const PROGRESS_STEPS: std::os::raw::c_int = 1000;
 
 /// The name of the database file inside the data directory.
 pub const FILE_NAME: &str = "logbook.db";
@@ -208,6 +213,42 @@ impl Store for SqliteStore {
         let filter = filter.clone();
         self.read_with(move |c| {
             run(logbook_store::reads::query_events(&search::Reader { c, org }, &filter, before, limit))
+        })
+        .await
+    }
+
+    async fn query_events_within(
+        &self,
+        org: OrgId,
+        filter: &EventFilter,
+        before: u64,
+        limit: usize,
+        deadline: std::time::Duration,
+    ) -> Result<EventPage, StoreError> {
+        let filter = filter.clone();
+        let until = std::time::Instant::now() + deadline;
+        self.read_with(move |c| {
+            let stopped = Arc::new(AtomicBool::new(false));
+            let flag = stopped.clone();
+            // Called every PROGRESS_STEPS virtual machine instructions; `true` interrupts the
+            // statement (SQLITE_INTERRUPT).
+            c.progress_handler(
+                PROGRESS_STEPS,
+                Some(move || {
+                    let late = std::time::Instant::now() >= until;
+                    if late {
+                        flag.store(true, Ordering::Relaxed);
+                    }
+                    late
+                }),
+            );
+            let page = run(logbook_store::reads::query_events(&search::Reader { c, org }, &filter, before, limit));
+            // The connection goes back to the pool: without its handler.
+            c.progress_handler(0, None::<fn() -> bool>);
+            match page {
+                Err(_) if stopped.load(Ordering::Relaxed) => Err(StoreError::Deadline),
+                page => page,
+            }
         })
         .await
     }

@@ -126,7 +126,7 @@ impl LogWriter {
                 details: details.into(),
                 fields: Default::default(),
                 outcome: Outcome::Failure,
-                source: Source { ip: Some([192, 0, 2, 1].into()), user_agent: None },
+                source: Source { via: None, ip: Some([192, 0, 2, 1].into()), user_agent: None },
                 recorded_by: "contract-test".into(),
             },
         };

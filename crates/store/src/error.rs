@@ -27,6 +27,9 @@ pub enum StoreError {
     Io(#[source] BoxError),
     #[error("no such organization")]
     NoSuchOrg,
+    /// A read ran past its deadline ([`crate::Store::query_events_within`]) and was stopped.
+    #[error("the query ran past its deadline and was stopped")]
+    Deadline,
 }
 
 impl StoreError {

@@ -228,6 +228,20 @@ pub trait Store: AccountStore + Send + Sync + fmt::Debug + 'static {
         limit: usize,
     ) -> Result<EventPage, StoreError>;
 
+    /// [`Store::query_events`] for a request someone waits for (a list or a search): the
+    /// database stops the work once it has run for `deadline` (SQLite: a progress handler on
+    /// the reading connection; PostgreSQL: `statement_timeout` in the read's transaction), and
+    /// the answer is then [`StoreError::Deadline`]. So a costly filter cannot keep a connection
+    /// and a core busy after its client has given up.
+    async fn query_events_within(
+        &self,
+        org: OrgId,
+        filter: &EventFilter,
+        before: u64,
+        limit: usize,
+        deadline: std::time::Duration,
+    ) -> Result<EventPage, StoreError>;
+
     /// Adds the [`search_text`] of up to `max` events past [`Store::search_indexed`] to the
     /// free-text index, in one transaction; returns how many. Safe to call from several
     /// processes at once. Runs outside the append's commit (see ARCHITECTURE.md, "Querying").

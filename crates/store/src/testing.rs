@@ -111,6 +111,16 @@ impl Store for FaultyStore {
     ) -> Result<EventPage, StoreError> {
         self.inner.query_events(org, f, before, limit).await
     }
+    async fn query_events_within(
+        &self,
+        org: OrgId,
+        f: &EventFilter,
+        before: u64,
+        limit: usize,
+        deadline: std::time::Duration,
+    ) -> Result<EventPage, StoreError> {
+        self.inner.query_events_within(org, f, before, limit, deadline).await
+    }
     async fn index_search_text(&self, org: OrgId, max: usize) -> Result<u64, StoreError> {
         self.inner.index_search_text(org, max).await
     }

@@ -15,8 +15,9 @@
 //!   `LOGBOOK_SKIP_LOG`, or else `logbook-skipped.txt` in the build profile's directory
 //!   (`target/debug/`), next to the test binaries.
 //!
-//! Where a skip must not happen (CI), `LOGBOOK_REQUIRE_POSTGRES`, `LOGBOOK_REQUIRE_BROWSER` and
-//! `LOGBOOK_REQUIRE_MOUNT` (set to anything but `0`) turn it into a failure.
+//! Where a skip must not happen (CI), `LOGBOOK_REQUIRE_POSTGRES`, `LOGBOOK_REQUIRE_BROWSER`,
+//! `LOGBOOK_REQUIRE_MOUNT` and `LOGBOOK_REQUIRE_POSTGRES_TLS` (set to anything but `0`) turn it
+//! into a failure.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ pub enum Needs {
     Browser,
     /// Permission to mount a tmpfs (root).
     Mount,
+    /// PostgreSQL served over TLS with a certificate from the CA that `LOGBOOK_TEST_POSTGRES_CA`
+    /// names (`.ci/postgres-tls` sets that up).
+    PostgresTls,
 }
 
 impl Needs {
@@ -39,6 +43,7 @@ impl Needs {
             Needs::Postgres => "LOGBOOK_REQUIRE_POSTGRES",
             Needs::Browser => "LOGBOOK_REQUIRE_BROWSER",
             Needs::Mount => "LOGBOOK_REQUIRE_MOUNT",
+            Needs::PostgresTls => "LOGBOOK_REQUIRE_POSTGRES_TLS",
         }
     }
 

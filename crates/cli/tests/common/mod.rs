@@ -60,6 +60,7 @@ pub fn event(i: u64) -> NewEvent {
         fields: [("n".to_string(), i.to_string())].into(),
         outcome: if action == Action::LoginFailed { Outcome::Failure } else { Outcome::Success },
         source: Source {
+            via: None,
             ip: Some([203, 0, 113, (i % 250) as u8].into()),
             user_agent: Some("Mozilla/5.0 (X11; Linux x86_64)".into()),
         },

@@ -406,6 +406,9 @@ async fn render_event(state: &AppState, auth: &Authorized<ReadAuditLog>, seq: u6
                         (field("Target".into(), &format!("{} {} {}", t.kind, t.id, t.display)))
                     }
                     (field("Source IP".into(), &e.source.ip.map(|i| i.to_string()).unwrap_or_default()))
+                    @if let Some(via) = e.source.via {
+                        (field("Via proxy".into(), &via.to_string()))
+                    }
                     (field("User agent".into(), e.source.user_agent.as_deref().unwrap_or("")))
                     @for (k, v) in &e.fields { (field(format!("Field: {k}"), v)) }
                     (field("Source".into(), &e.origin))

@@ -146,6 +146,7 @@ impl EventInput {
         let source = match self.source {
             None => Source::default(),
             Some(s) => Source {
+                via: None,
                 ip: s
                     .ip
                     .map(|ip| ip.trim().parse())

@@ -234,8 +234,17 @@ async fn common_headers(State(state): State<AppState>, req: Request, next: Next)
     let h = resp.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    if state.secure_cookies {
+        // Served over HTTPS (the public URL says so): browsers must never come back over
+        // plain HTTP, where the session cookie and passwords could be read or altered.
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+    }
     resp
 }
+
+/// A year, the usual minimum for browsers' preload lists; subdomains too, so a cookie set for
+/// this host cannot be overwritten from an unencrypted sibling.
+pub(crate) const HSTS: &str = "max-age=31536000; includeSubDomains";
 
 /// The API answers every error with `{"error": {"code", "message"}}`; axum's own refusals
 /// (a wrong method, a path segment that is not UTF-8, a form or body it cannot read) come as

@@ -4,6 +4,8 @@
 //! The handlers only authenticate and say who is asking; everything else is in functions that
 //! take the organization, so the extractor can change without touching them.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::extract::State;
@@ -23,6 +25,7 @@ use utoipa::{IntoParams, ToSchema};
 use logbook_accounts::permission::ReadAuditLog;
 
 use crate::auth::Auth;
+use crate::export_limit::ExportSlot;
 use crate::extract::ApiQuery;
 use crate::{ApiError, AppState};
 
@@ -347,7 +350,8 @@ fn zone_name(tz: &TimeZone) -> String {
     security(("session" = [])),
     responses(
         (status = 200, body = EventList),
-        (status = 400, description = "a bad parameter or cursor: `bad_query`, `bad_time`, `bad_range`, `bad_limit`, `unknown_action`, `bad_cursor`")))]
+        (status = 400, description = "a bad parameter or cursor: `bad_query`, `bad_time`, `bad_range`, `bad_limit`, `unknown_action`, `bad_cursor`"),
+        (status = 503, description = "`query_timeout`: the query ran longer than the server's `query_timeout` and was stopped; narrow the filters")))]
 pub async fn list(
     State(state): State<AppState>,
     Auth(_reader): Auth<ReadAuditLog>,
@@ -366,7 +370,7 @@ pub(crate) async fn list_events(state: &AppState, org: &Org, query: ListQuery) -
     };
     let limit = query.paging.limit.unwrap_or(DEFAULT_LIMIT);
     let filter = query.filters.filter(state, org).await?;
-    let page = state.log.store().query_events(org.id, &filter, before, limit).await?;
+    let page = state.log.store().query_events_within(org.id, &filter, before, limit, state.query_timeout).await?;
     let labels = ActionLabels::load(&**state.log.store(), org).await?;
     let events = page
         .rows
@@ -388,15 +392,21 @@ pub(crate) async fn list_events(state: &AppState, org: &Org, query: ListQuery) -
         (status = 200, description = "the events, streamed", content(
             (String = "text/csv"),
             (String = "application/x-ndjson"))),
-        (status = 400, description = "a bad parameter: `bad_query`, `bad_time`, `bad_range`, `bad_format`, `unknown_action`")))]
+        (status = 400, description = "a bad parameter: `bad_query`, `bad_time`, `bad_range`, `bad_format`, `unknown_action`"),
+        (status = 429, description = "`too_many_exports`: the user's or the server's exports at once are at their limit (`export_max_per_user`, `export_max_concurrent`); retry after `Retry-After` seconds")))]
 pub async fn export(
     State(state): State<AppState>,
     Auth(reader): Auth<ReadAuditLog>,
     Checked(query): Checked<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let org = state.default_org.clone();
+    // Before anything is read or recorded: a refused export costs nothing.
+    let slot = state
+        .exports
+        .start(&reader.user().to_string())
+        .map_err(|busy| ApiError::TooManyExports { mine: busy == crate::export_limit::ExportBusy::User })?;
     let who = Exporter { actor: reader.actor(), source: reader.source().clone(), recorded_by: "logbook".into() };
-    export_events(&state, &org, query, who).await
+    export_events(&state, &org, query, who, slot).await
 }
 
 /// Who asks for an export: what its audit event records.
@@ -407,7 +417,15 @@ struct Exporter {
     recorded_by: String,
 }
 
-async fn export_events(state: &AppState, org: &Org, query: ExportQuery, who: Exporter) -> Result<Response, ApiError> {
+/// `slot` is held by the task that reads the store and by the streamed body, so the export
+/// counts against the limits until both have ended.
+async fn export_events(
+    state: &AppState,
+    org: &Org,
+    query: ExportQuery,
+    who: Exporter,
+    slot: Arc<ExportSlot>,
+) -> Result<Response, ApiError> {
     let tz = platform_time_zone(state).await?;
     let params = &query.filters;
     let format = ExportFormat::from(query.encoding.format.unwrap_or_default());
@@ -437,7 +455,9 @@ async fn export_events(state: &AppState, org: &Org, query: ExportQuery, who: Exp
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
     let store = state.log.store().clone();
     let org_id = org.id;
+    let reading = slot.clone();
     tokio::spawn(async move {
+        let _slot = reading;
         if tx.send(Ok(first)).await.is_err() {
             return;
         }
@@ -471,7 +491,11 @@ async fn export_events(state: &AppState, org: &Org, query: ExportQuery, who: Exp
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    // The body holds the slot until hyper drops it: sent to the end, or its client gone (the
+    // receiver dropped with it is what tells the reading task to stop).
+    let stream = futures_util::stream::unfold((rx, slot), |(mut rx, slot)| async move {
+        rx.recv().await.map(|item| (item, (rx, slot)))
+    });
     let (content_type, ext) = match format {
         ExportFormat::Csv => ("text/csv; charset=utf-8; header=present", "csv"),
         ExportFormat::Ndjson => ("application/x-ndjson", "ndjson"),

@@ -68,6 +68,8 @@ async fn invitations_are_mailed_when_smtp_is_configured() {
         from: "logbook@example.com".into(),
         username: None,
         password: None,
+        // The fake relay speaks plain SMTP.
+        tls: logbook_accounts::SmtpTls::None,
     });
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
     let clock = Arc::new(ManualClock::new(Timestamp::from_micros(1_790_000_000_000_000)));

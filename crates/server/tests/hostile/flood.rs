@@ -8,7 +8,13 @@ use serde_json::json;
 
 use crate::helpers::{from_reqwest, Hostile, READER, READER_PASSWORD, VICTIM, WRONG_PASSWORD};
 
-on_both_stores!(fixture = crate::helpers::hostile; a_sign_in_flood_is_refused_while_others_are_served);
+on_both_stores!(fixture = flood; a_sign_in_flood_is_refused_while_others_are_served);
+
+/// The flood comes from one address over 300 connections at once: without the per-address
+/// connection cap (shown in `transport.rs`), so that every attempt reaches the sign-in limits.
+async fn flood(backend: logbook_test_support::Backend) -> Option<Hostile> {
+    Hostile::spawn(backend, |s| s.max_connections_per_address = 0).await
+}
 
 async fn a_sign_in_flood_is_refused_while_others_are_served(app: Hostile) {
     let app = Arc::new(app);

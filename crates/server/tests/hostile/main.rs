@@ -10,8 +10,10 @@
 
 mod helpers;
 
+mod costly;
 mod encoding;
 mod flood;
 mod limits;
 mod shutdown;
 mod slow_clients;
+mod transport;
