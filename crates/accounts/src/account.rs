@@ -91,7 +91,8 @@ impl Accounts {
             .target("management_user", caller.user, &caller.email)
             .details("TOTP enrolled")
             .build();
-        self.append(vec![e], AccountMutation::SetTotp { user: caller.user, secret: Some(secret) }).await
+        let sealed = self.seal_totp(caller.user, &secret);
+        self.append(vec![e], AccountMutation::SetTotp { user: caller.user, secret: Some(sealed) }).await
     }
 
     pub async fn remove_totp(&self, caller: &Caller, password: &str) -> Result<(), AccountError> {

@@ -4,7 +4,7 @@
 
 use logbook_core::{InvitationId, OrgId, ProtectedUserId, Role, Timestamp, UserId};
 
-use crate::accounts::{LoginAttempt, PasswordHash, TotpSecret};
+use crate::accounts::{LoginAttempt, PasswordHash, SealedTotp};
 use crate::contract::{org, LogWriter, SharedStore};
 use crate::{AccountMutation, CommitError, Mutation, MutationEntry, MutationError, MutationOutput};
 
@@ -24,6 +24,7 @@ macro_rules! contract_accounts_tests {
             sign_in_attempts_are_counted_before_the_check_up_to_the_limit,
             login_attempts_are_counted_before_the_check_and_lock_once,
             pending_sign_ins_take_five_codes_and_complete_once,
+            a_totp_secret_is_resealed_only_from_what_is_stored,
         );
     };
 }
@@ -137,14 +138,14 @@ pub async fn users_keep_at_least_one_admin(store: SharedStore) {
 pub async fn sessions_start_end_and_expire(store: SharedStore) {
     let mut a = Accounts::new(&store, "acme").await;
     let ada = a.add_user("ada@example.com", Role::Admin).await;
-    a.apply(AccountMutation::SetTotp { user: ada, secret: Some(TotpSecret("JBSWY3DPEHPK3PXP".into())) }).await.unwrap();
+    a.apply(AccountMutation::SetTotp { user: ada, secret: Some(SealedTotp("JBSWY3DPEHPK3PXP".into())) }).await.unwrap();
     let until = Timestamp::from_micros(a.now().as_micros() + 60_000_000);
     store.count_login_attempt(a.org, ada, a.now(), 2, until).await.unwrap().unwrap();
     let second = store.count_login_attempt(a.org, ada, a.now(), 2, until).await.unwrap().unwrap();
     assert_eq!(second, LoginAttempt { failures: 2, lock: Some(until) }, "the second reaches the threshold");
     let u = store.user(a.org, ada).await.unwrap().unwrap();
     assert_eq!((u.failed_logins, u.locked_until), (2, Some(until)));
-    assert_eq!(u.totp, Some(TotpSecret("JBSWY3DPEHPK3PXP".into())));
+    assert_eq!(u.totp, Some(SealedTotp("JBSWY3DPEHPK3PXP".into())));
 
     let expires = Timestamp::from_micros(a.now().as_micros() + 3_600_000_000);
     let start = |token: u8, step| AccountMutation::CreateSession {
@@ -418,7 +419,7 @@ pub async fn account_rules_hold_at_their_edges(store: SharedStore) {
     a.apply(start(ada, 3, Some(500))).await.unwrap();
     a.apply(start(ada, 4, None)).await.unwrap();
     assert_eq!(a.apply(start(ada, 5, Some(500))).await, Err(MutationError::TotpReplay));
-    a.apply(AccountMutation::SetTotp { user: ada, secret: Some(TotpSecret("KRSXG5CTMVRXEZLU".into())) }).await.unwrap();
+    a.apply(AccountMutation::SetTotp { user: ada, secret: Some(SealedTotp("KRSXG5CTMVRXEZLU".into())) }).await.unwrap();
     assert_eq!(store.user(a.org, ada).await.unwrap().unwrap().totp_last_step, None);
     a.apply(start(ada, 5, Some(500))).await.unwrap();
 
@@ -601,4 +602,22 @@ pub async fn pending_sign_ins_take_five_codes_and_complete_once(store: SharedSto
     assert_eq!(store.count_pending_attempt(org, &[7; 32], now, 5).await.unwrap(), None, "user deleted");
     // Expired ones are dropped when another is added: the table does not grow.
     store.add_pending_sign_in(org, bob, &[8; 32], exp, Timestamp::from_micros(exp.as_micros() + 1)).await.unwrap();
+}
+
+pub async fn a_totp_secret_is_resealed_only_from_what_is_stored(store: SharedStore) {
+    let mut a = Accounts::new(&store, "acme").await;
+    let ada = a.add_user("ada@example.com", Role::Admin).await;
+    let bob = a.add_user("bob@example.com", Role::Admin).await;
+    let plain = SealedTotp("JBSWY3DPEHPK3PXP".into());
+    a.apply(AccountMutation::SetTotp { user: ada, secret: Some(plain.clone()) }).await.unwrap();
+    let sealed = SealedTotp("v1:sealed".into());
+    assert!(!store.reseal_totp(a.org, ada, &SealedTotp("OTHER".into()), &sealed).await.unwrap(), "not what is stored");
+    assert!(!store.reseal_totp(a.org, bob, &plain, &sealed).await.unwrap(), "bob has none");
+    let other = Accounts::new(&store, "globex").await;
+    assert!(!store.reseal_totp(other.org, ada, &plain, &sealed).await.unwrap(), "another organization's");
+    assert_eq!(store.user(a.org, ada).await.unwrap().unwrap().totp, Some(plain.clone()));
+    assert!(store.reseal_totp(a.org, ada, &plain, &sealed).await.unwrap());
+    assert_eq!(store.user(a.org, ada).await.unwrap().unwrap().totp, Some(sealed.clone()));
+    assert!(!store.reseal_totp(a.org, ada, &plain, &sealed).await.unwrap(), "once");
+    assert_eq!(store.user(a.org, bob).await.unwrap().unwrap().totp, None);
 }
