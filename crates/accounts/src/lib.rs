@@ -40,7 +40,7 @@ use logbook_store::{AccountMutation, Mutation, MutationError, Org, StoreError};
 use serde::Serialize;
 
 pub use account::TotpEnrolment;
-
+pub use audit_log::LogRead;
 pub use invitations::InvitationCreated;
 pub use mail::SmtpConfig;
 pub use permission::{Authorized, Caller, Forbidden, Permission};
