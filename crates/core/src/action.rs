@@ -62,6 +62,8 @@ actions! {
     ApiTokenCreated => "api_token.created", "API Token Created";
     ApiTokenRevoked => "api_token.revoked", "API Token Revoked";
     CheckpointKeyRotated => "checkpoint_key.rotated", "Checkpoint Key Rotated";
+    // `logbook demo`'s record of a run: fabricated events were added (how many, which seqs).
+    DemoEventsAdded => "demo.events_added", "Demo Events Added";
 }
 
 fn truncate(s: &str) -> String {
