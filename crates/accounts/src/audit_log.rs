@@ -66,7 +66,7 @@ impl LogRead<'_> {
                 format!("Opened the audit log filtered by {}", names.join(", "))
             }
             LogRead::Entry(seq) => format!("Opened entry {seq} of the audit log"),
-            LogRead::Users(prefix) if prefix.is_empty() => "Listed the users in the audit log".to_string(),
+            LogRead::Users("") => "Listed the users in the audit log".to_string(),
             LogRead::Users(_) => "Listed the users in the audit log filtered by prefix".to_string(),
         }
     }
@@ -78,7 +78,7 @@ impl LogRead<'_> {
                 filters.iter().take(16).map(|(k, v)| (format!("filter.{k}"), bounded(v))).collect()
             }
             LogRead::Entry(seq) => vec![("entry".to_string(), seq.to_string())],
-            LogRead::Users(prefix) if prefix.is_empty() => Vec::new(),
+            LogRead::Users("") => Vec::new(),
             LogRead::Users(prefix) => vec![("filter.prefix".to_string(), bounded(prefix))],
         }
     }
