@@ -359,10 +359,7 @@ async fn fill_and_mark(
 fn marker(org: &logbook_store::Org, first: u64, added: u64, a: &DemoArgs, forced: bool) -> NewEvent {
     let last = first + added - 1;
     let slug = org.slug.to_string();
-    let details = format!(
-        "Added {added} fabricated demo events (entries {first} to {last}, recorded by \"demo\"), dated over the last {} days",
-        a.days
-    );
+    let details = format!("Added {added} fabricated demo events (entries {first} to {last}, recorded by \"demo\")");
     let mut b = EventBuilder::new(Action::DemoEventsAdded, cli_actor(), "cli")
         .target("audit_log", &slug, &slug)
         .details(details)
