@@ -111,6 +111,7 @@ impl Accounts {
             Ok(None) => return Err(AccountError::Invalid("the code does not match; check the device's clock".into())),
             Err(_) => return Err(AccountError::Internal("an issued TOTP secret is not valid base32".into())),
         }
+        let sealed = self.seal_totp(caller.user, &secret);
         self.append_ending_sessions(&user, Some(caller.session), &mfa_changed(caller), |_, end| {
             let e = event(Action::TotpEnrolled, caller.actor(), &caller.source)
                 .target("management_user", caller.user, &caller.email)
@@ -118,7 +119,7 @@ impl Accounts {
                 .build();
             (
                 vec![e],
-                AccountMutation::SetTotp { user: caller.user, secret: Some(secret.clone()), end_sessions: Some(end) },
+                AccountMutation::SetTotp { user: caller.user, secret: Some(sealed.clone()), end_sessions: Some(end) },
             )
         })
         .await

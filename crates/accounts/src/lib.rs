@@ -42,6 +42,7 @@ use logbook_store::{AccountMutation, Mutation, MutationError, Org, StoreError};
 use serde::Serialize;
 
 pub use account::TotpEnrolment;
+pub use audit_log::LogRead;
 pub use invitations::InvitationCreated;
 pub use mail::{SmtpConfig, SmtpTls};
 pub use permission::{Authorized, Caller, Forbidden, Permission};
@@ -190,6 +191,7 @@ pub struct Accounts {
     config: AccountsConfig,
     hasher: password::Hasher,
     mac: tokens::MacKey,
+    totp_sealer: totp::TotpSealer,
     mailer: Option<mail::Mailer>,
     metrics: AccountMetrics,
     settings: Mutex<Option<(Instant, PlatformSettings)>>,
@@ -202,7 +204,8 @@ const SETTINGS_CACHE: Duration = Duration::from_secs(2);
 
 impl Accounts {
     /// `mac_secret` must be the same for every process of an installation (the checkpoint
-    /// signing key's secret is).
+    /// signing key's secret is). The stored TOTP secrets are encrypted under a key derived from
+    /// it: replacing it makes them unreadable.
     pub fn new(log: Arc<LogService>, org: Org, config: AccountsConfig, mac_secret: &str) -> Result<Self, AccountError> {
         let hasher = password::Hasher::new(&**log.random(), config.hash_permits, config.hash_queue)?;
         let mailer =
@@ -213,6 +216,7 @@ impl Accounts {
             config,
             hasher,
             mac: tokens::MacKey::derive(mac_secret),
+            totp_sealer: totp::TotpSealer::derive(mac_secret.as_bytes()),
             mailer,
             metrics: AccountMetrics::default(),
             settings: Mutex::new(None),

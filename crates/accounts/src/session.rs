@@ -100,7 +100,7 @@ impl Accounts {
             self.record_sign_in_failure(&user, "Invalid password", "invalid_password", &attempt, source).await?;
             return Err(AccountError::SignInFailed);
         }
-        match (&user.totp, totp_code) {
+        match (self.totp_secret_of(&user)?, totp_code) {
             (None, _) => self.start_session(&user, None, None, &attempt, source).await.map(SignIn::Done),
             (Some(_), None) => {
                 // The password was right: its counts are given back, and the code is the next
@@ -113,7 +113,7 @@ impl Accounts {
                 Ok(SignIn::NeedsTotp { pending: pending.expose().to_owned() })
             }
             (Some(secret), Some(code)) => {
-                self.finish_totp(&user, secret, code, None, &attempt, source).await.map(SignIn::Done)
+                self.finish_totp(&user, &secret, code, None, &attempt, source).await.map(SignIn::Done)
             }
         }
     }
@@ -135,7 +135,7 @@ impl Accounts {
             return Err(AccountError::SignInFailed);
         };
         let Some(user) = store.user(self.org.id, id).await? else { return Err(AccountError::SignInFailed) };
-        let Some(secret) = user.totp.clone() else { return Err(AccountError::SignInFailed) };
+        let Some(secret) = self.totp_secret_of(&user)? else { return Err(AccountError::SignInFailed) };
         if !self.count_against(&mut attempt, user.id).await? {
             return self.refuse_locked(&user, "", &attempt, source).await;
         }

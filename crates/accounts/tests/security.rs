@@ -8,16 +8,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use logbook_accounts::totp::TotpSealer;
 use logbook_accounts::{totp, AccountError, Accounts, AccountsConfig, Caller, SignIn, SignInThrottle};
 use logbook_core::{
     Action, Clock, ManualClock, NewEvent, OrgSlug, Outcome, Role, SeededRandom, Source, Timestamp, UserId,
 };
 use logbook_integrity::checkpoint::CheckpointSigner;
 use logbook_log::{LogConfig, LogService};
-use logbook_store::accounts::TotpSecret;
+use logbook_store::accounts::{SealedTotp, TotpSecret};
 use logbook_store::{AccountMutation, Mutation, Store};
 
 const PASSWORD: &str = "correct horse battery staple 42";
+/// The installation secret the fixture's accounts are made with.
+const INSTALLATION_SECRET: &str = "installation secret";
 const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 /// The default lockout threshold (settings).
 const THRESHOLD: usize = 10;
@@ -55,8 +58,13 @@ async fn fixture(backend: Backend, throttle: SignInThrottle) -> Option<Fx> {
     let log = LogService::new(store.clone(), clock.clone(), Arc::new(SeededRandom::new(1)), signer, config);
     let org = log.org(&OrgSlug::default_org()).await.unwrap();
     let config = AccountsConfig { sign_in_throttle: throttle, hash_queue: 128, ..AccountsConfig::default() };
-    let accounts = Arc::new(Accounts::new(log, org, config, "installation secret").unwrap());
+    let accounts = Arc::new(Accounts::new(log, org, config, INSTALLATION_SECRET).unwrap());
     Some(Fx { accounts, clock, store, _dir: dir })
+}
+
+/// The sealer of the fixture's installation, to look inside what the store holds.
+fn sealer() -> TotpSealer {
+    TotpSealer::derive(INSTALLATION_SECRET.as_bytes())
 }
 
 fn from(ip: &str) -> Source {
@@ -80,7 +88,8 @@ impl Fx {
             "logbook",
         )
         .build();
-        let m = AccountMutation::SetTotp { user, secret: Some(TotpSecret(SECRET.into())), end_sessions: None };
+        let secret = Some(self.accounts.seal_totp(user, &TotpSecret(SECRET.into())));
+        let m = AccountMutation::SetTotp { user, secret, end_sessions: None };
         self.accounts.log().append(self.accounts.org(), vec![e], Some(Mutation::Account(m))).await.unwrap();
     }
 
@@ -187,6 +196,8 @@ on_both_stores!(
     concurrent_failures_from_one_address_check_at_most_its_limit,
     wrong_passwords_behind_a_session_count_and_are_recorded,
     totp_enrolment_needs_the_issued_secret_and_the_password,
+    totp_secrets_are_encrypted_at_rest_and_bound_to_their_user,
+    plain_totp_secrets_of_an_earlier_version_are_read_and_then_encrypted,
 );
 
 const NO_THROTTLE: SignInThrottle = SignInThrottle { max_failures: 0, window: Duration::from_secs(900) };
@@ -389,7 +400,8 @@ async fn totp_enrolment_needs_the_issued_secret_and_the_password(backend: Backen
     assert!(matches!(r, Err(AccountError::Invalid(_))), "{r:?}");
     fx.accounts.enrol_totp(&caller, &enrolment.token, &issued_code, PASSWORD).await.unwrap();
     let u = fx.store.user(org, bob).await.unwrap().unwrap();
-    assert_eq!((u.totp, u.failed_logins), (Some(issued), 0), "a right password gives its failure back");
+    let enrolled = u.totp.map(|s| sealer().open(org, bob, &s).unwrap());
+    assert_eq!((enrolled, u.failed_logins), (Some(issued), 0), "a right password gives its failure back");
     assert_eq!(fx.count_outcome(Action::TotpEnrolled, Outcome::Success).await, 1);
     // An enrolment expires after 30 minutes.
     fx.add_user("carol@example.com").await;
@@ -400,4 +412,77 @@ async fn totp_enrolment_needs_the_issued_secret_and_the_password(backend: Backen
     let code = totp::code_at(&secret, fx.clock.now()).unwrap();
     let r = fx.accounts.enrol_totp(&carol, &enrolment.token, &code, PASSWORD).await;
     assert!(matches!(r, Err(AccountError::Invalid(_))), "{r:?}");
+}
+
+/// Item 9: the stored TOTP secret is encrypted (the raw column holds neither the base32 secret
+/// nor its bytes), opens only for its own user, and signing in with TOTP still works.
+async fn totp_secrets_are_encrypted_at_rest_and_bound_to_their_user(backend: Backend) {
+    let Some(fx) = fixture(backend, NO_THROTTLE).await else { return };
+    let org = fx.accounts.org().id;
+    let bob = fx.add_user("bob@example.com").await;
+    let carol = fx.add_user("carol@example.com").await;
+    let caller = fx.caller("bob@example.com").await;
+    let enrolment = fx.accounts.begin_totp(&caller).unwrap();
+    let secret = TotpSecret(enrolment.secret.clone());
+    let code = totp::code_at(&secret, fx.clock.now()).unwrap();
+    fx.accounts.enrol_totp(&caller, &enrolment.token, &code, PASSWORD).await.unwrap();
+
+    // What the column holds (the rows map it unchanged).
+    let stored = fx.store.user(org, bob).await.unwrap().unwrap().totp.unwrap();
+    let raw = totp_rs::Secret::Encoded(secret.0.clone()).to_bytes().unwrap();
+    assert!(!stored.0.contains(&secret.0) && !stored.0.contains(&secret.0.to_lowercase()), "{}", stored.0);
+    assert!(!stored.0.as_bytes().windows(raw.len()).any(|w| w == raw), "not the raw secret either");
+    assert!(!stored.0.contains(&hex::encode(&raw)), "nor its hex");
+    assert!(!TotpSealer::is_plain(&stored));
+    assert_eq!(sealer().open(org, bob, &stored).unwrap(), secret, "it is the secret, sealed");
+
+    // Signing in with TOTP works, in one request and in two.
+    fx.next_step();
+    let src = Source::default();
+    let now_code = || totp::code_at(&secret, fx.clock.now()).unwrap();
+    let r = fx.accounts.sign_in("bob@example.com", PASSWORD, Some(&now_code()), &src).await.unwrap();
+    assert!(matches!(r, SignIn::Done(_)));
+    fx.next_step();
+    let SignIn::NeedsTotp { pending } = fx.accounts.sign_in("bob@example.com", PASSWORD, None, &src).await.unwrap()
+    else {
+        panic!("TOTP is enrolled")
+    };
+    fx.accounts.sign_in_totp(&pending, &now_code(), &src).await.unwrap();
+
+    // Bob's sealed secret copied into Carol's row does not open there: no code is accepted.
+    let e = logbook_core::EventBuilder::new(Action::TotpEnrolled, logbook_core::Actor::system(), "logbook").build();
+    let m = AccountMutation::SetTotp { user: carol, secret: Some(stored.clone()), end_sessions: None };
+    fx.accounts.log().append(fx.accounts.org(), vec![e], Some(Mutation::Account(m))).await.unwrap();
+    fx.next_step();
+    let r = fx.accounts.sign_in("carol@example.com", PASSWORD, Some(&now_code()), &src).await;
+    assert!(matches!(r, Err(AccountError::Internal(_))), "{r:?}");
+    assert!(fx.store.sessions_of(carol).await.unwrap().is_empty());
+    assert!(sealer().open(org, carol, &stored).is_err());
+}
+
+/// Item 9: a store written before secrets were sealed keeps working, and its plain secrets are
+/// sealed by `seal_plain_totp_secrets` (which `Application::build` runs at start), once.
+async fn plain_totp_secrets_of_an_earlier_version_are_read_and_then_encrypted(backend: Backend) {
+    let Some(fx) = fixture(backend, NO_THROTTLE).await else { return };
+    let org = fx.accounts.org().id;
+    let bob = fx.add_user("bob@example.com").await;
+    let carol = fx.add_user("carol@example.com").await;
+    let e = logbook_core::EventBuilder::new(Action::TotpEnrolled, logbook_core::Actor::system(), "logbook").build();
+    let m = AccountMutation::SetTotp { user: bob, secret: Some(SealedTotp(SECRET.into())), end_sessions: None };
+    fx.accounts.log().append(fx.accounts.org(), vec![e], Some(Mutation::Account(m))).await.unwrap();
+    fx.enrol(carol, "carol@example.com").await;
+    let carol_sealed = fx.store.user(org, carol).await.unwrap().unwrap().totp;
+    let src = Source::default();
+    let r = fx.accounts.sign_in("bob@example.com", PASSWORD, Some(&fx.code()), &src).await.unwrap();
+    assert!(matches!(r, SignIn::Done(_)), "a plain secret is still read");
+
+    assert_eq!(fx.accounts.seal_plain_totp_secrets().await.unwrap(), 1, "bob's only");
+    let stored = fx.store.user(org, bob).await.unwrap().unwrap().totp.unwrap();
+    assert!(!TotpSealer::is_plain(&stored) && !stored.0.contains(SECRET), "{}", stored.0);
+    assert_eq!(sealer().open(org, bob, &stored).unwrap(), TotpSecret(SECRET.into()));
+    assert_eq!(fx.store.user(org, carol).await.unwrap().unwrap().totp, carol_sealed, "a sealed one is left as it is");
+    assert_eq!(fx.accounts.seal_plain_totp_secrets().await.unwrap(), 0, "once");
+    fx.next_step();
+    let r = fx.accounts.sign_in("bob@example.com", PASSWORD, Some(&fx.code()), &src).await.unwrap();
+    assert!(matches!(r, SignIn::Done(_)), "and still works sealed");
 }

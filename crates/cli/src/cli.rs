@@ -287,4 +287,8 @@ pub struct DemoArgs {
     pub seed: u64,
     #[arg(long, default_value = "default")]
     pub org: String,
+    /// Add them even to a log that holds more than its set-up (the first admin, API tokens):
+    /// fabricated events mixed into a log in use cannot be told apart but by `recorded_by`.
+    #[arg(long)]
+    pub force: bool,
 }

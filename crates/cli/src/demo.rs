@@ -1,5 +1,12 @@
 //! `logbook demo`: realistic events for trying Logbook out and for benchmarks, appended through
 //! the real append path with a clock that walks from `--days` ago to now.
+//!
+//! The events are fabricated, so they say so (`recorded_by: demo`), and they only go into a log
+//! that holds nothing but its set-up — the first admin's creation and API token events — so
+//! trying Logbook out right after creating the first admin works, while a log in use is never
+//! filled with them unless `--force` says so. Each run records one `demo.events_added` event of
+//! its own (actor `cli:$USER`, `recorded_by: cli`) naming how many events it added and their
+//! seqs, so the log itself tells where the fabricated ones are.
 
 use std::collections::VecDeque;
 use std::process::ExitCode;
@@ -12,8 +19,12 @@ use logbook_log::LogService;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use anyhow::bail;
+use logbook_core::{EventBuilder, OrgId};
+use logbook_store::Store;
+
 use crate::cli::DemoArgs;
-use crate::commands::one_shot;
+use crate::commands::{cli_actor, one_shot};
 use crate::config::Config;
 
 const ROLES: [&str; 3] = ["Admin", "Analyst", "Auditor"];
@@ -27,6 +38,9 @@ const AGENTS: [&str; 4] = [
     "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
 ];
+
+/// The `recorded_by` of every fabricated event.
+pub const RECORDED_BY: &str = "demo";
 
 fn target(kind: &str, id: impl Into<String>, display: impl Into<String>) -> Target {
     Target { kind: kind.into(), id: id.into(), display: display.into() }
@@ -85,7 +99,7 @@ impl Scenario {
             fields: fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
             outcome,
             source: self.source(user),
-            recorded_by: "console".into(),
+            recorded_by: RECORDED_BY.into(),
         }
     }
 
@@ -130,7 +144,7 @@ impl Scenario {
                             fields: [("reason".to_string(), "invalid_password".to_string())].into(),
                             outcome: Outcome::Failure,
                             source: Source { via: None, ip: Some(ip), user_agent: Some("python-requests/2.31".into()) },
-                            recorded_by: "console".into(),
+                            recorded_by: RECORDED_BY.into(),
                         });
                     }
                     return self.next_event();
@@ -263,21 +277,102 @@ pub async fn fill(
     Ok(done)
 }
 
+/// The first event of the log that is not part of its set-up (the first admin's creation, API
+/// token events), as (seq, action code), or `None` if the log holds only its set-up. Reads from
+/// the start and stops at the first such event, so a log in use costs one page.
+pub async fn beyond_set_up(store: &dyn Store, org: OrgId) -> anyhow::Result<Option<(u64, String)>> {
+    const PAGE: u64 = 256;
+    let size = store.log_head(org).await?.size;
+    let mut admins = 0;
+    let mut start = 0;
+    while start < size {
+        let end = size.min(start + PAGE);
+        for row in store.events(org, start..end).await? {
+            let set_up = match Action::from_code(&row.action) {
+                Ok(Action::ManagementUserAdded) => {
+                    admins += 1;
+                    admins == 1
+                }
+                Ok(Action::ApiTokenCreated | Action::ApiTokenRevoked) => true,
+                _ => false,
+            };
+            if !set_up {
+                return Ok(Some((row.seq, row.action)));
+            }
+        }
+        start = end;
+    }
+    Ok(None)
+}
+
 pub(crate) async fn run(config: &Config, a: DemoArgs) -> anyhow::Result<ExitCode> {
     let now = SystemClock.now().as_micros();
     let span = (a.days as i64) * 86_400_000_000;
     let clock = Arc::new(ManualClock::new(Timestamp::from_micros(now - span)));
     let log = one_shot(config, clock.clone()).await?;
     let org = log.org(&OrgSlug::parse(&a.org)?).await?;
+    let first = log.store().log_head(org.id).await?.size;
+    let in_use = beyond_set_up(&**log.store(), org.id).await?;
+    if let (Some((seq, action)), false) = (&in_use, a.force) {
+        log.shutdown().await;
+        bail!(
+            "the log of {} holds {first} events, more than its set-up (the first admin, API tokens): entry {seq} is {action}. \
+             Demo events are fabricated and must not be mixed into a log in use; use an empty data directory \
+             (--data-dir), or pass --force to add them anyway",
+            org.slug,
+        );
+    }
+    fill_and_mark(log, org, clock, a, first, in_use.is_some()).await
+}
+
+async fn fill_and_mark(
+    log: Arc<LogService>,
+    org: logbook_store::Org,
+    clock: Arc<ManualClock>,
+    a: DemoArgs,
+    first: u64,
+    forced: bool,
+) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let bar = crate::progress::bar(a.events, "demo events");
-    let done = fill(&log, &org, &clock, a.events, a.days, a.seed, &|n| bar.inc(n)).await;
+    let added = std::sync::atomic::AtomicU64::new(0);
+    let done = fill(&log, &org, &clock, a.events, a.days, a.seed, &|n| {
+        added.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        bar.inc(n)
+    })
+    .await;
     bar.finish_and_clear();
     clock.set(Timestamp::from_micros(SystemClock.now().as_micros()));
+    // Recorded even when the run stopped early: the log says which events are fabricated.
+    let added = added.load(std::sync::atomic::Ordering::Relaxed);
+    let marked = match added {
+        0 => Ok(()),
+        _ => log.append(&org, vec![marker(&org, first, added, &a, forced)], None).await.map(drop),
+    };
     log.shutdown().await;
     let done = done?;
+    marked?;
     eprintln!("added {done} demo events to {} in {:.1} s", org.slug, started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one event a run records of itself.
+fn marker(org: &logbook_store::Org, first: u64, added: u64, a: &DemoArgs, forced: bool) -> NewEvent {
+    let last = first + added - 1;
+    let slug = org.slug.to_string();
+    let details = format!("Added {added} fabricated demo events (entries {first} to {last}, recorded by \"demo\")");
+    let mut b = EventBuilder::new(Action::DemoEventsAdded, cli_actor(), "cli")
+        .target("audit_log", &slug, &slug)
+        .details(details)
+        .field("events", added.to_string())
+        .field("first_seq", first.to_string())
+        .field("last_seq", last.to_string())
+        .field("days", a.days.to_string())
+        .field("seed", a.seed.to_string());
+    if forced {
+        b = b.field("forced", "true");
+    }
+    b.build()
 }
 
 #[cfg(test)]

@@ -138,8 +138,8 @@ fn every_subcommand_agrees(t: &Path, env: &[(&str, String)], global: &[&str], or
     ok(o, "admin create");
     let out = t.join("export.csv");
     let o = run(&["export", "--output", out.to_str().unwrap()], "export");
-    assert!(stderr(&o).contains("exported 502 events to"), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 503, "a header and every event");
+    assert!(stderr(&o).contains("exported 503 events to"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 504, "a header and every event");
 
     // The server: the same key, the same store (it continues the same log).
     let server = start_with_env(global, &env.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>());
@@ -156,9 +156,9 @@ fn every_subcommand_agrees(t: &Path, env: &[(&str, String)], global: &[&str], or
             .await
             .unwrap();
         assert_eq!(resp.status().as_u16(), 201);
-        // 500 demo events, the token, the user, the export's own record: the server continues
-        // the same log.
-        assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["seqs"], serde_json::json!([503]));
+        // 500 demo events and the run's record, the token, the user, the export's own record:
+        // the server continues the same log.
+        assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["seqs"], serde_json::json!([504]));
     });
     terminate(server);
 
@@ -174,10 +174,10 @@ fn every_subcommand_agrees(t: &Path, env: &[(&str, String)], global: &[&str], or
         ],
         "migrate-store",
     );
-    assert!(stdout(&o).contains("default: 504 events") && stdout(&o).contains("roots match"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("default: 505 events") && stdout(&o).contains("roots match"), "{}", stdout(&o));
 
     let o = run(&["verify"], "verify");
-    assert!(stdout(&o).contains("default: intact — 504 events"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("default: intact — 505 events"), "{}", stdout(&o));
     assert!(!data.join(KEY_FILE).exists(), "no command made a key of its own");
     assert_checkpoints(&data, &format!("{origin_prefix}/default"), verifier_key);
 }
@@ -229,7 +229,7 @@ fn a_postgres_url_from_a_secret_file_serves_every_one_shot_command() {
     ok(logbook(&env).args(["demo", "--events", "100"]).output().unwrap(), "demo");
     ok(logbook(&env).args(["admin", "create-token", "--name", "svc"]).output().unwrap(), "create-token");
     let o = ok(logbook(&env).args(["verify", "--public-key", &verifier_key]).output().unwrap(), "verify");
-    assert!(stdout(&o).contains("default: intact — 101 events"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("default: intact — 102 events"), "{}", stdout(&o));
     assert!(!t.path().join("data").exists(), "the data directory is not used with a database URL and a key file");
     let o = ok(logbook(&env).arg("config").output().unwrap(), "config");
     assert!(

@@ -28,7 +28,8 @@ fn demo_fills_a_verifiable_store_and_export_reads_it_all() {
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(&["verify", "--data-dir", d]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).contains("3000 events"), "{}", stdout(&o));
+    // The demo's 3000 events and its record of the run.
+    assert!(stdout(&o).contains("3001 events"), "{}", stdout(&o));
 
     let (code, out, err) = export(dir.path(), &[]);
     assert_eq!(code, 0, "{err}");
@@ -50,9 +51,10 @@ fn demo_fills_a_verifiable_store_and_export_reads_it_all() {
             "Leaf Hash"
         ]
     );
-    assert_eq!(rows.len(), 3001);
+    assert_eq!(rows.len(), 3002);
     let seqs: Vec<u64> = rows[1..].iter().map(|r| r[5].parse().unwrap()).collect();
-    assert_eq!(seqs, (0..3000).rev().collect::<Vec<_>>(), "every event, newest first");
+    assert_eq!(seqs, (0..3001).rev().collect::<Vec<_>>(), "every event, newest first");
+    assert_eq!(rows[1][2], "Demo Events Added", "the run's record comes last");
     // Spread over the 30 days, never backwards.
     let first = rows.last().unwrap()[4].clone();
     let last = rows[1][4].clone();
@@ -66,7 +68,7 @@ fn demo_fills_a_verifiable_store_and_export_reads_it_all() {
     let mine: Vec<_> = recorded.iter().filter(|e| e["recorded_by"] == "cli").collect();
     assert_eq!(mine.len(), 1, "{out}");
     // The same fields as an export through the API (it is recorded before the first byte, so it
-    // names the filters, not a count; the export above holds exactly the 3000 events before it).
+    // names the filters, not a count; the export above holds exactly the 3001 events before it).
     assert_eq!(mine[0]["fields"], serde_json::json!({"format": "csv", "time_zone": "UTC"}));
     assert_eq!(mine[0]["details"], "Exported the audit log as CSV (no filters)");
     assert_eq!(mine[0]["action_label"], "Audit Log Exported");

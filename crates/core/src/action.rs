@@ -63,6 +63,8 @@ actions! {
     ApiTokenRevoked => "api_token.revoked", "API Token Revoked";
     CheckpointKeyRotated => "checkpoint_key.rotated", "Checkpoint Key Rotated";
     UserSignedOutEverywhere => "user.signed_out_everywhere", "User Signed Out Everywhere";
+    // `logbook demo`'s record of a run: fabricated events were added (how many, which seqs).
+    DemoEventsAdded => "demo.events_added", "Demo Events Added";
 }
 
 impl Action {

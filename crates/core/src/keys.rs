@@ -1,9 +1,11 @@
 //! Keys derived from the installation's one secret (the checkpoint signing key's secret).
 //!
 //! Every purpose gets its own key through HKDF-SHA256 (RFC 5869) with a distinct `info` label,
-//! so a key says nothing usable about the secret or about any other derived key. Only
-//! short-lived values (query cursors, CSRF and pending-sign-in tokens) are MACed with these
-//! keys; nothing stored depends on them, so changing a label only ends the tokens in flight.
+//! so a key says nothing usable about the secret or about any other derived key. Short-lived
+//! values (query cursors, CSRF and pending-sign-in tokens) are MACed with these keys: changing
+//! their labels only ends the tokens in flight. One key protects stored data: the TOTP secrets
+//! are encrypted under [`label::TOTP_SECRETS`]'s, so changing that label, or the installation
+//! secret, makes every enrolled TOTP secret unreadable (its users must enrol again).
 
 use hkdf::Hkdf;
 use sha2::Sha256;
@@ -14,6 +16,9 @@ pub mod label {
     pub const QUERY_CURSOR: &str = "logbook query cursor key v2";
     /// The MAC key of the accounts' CSRF and pending-sign-in tokens.
     pub const ACCOUNTS_MAC: &str = "logbook accounts mac key v2";
+    /// The encryption key of the stored TOTP secrets (XChaCha20-Poly1305). Never change it:
+    /// secrets sealed under the old key would no longer open.
+    pub const TOTP_SECRETS: &str = "logbook totp secret encryption key v1";
 }
 
 /// The 256-bit key for `label`, derived from `secret` with HKDF-SHA256 (no salt: the secret is
@@ -36,6 +41,8 @@ mod tests {
         let a = derive(b"secret", label::QUERY_CURSOR);
         let b = derive(b"secret", label::ACCOUNTS_MAC);
         assert_ne!(a, b);
+        assert_ne!(derive(b"secret", label::TOTP_SECRETS), a);
+        assert_ne!(derive(b"secret", label::TOTP_SECRETS), b);
         assert_eq!(a, derive(b"secret", label::QUERY_CURSOR), "deterministic");
         assert_ne!(a, derive(b"other secret", label::QUERY_CURSOR));
     }

@@ -1,5 +1,9 @@
 //! The checkpoint signing key on disk: read from a configured file, or generated at first use
-//! into the data directory with mode 0600.
+//! into the data directory with mode 0600 (the directory, if this creates it, 0700).
+//!
+//! A key file that its group or others may read is refused, not warned about: the key is the
+//! installation's secret (checkpoint signatures, and every key derived from it, among them the
+//! one that encrypts TOTP secrets), and a warning in a log nobody reads protects nothing.
 //!
 //! Every process and every command that signs or checks checkpoints goes through
 //! [`SigningKeyFile`], so a configured key file is never silently replaced by a generated one.
@@ -75,25 +79,54 @@ fn key_name(origin_prefix: &str) -> String {
     origin_prefix.chars().map(|c| if c.is_whitespace() || c == '+' { '-' } else { c }).collect()
 }
 
-/// Reads a signing key file. The error never echoes the file's content.
+/// Reads a signing key file, refusing one that its group or others may access. The error never
+/// echoes the file's content.
 pub fn load(path: &Path) -> Result<CheckpointSigner, KeyError> {
     let text = std::fs::read_to_string(path).map_err(|e| KeyError(format!("reading {}: {e}", path.display())))?;
+    check_private(path)?;
+    CheckpointSigner::from_secret(&text).map_err(|e| KeyError(format!("{}: {e}", path.display())))
+}
+
+/// Refuses a key file with any permission bit for its group or others (checked after reading, so
+/// a missing file is reported as such).
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| KeyError(format!("reading {}: {e}", path.display())))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError(format!(
+            "the checkpoint signing key {} has mode {mode:03o}: its group or others may read it, so it is refused; \
+             make it readable by its owner only: chmod 600 {}",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path) -> Result<(), KeyError> {
+    Ok(())
+}
+
+/// Creates `dir` (and its missing parents) readable by its owner only. An existing directory is
+/// left as it is: it may be shared, and the key file's own mode is what is checked.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), "the checkpoint signing key is readable by others; chmod 600 it");
-            }
-        }
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
     }
-    CheckpointSigner::from_secret(&text).map_err(|e| KeyError(format!("{}: {e}", path.display())))
+    b.create(dir)
 }
 
 /// Writes a new file readable by its owner only, and makes it durable (file and directory).
 fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
     }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -146,11 +179,35 @@ mod tests {
         assert!(!dir.path().join(KEY_FILE).exists(), "no stray key in the data directory");
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_key_its_group_or_others_may_read_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKeyFile::resolve(None, &dir.path().join("data"), "logbook.local");
+        let made = key.load_or_create(&logbook_core::OsRandom).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("data")), 0o700, "the directory it created");
+        for loose in [0o640, 0o604, 0o660, 0o644, 0o601] {
+            std::fs::set_permissions(key.path(), std::fs::Permissions::from_mode(loose)).unwrap();
+            let e = key.load_or_create(&logbook_core::OsRandom).unwrap_err().to_string();
+            assert!(e.contains(&key.path().display().to_string()) && e.contains("chmod 600"), "{loose:o}: {e}");
+            assert!(key.load().is_err(), "{loose:o}");
+        }
+        std::fs::set_permissions(key.path(), std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(key.load().unwrap().verifier_key(), made.verifier_key(), "owner-only modes are fine");
+    }
+
     #[test]
     fn errors_never_echo_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.key");
         std::fs::write(&path, "PRIVATE+KEY+not-a-real-secret-zzz").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let e = load(&path).unwrap_err().to_string();
         assert!(!e.contains("not-a-real-secret"), "{e}");
     }

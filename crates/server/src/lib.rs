@@ -236,6 +236,8 @@ impl Application {
         };
         let accounts =
             Arc::new(logbook_accounts::Accounts::new(log.clone(), default_org.clone(), accounts_config, &mac_secret)?);
+        // TOTP secrets an earlier version stored in plain are encrypted before anyone signs in.
+        accounts.seal_plain_totp_secrets().await?;
         let metrics = Arc::new(metrics::Metrics::new(log.metrics(), accounts.metrics()));
         let setup_link = accounts.setup_link().await?;
         let state = AppState {

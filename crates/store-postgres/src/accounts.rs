@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use logbook_core::{InvitationId, OrgId, ProtectedUserId, Role, Timestamp, UserId};
 use logbook_store::accounts::{
-    like_escape, AccountTx, InvitationRecord, LoginAttempt, NewUser, PasswordHash, ProtectedUser, SessionRecord,
-    SignInState, TotpSecret, UserRecord,
+    like_escape, AccountTx, InvitationRecord, LoginAttempt, NewUser, PasswordHash, ProtectedUser, SealedTotp,
+    SessionRecord, SignInState, UserRecord,
 };
 use logbook_store::{AccountStore, StoreError};
 
@@ -84,7 +84,7 @@ impl AccountTx for PgTx<'_> {
             .map_err(pg)
     }
 
-    async fn update_totp(&self, user: UserId, secret: Option<&TotpSecret>) -> Result<u64, StoreError> {
+    async fn update_totp(&self, user: UserId, secret: Option<&SealedTotp>) -> Result<u64, StoreError> {
         self.tx
             .execute(
                 "UPDATE users SET totp_secret = $1, totp_last_step = NULL WHERE id = $2 AND org = $3",
@@ -339,6 +339,24 @@ impl AccountStore for PgStore {
         let session = session_row(&r)?;
         let user = user_row_at(&r, SESSION_COLUMN_COUNT)?;
         Ok(Some((session, user)))
+    }
+
+    async fn reseal_totp(
+        &self,
+        org: OrgId,
+        user: UserId,
+        from: &SealedTotp,
+        to: &SealedTotp,
+    ) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE users SET totp_secret = $1 WHERE id = $2 AND org = $3 AND totp_secret = $4",
+                &[&to.0, &user.0, &org.0, &from.0],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
     }
 
     async fn touch_session(&self, token_hash: &[u8; 32], now: Timestamp) -> Result<(), StoreError> {

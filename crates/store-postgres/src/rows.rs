@@ -1,7 +1,7 @@
 //! From PostgreSQL's rows and errors to the store's types.
 
 use logbook_core::{ActionGrant, ApiTokenId, InvitationId, OrgId, OrgSlug, ProtectedUserId, Role, Timestamp, UserId};
-use logbook_store::accounts::{InvitationRecord, PasswordHash, ProtectedUser, SessionRecord, TotpSecret, UserRecord};
+use logbook_store::accounts::{InvitationRecord, PasswordHash, ProtectedUser, SessionRecord, SealedTotp, UserRecord};
 use logbook_store::{ApiToken, EventRow, Org, StoreError, StoredCheckpoint};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
@@ -106,7 +106,7 @@ pub(crate) fn user_row_at(r: &Row, at: usize) -> Result<UserRecord, StoreError> 
         email: r.get(at + 2),
         role: role(r.get(at + 3))?,
         password_hash: PasswordHash(r.get(at + 4)),
-        totp: r.get::<_, Option<String>>(at + 5).map(TotpSecret),
+        totp: r.get::<_, Option<String>>(at + 5).map(SealedTotp),
         totp_last_step: r.get::<_, Option<i64>>(at + 6).map(u),
         failed_logins: r.get::<_, i32>(at + 7).max(0) as u32,
         locked_until: r.get::<_, Option<i64>>(at + 8).map(Timestamp::from_micros),

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use logbook_core::{InvitationId, OrgId, ProtectedUserId, Role, Timestamp, UserId};
 use logbook_store::accounts::{
-    like_escape, AccountTx, InvitationRecord, LoginAttempt, NewUser, PasswordHash, ProtectedUser, SessionRecord,
-    SignInState, TotpSecret, UserRecord,
+    like_escape, AccountTx, InvitationRecord, LoginAttempt, NewUser, PasswordHash, ProtectedUser, SealedTotp,
+    SessionRecord, SignInState, UserRecord,
 };
 use logbook_store::{AccountStore, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -80,7 +80,7 @@ impl AccountTx for SqliteTx<'_> {
         ))
     }
 
-    async fn update_totp(&self, user: UserId, secret: Option<&TotpSecret>) -> Result<u64, StoreError> {
+    async fn update_totp(&self, user: UserId, secret: Option<&SealedTotp>) -> Result<u64, StoreError> {
         count(self.tx.execute(
             "UPDATE users SET totp_secret = ?1, totp_last_step = NULL WHERE id = ?2 AND org = ?3",
             params![secret.map(|s| s.0.as_str()), user.0, self.org.0],
@@ -312,6 +312,25 @@ impl AccountStore for SqliteStore {
                 .query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [s.user.0], user_row)
                 .optional()?;
             Ok(user.map(|u| (s, u)))
+        })
+        .await
+    }
+
+    async fn reseal_totp(
+        &self,
+        org: OrgId,
+        user: UserId,
+        from: &SealedTotp,
+        to: &SealedTotp,
+    ) -> Result<bool, StoreError> {
+        let (from, to) = (from.0.clone(), to.0.clone());
+        self.write(move |c: &mut Connection| {
+            c.execute(
+                "UPDATE users SET totp_secret = ?1 WHERE id = ?2 AND org = ?3 AND totp_secret = ?4",
+                params![to, user.0, org.0, from],
+            )
+            .map(|n| n == 1)
+            .map_err(store_error)
         })
         .await
     }

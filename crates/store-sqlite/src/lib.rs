@@ -11,6 +11,7 @@
 mod accounts;
 mod checkpoints;
 mod commit;
+mod files;
 mod migrate;
 mod rows;
 mod search;
@@ -60,21 +61,32 @@ fn run<F: Future>(f: F) -> F::Output {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `logbook.db` in `data_dir`.
+    /// Opens (creating if needed) `logbook.db` in `data_dir`, which is made (or tightened to)
+    /// 0700: see `files.rs`.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let dir = data_dir.to_owned();
+        tokio::task::spawn_blocking(move || {
+            files::private_data_dir(&dir).map_err(|e| StoreError::context(format!("creating {}", dir.display()), e))
+        })
+        .await
+        .map_err(StoreError::backend)??;
         Self::open_file(&data_dir.join(FILE_NAME)).await
     }
 
+    /// Opens (creating if needed) the database file `path`, 0600 with its WAL and shared-memory
+    /// files; a missing directory is created 0700.
     pub async fn open_file(path: &Path) -> Result<Self, StoreError> {
         let path = path.to_owned();
         tokio::task::spawn_blocking(move || {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
+                files::create_private_dir(dir)
                     .map_err(|e| StoreError::context(format!("creating {}", dir.display()), e))?;
             }
+            files::before_open(&path).map_err(|e| StoreError::context(format!("creating {}", path.display()), e))?;
             let mut conn = Connection::open(&path).map_err(store_error)?;
             configure(&conn).map_err(store_error)?;
             migrate(&mut conn).map_err(store_error)?;
+            files::after_open(&path).map_err(|e| StoreError::context(format!("securing {}", path.display()), e))?;
             Ok(Self { path, writer: Arc::new(Mutex::new(conn)), readers: Arc::new(Mutex::new(Vec::new())) })
         })
         .await

@@ -1,7 +1,7 @@
 //! From SQLite's rows and errors to the store's types.
 
 use logbook_core::{ActionGrant, ApiTokenId, InvitationId, OrgId, OrgSlug, ProtectedUserId, Role, Timestamp, UserId};
-use logbook_store::accounts::{InvitationRecord, PasswordHash, ProtectedUser, SessionRecord, TotpSecret, UserRecord};
+use logbook_store::accounts::{InvitationRecord, PasswordHash, ProtectedUser, SessionRecord, SealedTotp, UserRecord};
 use logbook_store::{ApiToken, EventRow, StoreError, StoredCheckpoint};
 use rusqlite::types::Type;
 use rusqlite::{ErrorCode, Row};
@@ -108,7 +108,7 @@ pub(crate) fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
         email: r.get(2)?,
         role: role(r, 3)?,
         password_hash: PasswordHash(r.get(4)?),
-        totp: r.get::<_, Option<String>>(5)?.map(TotpSecret),
+        totp: r.get::<_, Option<String>>(5)?.map(SealedTotp),
         totp_last_step: r.get::<_, Option<i64>>(6)?.map(u),
         failed_logins: r.get::<_, i64>(7)?.clamp(0, i64::from(u32::MAX)) as u32,
         locked_until: r.get::<_, Option<i64>>(8)?.map(Timestamp::from_micros),

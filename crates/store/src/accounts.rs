@@ -3,9 +3,10 @@
 //!
 //! These tables are not the audit log: rows change and disappear. Every change that the log
 //! must record is a [`crate::Mutation`] committed in the same transaction as its events; only
-//! bookkeeping is written directly: a session's last activity, and the counts of sign-in
+//! bookkeeping is written directly: a session's last activity, the counts of sign-in
 //! attempts (per address, per account, per pending sign-in), which must be decided and counted
-//! in one statement before a password or code is checked — the accounts record each outcome.
+//! in one statement before a password or code is checked — the accounts record each outcome —,
+//! and the sealing of a TOTP secret that an earlier version stored in plain.
 
 use std::fmt;
 
@@ -25,13 +26,27 @@ impl fmt::Debug for PasswordHash {
     }
 }
 
-/// A TOTP shared secret (base32). Whoever reads it can make valid codes.
+/// A TOTP shared secret (base32). Whoever reads it can make valid codes. Never stored as such:
+/// the store keeps it sealed ([`SealedTotp`]).
 #[derive(Clone, PartialEq, Eq)]
 pub struct TotpSecret(pub String);
 
 impl fmt::Debug for TotpSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("TotpSecret(<redacted>)")
+    }
+}
+
+/// A TOTP secret as stored: encrypted and authenticated by the accounts (AEAD, bound to its
+/// user; `logbook_accounts::totp::TotpSealer`), opaque to the store. A store written before
+/// secrets were sealed may still hold a plain base32 secret here until the accounts seal it at
+/// start.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedTotp(pub String);
+
+impl fmt::Debug for SealedTotp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SealedTotp(<redacted>)")
     }
 }
 
@@ -43,7 +58,7 @@ pub struct UserRecord {
     pub email: String,
     pub role: Role,
     pub password_hash: PasswordHash,
-    pub totp: Option<TotpSecret>,
+    pub totp: Option<SealedTotp>,
     /// The last TOTP time step accepted: each code is usable once.
     pub totp_last_step: Option<u64>,
     /// Consecutive failed sign-ins since the last success.
@@ -155,7 +170,7 @@ pub enum AccountMutation {
     /// Also ends the user's sessions as `end_sessions` says, if given.
     SetTotp {
         user: UserId,
-        secret: Option<TotpSecret>,
+        secret: Option<SealedTotp>,
         end_sessions: Option<EndSessions>,
     },
     /// Ends the user's sessions as `end_sessions` says (signing out everywhere else, or an
@@ -228,6 +243,16 @@ pub trait AccountStore: Send + Sync {
     async fn user(&self, org: OrgId, id: UserId) -> Result<Option<UserRecord>, StoreError>;
     /// `email` must already be lower case.
     async fn user_by_email(&self, org: OrgId, email: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Replaces the user's stored TOTP secret `from` by `to`, the same secret sealed anew; false
+    /// (nothing written) if it is no longer `from`. Bookkeeping, recorded nothing: the secret
+    /// does not change, only how it is kept.
+    async fn reseal_totp(
+        &self,
+        org: OrgId,
+        user: UserId,
+        from: &SealedTotp,
+        to: &SealedTotp,
+    ) -> Result<bool, StoreError>;
 
     /// The session and its user, if both exist.
     async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<(SessionRecord, UserRecord)>, StoreError>;
@@ -359,7 +384,7 @@ pub trait AccountTx {
     async fn delete_user(&self, user: UserId) -> Result<u64, StoreError>;
     async fn update_password(&self, user: UserId, password_hash: &PasswordHash) -> Result<u64, StoreError>;
     /// Replaces the secret and forgets the last step used (a new secret has none).
-    async fn update_totp(&self, user: UserId, secret: Option<&TotpSecret>) -> Result<u64, StoreError>;
+    async fn update_totp(&self, user: UserId, secret: Option<&SealedTotp>) -> Result<u64, StoreError>;
 
     /// `None` when there is no such user.
     async fn sign_in_state(&self, user: UserId) -> Result<Option<SignInState>, StoreError>;

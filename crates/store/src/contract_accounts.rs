@@ -4,7 +4,7 @@
 
 use logbook_core::{InvitationId, OrgId, ProtectedUserId, Role, Timestamp, UserId};
 
-use crate::accounts::{EndSessions, LoginAttempt, PasswordHash, TotpSecret};
+use crate::accounts::{EndSessions, LoginAttempt, PasswordHash, SealedTotp};
 use crate::contract::{org, LogWriter, SharedStore};
 use crate::{AccountMutation, CommitError, Mutation, MutationEntry, MutationError, MutationOutput};
 
@@ -25,6 +25,7 @@ macro_rules! contract_accounts_tests {
             login_attempts_are_counted_before_the_check_and_lock_once,
             pending_sign_ins_take_five_codes_and_complete_once,
             changes_end_exactly_the_sessions_they_name,
+            a_totp_secret_is_resealed_only_from_what_is_stored,
         );
     };
 }
@@ -140,7 +141,7 @@ pub async fn sessions_start_end_and_expire(store: SharedStore) {
     let ada = a.add_user("ada@example.com", Role::Admin).await;
     a.apply(AccountMutation::SetTotp {
         user: ada,
-        secret: Some(TotpSecret("JBSWY3DPEHPK3PXP".into())),
+        secret: Some(SealedTotp("JBSWY3DPEHPK3PXP".into())),
         end_sessions: None,
     })
     .await
@@ -151,7 +152,7 @@ pub async fn sessions_start_end_and_expire(store: SharedStore) {
     assert_eq!(second, LoginAttempt { failures: 2, lock: Some(until) }, "the second reaches the threshold");
     let u = store.user(a.org, ada).await.unwrap().unwrap();
     assert_eq!((u.failed_logins, u.locked_until), (2, Some(until)));
-    assert_eq!(u.totp, Some(TotpSecret("JBSWY3DPEHPK3PXP".into())));
+    assert_eq!(u.totp, Some(SealedTotp("JBSWY3DPEHPK3PXP".into())));
 
     let expires = Timestamp::from_micros(a.now().as_micros() + 3_600_000_000);
     let start = |token: u8, step| AccountMutation::CreateSession {
@@ -433,7 +434,7 @@ pub async fn account_rules_hold_at_their_edges(store: SharedStore) {
     assert_eq!(a.apply(start(ada, 5, Some(500))).await, Err(MutationError::TotpReplay));
     a.apply(AccountMutation::SetTotp {
         user: ada,
-        secret: Some(TotpSecret("KRSXG5CTMVRXEZLU".into())),
+        secret: Some(SealedTotp("KRSXG5CTMVRXEZLU".into())),
         end_sessions: None,
     })
     .await
@@ -688,4 +689,22 @@ pub async fn changes_end_exactly_the_sessions_they_name(store: SharedStore) {
     assert!(store.sessions_of(ada).await.unwrap().is_empty());
     a.apply(everywhere(ada, vec![])).await.unwrap();
     assert_eq!(a.apply(everywhere(UserId(424242), vec![])).await, Err(MutationError::NotFound), "no such user");
+}
+
+pub async fn a_totp_secret_is_resealed_only_from_what_is_stored(store: SharedStore) {
+    let mut a = Accounts::new(&store, "acme").await;
+    let ada = a.add_user("ada@example.com", Role::Admin).await;
+    let bob = a.add_user("bob@example.com", Role::Admin).await;
+    let plain = SealedTotp("JBSWY3DPEHPK3PXP".into());
+    a.apply(AccountMutation::SetTotp { user: ada, secret: Some(plain.clone()), end_sessions: None }).await.unwrap();
+    let sealed = SealedTotp("v1:sealed".into());
+    assert!(!store.reseal_totp(a.org, ada, &SealedTotp("OTHER".into()), &sealed).await.unwrap(), "not what is stored");
+    assert!(!store.reseal_totp(a.org, bob, &plain, &sealed).await.unwrap(), "bob has none");
+    let other = Accounts::new(&store, "globex").await;
+    assert!(!store.reseal_totp(other.org, ada, &plain, &sealed).await.unwrap(), "another organization's");
+    assert_eq!(store.user(a.org, ada).await.unwrap().unwrap().totp, Some(plain.clone()));
+    assert!(store.reseal_totp(a.org, ada, &plain, &sealed).await.unwrap());
+    assert_eq!(store.user(a.org, ada).await.unwrap().unwrap().totp, Some(sealed.clone()));
+    assert!(!store.reseal_totp(a.org, ada, &plain, &sealed).await.unwrap(), "once");
+    assert_eq!(store.user(a.org, bob).await.unwrap().unwrap().totp, None);
 }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use logbook_core::{ApiTokenId, InvitationId, OrgId, OrgSlug, ProtectedUserId, Timestamp, UserId};
 use logbook_integrity::tree::{TileId, TileRow};
 
-use crate::accounts::{InvitationRecord, LoginAttempt, ProtectedUser, SessionRecord, UserRecord};
+use crate::accounts::{InvitationRecord, LoginAttempt, ProtectedUser, SealedTotp, SessionRecord, UserRecord};
 use crate::*;
 
 type Hook = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -188,6 +188,15 @@ impl AccountStore for FaultyStore {
     }
     async fn user_by_email(&self, org: OrgId, email: &str) -> Result<Option<UserRecord>, StoreError> {
         self.inner.user_by_email(org, email).await
+    }
+    async fn reseal_totp(
+        &self,
+        org: OrgId,
+        user: UserId,
+        from: &SealedTotp,
+        to: &SealedTotp,
+    ) -> Result<bool, StoreError> {
+        self.inner.reseal_totp(org, user, from, to).await
     }
     async fn session(&self, h: &[u8; 32]) -> Result<Option<(SessionRecord, UserRecord)>, StoreError> {
         self.inner.session(h).await

@@ -2,13 +2,11 @@
 //! the filtered rows, and each entry's full record with its inclusion proof checked against the
 //! latest signed checkpoint. Everything works without JavaScript.
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use logbook_accounts::permission::ReadAuditLog;
-use logbook_accounts::Authorized;
+use logbook_accounts::{Authorized, LogRead};
 use logbook_core::{Action, Outcome};
 use logbook_integrity::checkpoint::CheckpointVerifier;
 use logbook_log::export::{ActionLabels, EventView};
@@ -127,20 +125,6 @@ impl View {
         }
         let keep = prev.len().saturating_sub(MAX_HISTORY);
         self.url(Some(next), &prev[keep..])
-    }
-
-    /// What "Audit Log Viewed" records: the filters, not the page.
-    fn recorded_filters(&self) -> BTreeMap<String, String> {
-        let mut m = BTreeMap::new();
-        for (k, v) in self.filter_pairs() {
-            m.entry(k)
-                .and_modify(|e: &mut String| {
-                    e.push(',');
-                    e.push_str(&v)
-                })
-                .or_insert(v);
-        }
-        m
     }
 }
 
@@ -303,19 +287,23 @@ pub async fn audit_log(
         pairs.push(("cursor".into(), c.clone()));
     }
     let listed = match ListQuery::from_pairs(pairs, &tz) {
-        Ok(query) => list_events(&state, &state.default_org, query).await,
+        Ok(query) => {
+            let recorded = query.filters.recorded();
+            list_events(&state, &state.default_org, query).await.map(|list| (list, recorded))
+        }
         Err(e) => Err(e),
     };
     let (result, status) = match listed {
-        Ok(list) => (Ok(list), StatusCode::OK),
+        Ok((list, recorded)) => {
+            // The same rule as the API's list: once per session and filter set, whichever page.
+            if let Err(e) = state.accounts.record_view(&auth, LogRead::List(&recorded)).await {
+                return super::layout::api_error_page(e.into());
+            }
+            (Ok(list), StatusCode::OK)
+        }
         Err(ApiError::BadRequest { message, .. }) => (Err(message), StatusCode::BAD_REQUEST),
         Err(e) => return super::layout::api_error_page(e),
     };
-    if result.is_ok() && view.cursor.is_none() {
-        if let Err(e) = state.accounts.record_view(&auth, &view.recorded_filters()).await {
-            return super::layout::api_error_page(e.into());
-        }
-    }
     let users = state.log.store().users(state.default_org.id, "", 500).await.unwrap_or_default();
     let services = state.log.store().service_actions(state.default_org.id).await.unwrap_or_default();
     let now = state.log.clock().now().to_jiff();
@@ -383,6 +371,7 @@ async fn render_event(state: &AppState, auth: &Authorized<ReadAuditLog>, seq: u6
     let Some(row) = rows.first() else {
         return Ok(super::layout::error_page(404, "Not found", "There is no such entry."));
     };
+    state.accounts.record_view(auth, LogRead::Entry(seq)).await?;
     let labels = ActionLabels::load(&**state.log.store(), org).await?;
     let e = EventView::from_row(row, &tz, &labels).map_err(|e| ApiError::Internal(e.to_string()))?;
     let proof = verify_inclusion(state, seq, row.leaf_hash).await;

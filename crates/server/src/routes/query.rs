@@ -1,9 +1,12 @@
 //! Reading the log: `GET /api/v1/events` (one page), `GET /api/v1/events/export` (every matching
-//! event, streamed) and `GET /api/v1/users-in-log` (what the User filter offers).
+//! event, streamed) and `GET /api/v1/users-in-log` (what the User filter offers). Each read is
+//! recorded: a list or users read as `audit_log.viewed`, once per session and filter set
+//! (`Accounts::record_view`), an export as `audit_log.exported`, every time.
 //!
 //! The handlers only authenticate and say who is asking; everything else is in functions that
 //! take the organization, so the extractor can change without touching them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -23,6 +26,7 @@ use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 
 use logbook_accounts::permission::ReadAuditLog;
+use logbook_accounts::LogRead;
 
 use crate::auth::Auth;
 use crate::export_limit::ExportSlot;
@@ -295,6 +299,24 @@ impl QueryParams {
 }
 
 impl Filters {
+    /// What `audit_log.viewed` records of these filters (name → value as given, the actions
+    /// joined by commas); the console's list and the API's record the same.
+    pub(crate) fn recorded(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        for (k, v) in [
+            ("q", self.q.clone()),
+            ("user", self.user.clone()),
+            ("from", self.from.as_ref().map(|b| b.0.clone())),
+            ("to", self.to.as_ref().map(|b| b.0.clone())),
+            ("action", Some(self.actions.join(",")).filter(|a| !a.is_empty())),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.to_owned(), v);
+            }
+        }
+        m
+    }
+
     /// What a cursor is bound to: the organization and every filter, in a fixed encoding.
     pub(crate) fn digest(&self, org: &Org) -> [u8; 32] {
         let mut h = Sha256::new();
@@ -344,7 +366,8 @@ fn zone_name(tz: &TimeZone) -> String {
 }
 
 /// One page of events, newest first, matching every given filter. Pagination is by keyset: a
-/// page is as fast at any depth, and events appended meanwhile never shift later pages.
+/// page is as fast at any depth, and events appended meanwhile never shift later pages. The read
+/// is recorded in the log (`audit_log.viewed`, with its filters) once per session and filter set.
 #[utoipa::path(get, path = "/api/v1/events", tag = "query",
     params(ListQuery),
     security(("session" = [])),
@@ -354,11 +377,15 @@ fn zone_name(tz: &TimeZone) -> String {
         (status = 503, description = "`query_timeout`: the query ran longer than the server's `query_timeout` and was stopped; narrow the filters")))]
 pub async fn list(
     State(state): State<AppState>,
-    Auth(_reader): Auth<ReadAuditLog>,
+    Auth(reader): Auth<ReadAuditLog>,
     Checked(query): Checked<ListQuery>,
 ) -> Result<Json<EventList>, ApiError> {
     let org = state.default_org.clone();
-    list_events(&state, &org, query).await.map(Json)
+    let recorded = query.filters.recorded();
+    let list = list_events(&state, &org, query).await?;
+    // Recorded once the read succeeded, once per session and filter set (not per page).
+    state.accounts.record_view(&reader, LogRead::List(&recorded)).await?;
+    Ok(Json(list))
 }
 
 pub(crate) async fn list_events(state: &AppState, org: &Org, query: ListQuery) -> Result<EventList, ApiError> {
@@ -530,7 +557,8 @@ pub struct UsersInLog {
     pub users: Vec<String>,
 }
 
-/// The users that appear in the log, for the User filter: distinct, sorted, by prefix.
+/// The users that appear in the log, for the User filter: distinct, sorted, by prefix. The read
+/// is recorded in the log (`audit_log.viewed`, with the prefix) once per session and prefix.
 #[utoipa::path(get, path = "/api/v1/users-in-log", tag = "query",
     params(UsersParams),
     security(("session" = [])),
@@ -539,11 +567,14 @@ pub struct UsersInLog {
         (status = 400, description = "`bad_query` or `bad_limit`")))]
 pub async fn users_in_log(
     State(state): State<AppState>,
-    Auth(_reader): Auth<ReadAuditLog>,
+    Auth(reader): Auth<ReadAuditLog>,
     ApiQuery(params): ApiQuery<UsersParams>,
 ) -> Result<Json<UsersInLog>, ApiError> {
     let org = state.default_org.clone();
-    list_users(&state, &org, params).await.map(Json)
+    let prefix = params.prefix.clone();
+    let users = list_users(&state, &org, params).await?;
+    state.accounts.record_view(&reader, LogRead::Users(&prefix)).await?;
+    Ok(Json(users))
 }
 
 async fn list_users(state: &AppState, org: &Org, params: UsersParams) -> Result<UsersInLog, ApiError> {

@@ -65,7 +65,18 @@ async fn the_signing_key_is_made_once_with_mode_0600_or_read_from_a_configured_f
     let other = logbook_integrity::checkpoint::CheckpointSigner::generate(&SeededRandom::new(99), "elsewhere").unwrap();
     let configured = dir.path().join("configured.key");
     std::fs::write(&configured, other.secret()).unwrap();
-    settings.signing_key_file = Some(configured);
+    settings.signing_key_file = Some(configured.clone());
+
+    // One that its group or others may read is refused at start, naming the file and the fix.
+    std::fs::set_permissions(&configured, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let err = Application::build(&settings, store, Arc::new(SystemClock), Arc::new(SeededRandom::new(5)))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("configured.key") && err.contains("chmod 600"), "{err}");
+
+    std::fs::set_permissions(&configured, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(start(settings.clone()).await, other.verifier_key());
 
     // A malformed key is a clear start error that does not echo the file.

@@ -18,6 +18,8 @@ on_both_stores!(
     bad_query_parameters_get_clear_400s,
     new_events_are_found_at_once_and_indexed_soon_after,
     users_in_log_feeds_the_user_filter,
+    reading_the_log_through_the_api_is_recorded_once_per_session_and_filter,
+    opening_an_entry_is_recorded_once_per_session_and_entry,
 );
 
 // The DST test drives its own clock.
@@ -72,8 +74,23 @@ async fn every_filter_alone_and_combined(app: ApiApp) {
         let (s, b) = app.post_events(&Value::Array(chunk.iter().map(|&i| varied_event(i)).collect())).await;
         assert_eq!(s, 201, "{b}");
     }
+    // Each read with new filters is itself recorded (audit_log.viewed); those records are not the
+    // data under test, so they are left out of what the reads return.
+    let pages = |query: &str, limit: usize| {
+        let query = query.to_owned();
+        let app = &app;
+        async move {
+            let mut events = app.all_pages(&query, limit).await;
+            events.retain(|e| e["action"] != "audit_log.viewed");
+            events
+        }
+    };
     let all = app.all_pages("", 500).await;
-    assert_eq!(all.len() as u64, app.size().await, "every event, the token's creation included");
+    assert_eq!(
+        all.len() as u64 + 1,
+        app.size().await,
+        "every event, the token's creation included, and then the read's record"
+    );
     assert!(seqs_of(&all).windows(2).all(|w| w[0] > w[1]), "newest first");
     let e = &all[0];
     for key in [
@@ -103,13 +120,13 @@ async fn every_filter_alone_and_combined(app: ApiApp) {
         assert_eq!(seqs_of(&got), want, "{name}");
     };
     let user = |e: &Value| e["user"] == "Ben@Acme.example";
-    check("user", app.all_pages("user=Ben%40Acme.example", 7).await, &user);
-    assert!(app.all_pages("user=ben%40acme.example", 7).await.is_empty(), "user is exact");
+    check("user", pages("user=Ben%40Acme.example", 7).await, &user);
+    assert!(pages("user=ben%40acme.example", 7).await.is_empty(), "user is exact");
     let one = |e: &Value| e["action"] == "login.failed";
-    check("one action", app.all_pages("action=login.failed", 9).await, &one);
+    check("one action", pages("action=login.failed", 9).await, &one);
     let two = |e: &Value| e["action"] == "login.failed" || e["action"] == "user.role_updated";
-    check("two actions", app.all_pages("action=login.failed&action=user.role_updated", 9).await, &two);
-    check("two actions, comma", app.all_pages("action=login.failed,user.role_updated", 500).await, &two);
+    check("two actions", pages("action=login.failed&action=user.role_updated", 9).await, &two);
+    check("two actions, comma", pages("action=login.failed,user.role_updated", 500).await, &two);
     for q in [
         "invalid PASSWORD",
         "vip9@example",
@@ -123,7 +140,7 @@ async fn every_filter_alone_and_combined(app: ApiApp) {
         "_",
     ] {
         let needle = q.to_lowercase();
-        let got = app.all_pages(&format!("q={}", enc(q)), 11).await;
+        let got = pages(&format!("q={}", enc(q)), 11).await;
         let want: Vec<u64> =
             all.iter().filter(|e| haystack(e).contains(&needle)).map(|e| e["seq"].as_u64().unwrap()).collect();
         assert_eq!(seqs_of(&got), want, "q={q:?}");
@@ -135,28 +152,24 @@ async fn every_filter_alone_and_combined(app: ApiApp) {
         let t = e["time"].as_str().unwrap();
         t >= t_lo && t <= t_hi
     };
-    check("from/to", app.all_pages(&format!("from={}&to={}", enc(t_lo), enc(t_hi)), 13).await, &in_range);
+    check("from/to", pages(&format!("from={}&to={}", enc(t_lo), enc(t_hi)), 13).await, &in_range);
     let combined = |e: &Value| two(e) && in_range(e) && haystack(e).contains("step") && e["user"] != "nobody";
     check(
         "combined",
-        app.all_pages(
-            &format!("action=login.failed&action=user.role_updated&from={}&to={}&q=STEP", enc(t_lo), enc(t_hi)),
-            3,
-        )
-        .await,
+        pages(&format!("action=login.failed&action=user.role_updated&from={}&to={}&q=STEP", enc(t_lo), enc(t_hi)), 3)
+            .await,
         &combined,
     );
     let all_four = |e: &Value| user(e) && two(e) && in_range(e) && haystack(e).contains("role");
-    let got = app
-        .all_pages(
-            &format!(
-                "user=Ben%40Acme.example&action=login.failed&action=user.role_updated&from={}&to={}&q=role",
-                enc(t_lo),
-                enc(t_hi)
-            ),
-            2,
-        )
-        .await;
+    let got = pages(
+        &format!(
+            "user=Ben%40Acme.example&action=login.failed&action=user.role_updated&from={}&to={}&q=role",
+            enc(t_lo),
+            enc(t_hi)
+        ),
+        2,
+    )
+    .await;
     let want: Vec<u64> = all.iter().filter(|e| all_four(e)).map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs_of(&got), want, "all filters at once");
     // Default page size and the end of the list.
@@ -374,4 +387,80 @@ async fn users_in_log_feeds_the_user_filter(app: ApiApp) {
     let (_, body) = app.get_json("/api/v1/users-in-log?limit=2").await;
     assert_eq!(body["users"].as_array().unwrap().len(), 2);
     app.stop().await;
+}
+
+/// The reader's `audit_log.viewed` events, oldest first.
+async fn views(app: &ApiApp) -> Vec<logbook_core::Event> {
+    app.events().await.into_iter().filter(|e| e.body.action.code() == "audit_log.viewed").collect()
+}
+
+/// Item 5: `GET /api/v1/events` and `GET /api/v1/users-in-log` are recorded as Audit Log Viewed,
+/// once per session and filter set: another page or page size of the same filters records
+/// nothing more, other filters or another session record again, a refused query nothing.
+async fn reading_the_log_through_the_api_is_recorded_once_per_session_and_filter(mut app: ApiApp) {
+    assert!(views(&app).await.is_empty());
+    let (s, first) = app.get_json("/api/v1/events?limit=1").await;
+    assert_eq!(s, 200, "{first}");
+    let v = views(&app).await;
+    assert_eq!(v.len(), 1, "a list read is recorded");
+    assert_eq!(v[0].user(), READER);
+    assert_eq!(v[0].body.details, "Opened the audit log");
+    assert!(v[0].body.source.ip.is_some(), "with the request's address");
+
+    let cursor = first["next_cursor"].as_str().unwrap();
+    assert_eq!(app.get_json(&format!("/api/v1/events?limit=1&cursor={}", enc(cursor))).await.0, 200);
+    assert_eq!(app.get_json("/api/v1/events?limit=7").await.0, 200);
+    assert_eq!(app.get_json("/api/v1/events").await.0, 200);
+    assert_eq!(views(&app).await.len(), 1, "the next page, another page size: the same filters");
+
+    let filtered = "/api/v1/events?action=login.failed&q=needle-xyz&user=ada%40acme.example";
+    assert_eq!(app.get_json(filtered).await.0, 200);
+    let v = views(&app).await;
+    assert_eq!(v.len(), 2, "other filters are recorded");
+    let f = &v[1].body.fields;
+    assert_eq!(f["filter.action"], "login.failed");
+    assert_eq!(f["filter.q"], "needle-xyz");
+    assert_eq!(f["filter.user"], "ada@acme.example");
+    assert!(!v[1].body.details.contains("needle-xyz"), "the searched word is not in the details");
+    assert_eq!(app.get_json(filtered).await.0, 200);
+    assert_eq!(views(&app).await.len(), 2);
+    assert_eq!(app.get_json("/api/v1/events?from=not-a-date").await.0, 400);
+    assert_eq!(views(&app).await.len(), 2, "a refused query read nothing");
+
+    // The users in the log: recorded once per prefix.
+    assert_eq!(app.get_json("/api/v1/users-in-log").await.0, 200);
+    assert_eq!(app.get_json("/api/v1/users-in-log?limit=5").await.0, 200);
+    let v = views(&app).await;
+    assert_eq!(v.len(), 3, "users-in-log is recorded");
+    assert_eq!(v[2].body.details, "Listed the users in the audit log");
+    assert_eq!(app.get_json("/api/v1/users-in-log?prefix=re").await.0, 200);
+    let v = views(&app).await;
+    assert_eq!(v.len(), 4);
+    assert_eq!(v[3].body.fields["filter.prefix"], "re");
+
+    // Another session of the same user records the same reads again.
+    app.sign_in_again().await;
+    assert_eq!(app.get_json("/api/v1/events?limit=1").await.0, 200);
+    assert_eq!(app.get_json("/api/v1/users-in-log").await.0, 200);
+    assert_eq!(views(&app).await.len(), 6);
+}
+
+/// Item 5: the entry page records which entry was opened, once per session and entry; a
+/// missing entry records nothing.
+async fn opening_an_entry_is_recorded_once_per_session_and_entry(app: ApiApp) {
+    let entry =
+        |seq: u64| app.http.get(app.url(&format!("/audit-log/events/{seq}"))).header("cookie", &app.cookie).send();
+    assert_eq!(entry(0).await.unwrap().status(), 200);
+    let v = views(&app).await;
+    assert_eq!(v.len(), 1, "opening an entry is recorded");
+    assert_eq!(v[0].body.details, "Opened entry 0 of the audit log");
+    assert_eq!(v[0].body.fields["entry"], "0");
+    assert_eq!(v[0].user(), READER);
+    assert_eq!(entry(0).await.unwrap().status(), 200);
+    assert_eq!(views(&app).await.len(), 1, "the same entry again");
+    assert_eq!(entry(1).await.unwrap().status(), 200);
+    assert_eq!(views(&app).await.len(), 2, "another entry");
+    assert_eq!(views(&app).await[1].body.fields["entry"], "1");
+    assert_eq!(entry(999_999).await.unwrap().status(), 404);
+    assert_eq!(views(&app).await.len(), 2, "no such entry: nothing read");
 }
