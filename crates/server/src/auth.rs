@@ -243,12 +243,19 @@ impl FromRequestParts<AppState> for SameOrigin {
                 (Some(_), Some(_)) => Err(PageRejection::CrossSite),
             }
         };
-        if let Some(site) = single("sec-fetch-site")? {
+        let fetch_site = single("sec-fetch-site")?;
+        if let Some(site) = fetch_site {
             if !site.eq_ignore_ascii_case("same-origin") && !site.eq_ignore_ascii_case("none") {
                 return Err(PageRejection::CrossSite);
             }
         }
-        if let Some(origin) = single("origin")? {
+        let origin = single("origin")?;
+        // A browser that says `Sec-Fetch-Site: same-origin` may still send `Origin: null`: the
+        // Fetch standard serializes the origin of a POST as `null` under some referrer policies
+        // (`no-referrer`, which the console's pages set). The page cannot forge the former, so
+        // it decides; a `null` origin from a browser that does not send it is refused below.
+        let origin = origin.filter(|o| !(fetch_site.is_some() && *o == "null"));
+        if let Some(origin) = origin {
             // The public URL's origin; or, where no public URL is configured (it then names the
             // listening address) or a proxy keeps the `Host` the browser used, the origin of
             // this very request: a page of another site cannot send our `Host`.

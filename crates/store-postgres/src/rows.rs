@@ -1,7 +1,7 @@
 //! From PostgreSQL's rows and errors to the store's types.
 
 use logbook_core::{ActionGrant, ApiTokenId, InvitationId, OrgId, OrgSlug, ProtectedUserId, Role, Timestamp, UserId};
-use logbook_store::accounts::{InvitationRecord, PasswordHash, ProtectedUser, SessionRecord, SealedTotp, UserRecord};
+use logbook_store::accounts::{InvitationRecord, PasswordHash, ProtectedUser, SealedTotp, SessionRecord, UserRecord};
 use logbook_store::{ApiToken, EventRow, Org, StoreError, StoredCheckpoint};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;

@@ -61,6 +61,8 @@ async fn cross_site_posts_to_the_sign_in_forms_are_refused(app: TestApp) {
         for headers in [
             vec![("sec-fetch-site", "same-origin"), ("origin", own.as_str())],
             vec![("sec-fetch-site", "none")],
+            // What Chromium sends from a page served with `Referrer-Policy: no-referrer`.
+            vec![("sec-fetch-site", "same-origin"), ("origin", "null")],
             vec![("origin", own.as_str())],
             vec![],
         ] {
