@@ -335,10 +335,11 @@ async fn no_secret_leaks(backend: Backend) {
         .http
         .post(format!("{}/api/v1/events", app.base))
         .bearer_auth(&api_token)
-        .json(&json!([{"action": "billing.invoice.paid", "label": "Invoice paid", "actor": {"type": "service", "id": "billing"}, "details": "paid"}]))
+        .json(&json!([{"action": "billing.invoice.paid", "action_label": "Invoice paid", "actor": {"type": "service", "id": "billing"}, "details": "paid"}]))
         .send()
         .await
         .unwrap();
+    assert_eq!(resp.status(), 201, "a service event is recorded");
     let text = resp.text().await.unwrap();
     app.transcript.responses.push(("ingestion", text));
     app.call("list", Method::GET, "/api/v1/events", None).await;
