@@ -294,7 +294,7 @@ fn print_report(slug: &OrgSlug, report: &logbook_integrity::audit::Report) {
 /// checkpoint at shutdown. `clock` is the events' clock (`demo` walks it through the past).
 pub(crate) async fn one_shot(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<LogService>> {
     let store = store_url::open(&config.store()).await?;
-    let signer = config.signing_key().load_or_create(&OsRandom)?;
+    let signer = logbook_log::signing_key::load_or_create(&*store, &config.signing_key(), &OsRandom).await?;
     Ok(LogService::new(store, clock, Arc::new(OsRandom), Arc::new(signer), config.log_config()))
 }
 

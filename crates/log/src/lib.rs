@@ -20,6 +20,7 @@ pub mod proofs;
 pub mod search;
 pub mod selfcheck;
 pub mod sequencer;
+pub mod signing_key;
 pub mod tokens;
 pub mod witness;
 

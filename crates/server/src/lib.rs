@@ -208,7 +208,9 @@ impl Application {
         if settings.export_max_concurrent == 0 || settings.export_max_per_user == 0 {
             return Err(StartError::Config("export_max_concurrent and export_max_per_user must be at least 1".into()));
         }
-        let signer = keys::load_or_create(settings, &*random)?;
+        let signer = logbook_log::signing_key::load_or_create(&*store, &settings.signing_key(), &*random)
+            .await
+            .map_err(|e| StartError::Key(e.to_string()))?;
         let mac_secret = signer.secret().to_owned();
         let cursor_key = Arc::new(cursor::CursorKey::derive(signer.secret()));
         let config = LogConfig {
