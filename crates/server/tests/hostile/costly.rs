@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use logbook_core::Role;
+use logbook_core::{Action, Role};
 use logbook_test_support::{on_both_stores, wait_until, Backend};
 use serde_json::{json, Value};
 use tokio::net::{TcpSocket, TcpStream};
@@ -103,6 +103,14 @@ async fn exports_beyond_the_limits_get_429_and_a_gone_client_frees_its_slot(app:
     let first = stalled_export(&app, &ada).await;
     wait_until("the first export to be in progress", || async { (exports_in_progress(&app).await == 1).then_some(()) })
         .await;
+    // Its slot is taken before its record is appended: wait for the record too, so the size
+    // below does not race it.
+    wait_until("the first export's record", || async {
+        let exported =
+            app.events().await.iter().filter(|e| e.body.action.code() == Action::AuditLogExported.code()).count();
+        (exported == 1).then_some(())
+    })
+    .await;
     // The same user again: refused before anything is read or recorded.
     let size = app.size().await;
     let again = export(&app, &ada).await;
