@@ -350,14 +350,7 @@ pub async fn mutations_commit_with_their_events(store: SharedStore) {
 
 pub async fn idempotency_keys_are_remembered_once(store: SharedStore) {
     let (id, mut w) = org(&store, "acme").await;
-    let mut b = w.batch(1);
-    b.mutations.push(MutationEntry {
-        first_seq: 0,
-        count: 1,
-        mutation: Mutation::CreateApiToken { name: "svc".into(), token_hash: [9; 32], grant: ActionGrant::default() },
-    });
-    let out = store.commit(id, b.clone()).await.unwrap();
-    let MutationOutput::ApiTokenCreated(token) = out[0] else { panic!() };
+    let token = service_token(&store, id, &mut w).await;
     let mut b = w.batch(3);
     b.mutations.push(MutationEntry {
         first_seq: 1,
@@ -381,6 +374,18 @@ pub async fn idempotency_keys_are_remembered_once(store: SharedStore) {
     ));
 }
 
+/// The organization's first event, creating the API token `svc` with the default grant.
+async fn service_token(store: &SharedStore, id: OrgId, w: &mut LogWriter) -> logbook_core::ApiTokenId {
+    let mut b = w.batch(1);
+    b.mutations.push(MutationEntry {
+        first_seq: 0,
+        count: 1,
+        mutation: Mutation::CreateApiToken { name: "svc".into(), token_hash: [9; 32], grant: ActionGrant::default() },
+    });
+    let MutationOutput::ApiTokenCreated(token) = store.commit(id, b).await.unwrap()[0] else { panic!() };
+    token
+}
+
 fn key(key: &str, request_hash: [u8; 32]) -> IdempotencyKey {
     IdempotencyKey { key: key.into(), request_hash }
 }
@@ -391,13 +396,7 @@ fn label(code: &str, label: &str) -> ServiceActionLabel {
 
 pub async fn service_actions_are_registered_once(store: SharedStore) {
     let (id, mut w) = org(&store, "acme").await;
-    let mut b = w.batch(1);
-    b.mutations.push(MutationEntry {
-        first_seq: 0,
-        count: 1,
-        mutation: Mutation::CreateApiToken { name: "svc".into(), token_hash: [9; 32], grant: ActionGrant::default() },
-    });
-    let MutationOutput::ApiTokenCreated(token) = store.commit(id, b.clone()).await.unwrap()[0] else { panic!() };
+    let token = service_token(&store, id, &mut w).await;
     let ingest = |labels| Mutation::Ingest { token, labels, idempotency: None };
     let mut b = w.batch(2);
     let first = vec![label("billing.invoice.paid", "Invoice Paid"), label("billing.invoice.voided", "Invoice Voided")];
