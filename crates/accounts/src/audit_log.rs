@@ -97,8 +97,8 @@ impl Accounts {
             b = b.field(&k, v);
         }
         let m = AccountMutation::RecordView { token_hash: caller.session, digest: read.digest() };
-        match self.log.append(&self.org, vec![b.build()], account(m)).await {
-            Ok(_) => Ok(true),
+        match self.log.append_read_record(&self.org, vec![b.build()], account(m)).await {
+            Ok(recorded) => Ok(recorded.is_some()),
             Err(AppendError::Rejected(MutationError::AlreadyRecorded | MutationError::NotFound)) => Ok(false),
             Err(e) => Err(e.into()),
         }

@@ -54,6 +54,7 @@ async fn fixture(backend: Backend, throttle: SignInThrottle) -> Option<Fx> {
         checkpoint_interval: Duration::from_secs(3600),
         max_batch_events: 10_000,
         witness_dir: None,
+        ..LogConfig::default()
     };
     let log = LogService::new(store.clone(), clock.clone(), Arc::new(SeededRandom::new(1)), signer, config);
     let org = log.org(&OrgSlug::default_org()).await.unwrap();

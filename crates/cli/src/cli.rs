@@ -109,9 +109,15 @@ pub struct ServerArgs {
     /// Address to listen on. [default: 127.0.0.1:8080]
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Also write every new checkpoint here, outside the database.
+    /// Also write every new checkpoint here, outside the database (its history is kept), and
+    /// check at start and before every checkpoint that the log extends the newest one there.
     #[arg(long)]
     pub witness_dir: Option<PathBuf>,
+    /// Refuse to start when a log does not extend its trusted checkpoints (the witness
+    /// directory's, the store's). Without it such a log is still served for reading and
+    /// export, but takes no appends and signs nothing.
+    #[arg(long)]
+    pub refuse_damaged: bool,
     /// The console's address as users reach it, for setup and invitation links; an https://
     /// address also marks the session cookie Secure. [default: http://<listen>]
     #[arg(long)]
@@ -174,10 +180,14 @@ pub struct ServerArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// A checkpoint saved earlier (e.g. from the witness directory); repeatable. Catches
+    /// A checkpoint saved earlier (e.g. a copy of the witness directory's); repeatable. Catches
     /// truncation and wholesale rewrites of the store.
     #[arg(long = "checkpoint", value_name = "FILE")]
     pub checkpoints: Vec<PathBuf>,
+    /// A witness directory whose checkpoints (its history included) the log must match.
+    /// [default: the configured witness_dir]
+    #[arg(long)]
+    pub witness_dir: Option<PathBuf>,
     #[command(flatten)]
     pub key: PublicKeyArgs,
     /// Only this organization.

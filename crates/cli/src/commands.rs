@@ -37,6 +37,7 @@ pub fn flags(cli: &Cli) -> Flags {
     if let Some(s) = server {
         f.listen = s.listen;
         f.witness_dir = s.witness_dir.clone();
+        f.refuse_damaged = s.refuse_damaged.then_some(true);
         f.public_url = s.public_url.clone();
         f.smtp_host = s.smtp_host.clone();
         f.smtp_port = s.smtp_port;
@@ -55,6 +56,11 @@ pub fn flags(cli: &Cli) -> Flags {
     }
     if let Some(k) = key {
         f.public_key = k.public_key.clone();
+    }
+    if let Command::Verify(a) = &cli.command {
+        if a.witness_dir.is_some() {
+            f.witness_dir = a.witness_dir.clone();
+        }
     }
     f
 }
@@ -220,6 +226,9 @@ async fn verify(config: &Config, a: VerifyArgs) -> anyhow::Result<ExitCode> {
         let note = std::fs::read_to_string(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
         supplied.push(SuppliedCheckpoint { source: format!("checkpoint {}", path.display()), note });
     }
+    if let Some(dir) = &config.witness_dir {
+        supplied.extend(witness_dir_checkpoints(dir, &verifier, prefix)?);
+    }
     if loc.database_url.is_none() && !loc.data_dir.join(logbook_store_sqlite::FILE_NAME).exists() {
         bail!("no store in {}", loc.data_dir.display());
     }
@@ -266,6 +275,54 @@ async fn verify(config: &Config, a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let secs = started.elapsed().as_secs_f64();
     eprintln!("verified {total} events in {secs:.2} s ({:.0} events/s)", total as f64 / secs.max(1e-9));
     Ok(if damaged { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Most checkpoints of one log's witness-directory history that `verify` checks: the newest
+/// always, and others spread evenly over the history (each is one more root to compare, and one
+/// signature to check).
+const MAX_HISTORY_CHECKPOINTS: usize = 1_000;
+
+/// Every log's checkpoints in a witness directory (see `logbook_log::witness`), as checkpoints
+/// supplied to the audit.
+fn witness_dir_checkpoints(
+    dir: &Path,
+    verifier: &CheckpointVerifier,
+    prefix: &str,
+) -> anyhow::Result<Vec<SuppliedCheckpoint>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("the witness directory {} does not exist", dir.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading the witness directory {}", dir.display())),
+    };
+    let mut slugs = std::collections::BTreeSet::new();
+    for e in entries {
+        let name = e?.file_name();
+        let name = name.to_string_lossy();
+        let slug = name.strip_suffix(".checkpoints").or_else(|| name.strip_suffix(".checkpoint"));
+        if let Some(slug) = slug.and_then(|s| OrgSlug::parse(s).ok()) {
+            slugs.insert(slug);
+        }
+    }
+    let mut out = Vec::new();
+    for slug in slugs {
+        let origin = logbook_log::origin(prefix, &slug);
+        let read = |e: std::io::Error| anyhow::Error::from(e).context(format!("reading {}", dir.display()));
+        let mut all = logbook_log::witness::history(dir, &slug, verifier, &origin).map_err(read)?;
+        all.extend(logbook_log::witness::newest(dir, &slug, verifier, &origin).map_err(read)?);
+        all.sort_by_key(|c| c.size);
+        all.dedup_by_key(|c| c.size);
+        let step = all.len().div_ceil(MAX_HISTORY_CHECKPOINTS).max(1);
+        let last = all.len().saturating_sub(1);
+        for (i, c) in all.into_iter().enumerate() {
+            if i % step == 0 || i == last {
+                let source = format!("the witness directory's checkpoint of size {} ({})", c.size, dir.display());
+                out.push(SuppliedCheckpoint { source, note: c.note });
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn print_report(slug: &OrgSlug, report: &logbook_integrity::audit::Report) {

@@ -26,6 +26,9 @@ pub struct Config {
     pub origin_prefix: String,
     pub public_key: Option<String>,
     pub witness_dir: Option<PathBuf>,
+    /// Refuse to serve a log that does not extend its trusted checkpoints (otherwise it is
+    /// served read-only).
+    pub refuse_damaged: bool,
     pub listen: SocketAddr,
     pub public_url: Option<String>,
     pub smtp_host: Option<String>,
@@ -71,6 +74,7 @@ pub const SETTINGS: &[Setting] = &[
     s("origin_prefix", true, false),
     s("public_key", true, false),
     s("witness_dir", true, false),
+    s("refuse_damaged", true, false),
     s("listen", true, false),
     s("public_url", true, false),
     s("smtp_host", true, false),
@@ -111,6 +115,7 @@ impl Default for Config {
             origin_prefix: server.origin_prefix,
             public_key: None,
             witness_dir: None,
+            refuse_damaged: false,
             listen: server.listen,
             public_url: None,
             smtp_host: None,
@@ -148,6 +153,8 @@ pub struct Flags {
     pub public_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub witness_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refuse_damaged: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -294,6 +301,7 @@ impl Config {
         logbook_log::LogConfig {
             origin_prefix: self.origin_prefix.clone(),
             witness_dir: self.witness_dir.clone(),
+            refuse_damaged: self.refuse_damaged,
             ..logbook_log::LogConfig::default()
         }
     }
@@ -302,6 +310,7 @@ impl Config {
         let mut s = logbook_server::Settings::new(self.data_dir.clone());
         s.listen = self.listen;
         s.witness_dir = self.witness_dir.clone();
+        s.refuse_damaged = self.refuse_damaged;
         s.signing_key_file = self.signing_key_file.clone();
         s.origin_prefix = self.origin_prefix.clone();
         s.public_url = self.public_url.clone();
@@ -336,6 +345,7 @@ impl Config {
             "origin_prefix" => Some(q(&self.origin_prefix)),
             "public_key" => self.public_key.as_deref().map(q),
             "witness_dir" => self.witness_dir.as_deref().map(p),
+            "refuse_damaged" => Some(self.refuse_damaged.to_string()),
             "listen" => Some(q(&self.listen.to_string())),
             "public_url" => self.public_url.as_deref().map(q),
             "smtp_host" => self.smtp_host.as_deref().map(q),

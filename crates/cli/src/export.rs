@@ -52,7 +52,7 @@ pub async fn run(config: &Config, a: ExportArgs) -> anyhow::Result<ExitCode> {
             to: a.to.clone(),
         };
         // Recorded before any byte is written, as the API does: an export cut short is on record.
-        log.append(&org, vec![record.event(&org, cli_actor(), Source::default(), "cli")], None).await?;
+        log.append_read_record(&org, vec![record.event(&org, cli_actor(), Source::default(), "cli")], None).await?;
 
         // Without user or action filters the count is known in advance; with them, only its bound.
         let exact = a.user.is_none() && a.actions.is_empty();

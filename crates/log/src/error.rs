@@ -49,6 +49,7 @@ impl AppendError {
             AppendError::ShuttingDown => AppendError::ShuttingDown,
             AppendError::DiskFull => AppendError::DiskFull,
             AppendError::Stopped => AppendError::Stopped,
+            AppendError::Damaged(why) => AppendError::Damaged(why.clone()),
             _ => AppendError::Unavailable,
         }
     }

@@ -22,6 +22,7 @@ pub mod selfcheck;
 pub mod sequencer;
 pub mod signing_key;
 pub mod tokens;
+mod trust;
 pub mod witness;
 
 use std::collections::{BTreeMap, HashMap};
@@ -46,8 +47,11 @@ pub struct LogConfig {
     pub checkpoint_interval: Duration,
     /// Most events one commit takes (a single larger submission is committed alone).
     pub max_batch_events: usize,
-    /// Where each new checkpoint is also written, outside the database.
+    /// Where each new checkpoint is also written, outside the database, and read back as trusted.
     pub witness_dir: Option<PathBuf>,
+    /// Refuse to start at all when a log does not extend its trusted checkpoints (otherwise the
+    /// log is served read-only: appends refused, nothing signed).
+    pub refuse_damaged: bool,
     /// Test-only and wrong on purpose: answer submitters before their commit, as a
     /// non-durable log would (the negative control of the crash harness).
     #[cfg(feature = "fault-injection")]
@@ -61,6 +65,7 @@ impl Default for LogConfig {
             checkpoint_interval: Duration::from_secs(1),
             max_batch_events: 10_000,
             witness_dir: None,
+            refuse_damaged: false,
             #[cfg(feature = "fault-injection")]
             ack_before_commit: {
                 let on = std::env::var_os("LOGBOOK_FAULT_ACK_BEFORE_COMMIT").is_some();
@@ -103,6 +108,8 @@ pub(crate) struct Shared {
     /// for that event instead of polling the store or the witness file (see
     /// [`LogService::checkpointed`]).
     pub checkpointed: tokio::sync::watch::Sender<BTreeMap<OrgId, u64>>,
+    /// Logs found damaged (see [`trust`]), with the reason.
+    pub damaged: parking_lot::Mutex<BTreeMap<OrgId, String>>,
 }
 
 #[derive(Debug)]
@@ -136,6 +143,7 @@ impl LogService {
                 metrics: LogMetrics::default(),
                 search_wakeup: tokio::sync::Notify::new(),
                 checkpointed: tokio::sync::watch::Sender::new(BTreeMap::new()),
+                damaged: parking_lot::Mutex::new(BTreeMap::new()),
             }),
             sequencers: Mutex::new(HashMap::new()),
             orgs: parking_lot::RwLock::new(HashMap::new()),
@@ -209,8 +217,19 @@ impl LogService {
         for org in self.shared.store.orgs().await? {
             self.sequencer(&org).await?;
         }
+        if self.shared.config.refuse_damaged {
+            if let Some((_, why)) = self.shared.damaged.lock().iter().next() {
+                return Err(AppendError::Damaged(why.clone()));
+            }
+        }
         self.start_search_indexer();
         Ok(())
+    }
+
+    /// The logs that do not extend their trusted checkpoints (organization, the reason logged).
+    /// They take no appends and sign nothing until the damage is dealt with and Logbook restarts.
+    pub fn damaged_logs(&self) -> Vec<(OrgId, String)> {
+        self.shared.damaged.lock().iter().map(|(o, w)| (*o, w.clone())).collect()
     }
 
     /// Starts the background task that keeps every log's free-text index caught up (see
@@ -255,6 +274,25 @@ impl LogService {
         self.sequencer(org).await?.append(events, mutation).await
     }
 
+    /// Appends the record of a read (a view, an export) — or, when the log is damaged and takes
+    /// no appends, lets the read go on unrecorded (returns `None`, logged as a warning): a damaged
+    /// log is still served for reading and export, so that what is there can be examined.
+    pub async fn append_read_record(
+        &self,
+        org: &Org,
+        events: Vec<NewEvent>,
+        mutation: Option<Mutation>,
+    ) -> Result<Option<Appended>, AppendError> {
+        match self.append(org, events, mutation).await {
+            Ok(a) => Ok(Some(a)),
+            Err(AppendError::Damaged(_)) => {
+                tracing::warn!(org = %org.slug, "a read of a damaged log could not be recorded (it takes no appends)");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Per log, the size of the newest checkpoint this process has signed, stored and written to
     /// the witness directory (when one is configured), updated after each; for waiting on that
     /// event, e.g. `log.checkpointed().wait_for(|m| m.get(&org.id) >= Some(&size))`.
@@ -280,9 +318,27 @@ impl LogService {
                     let origin = self.origin(&org.slug);
                     let prev = verified.get(&org.id.0).copied();
                     match selfcheck::check_org(&shared.store, &org, &origin, &shared.signer, prev).await {
-                        Ok((check, now)) => {
-                            if let Some(v) = now {
-                                verified.insert(org.id.0, v);
+                        Ok((mut check, now)) => {
+                            if check.is_ok() {
+                                // The verified checkpoint (none: size 0) must also extend the
+                                // witness directory's newest.
+                                let v = now.unwrap_or((0, logbook_integrity::Hash([0; 32])));
+                                let dir = trust::witness_dir_problem(
+                                    &shared.config,
+                                    &*shared.store,
+                                    &org,
+                                    &origin,
+                                    &shared.signer,
+                                    v,
+                                );
+                                match dir.await {
+                                    Some(problem) => check.problems.push(problem),
+                                    None => {
+                                        if let Some(v) = now {
+                                            verified.insert(org.id.0, v);
+                                        }
+                                    }
+                                }
                             }
                             run.orgs.push(check);
                         }

@@ -15,6 +15,8 @@ pub struct LogMetrics {
     pub checkpoints_signed: Counter,
     pub witness_failures: Counter,
     pub log_size: Gauge,
+    /// Logs that do not extend their trusted checkpoint (see `trust`): appends refused.
+    pub logs_damaged: Gauge,
     pub self_check_runs: Counter,
     pub self_check_failures: Counter,
     pub self_check_ok: Gauge,
@@ -34,6 +36,7 @@ impl Default for LogMetrics {
             checkpoints_signed: Counter::default(),
             witness_failures: Counter::default(),
             log_size: Gauge::default(),
+            logs_damaged: Gauge::default(),
             self_check_runs: Counter::default(),
             self_check_failures: Counter::default(),
             self_check_ok: Gauge::default(),
@@ -55,6 +58,11 @@ impl LogMetrics {
         );
         r.register("logbook_batch_events", "Events per commit", self.batch_events.clone());
         r.register("logbook_commit_seconds", "Time to a durable commit", self.commit_seconds.clone());
+        r.register(
+            "logbook_logs_damaged",
+            "Logs whose stored tree does not extend their newest trusted checkpoint; they take no appends and sign nothing",
+            self.logs_damaged.clone(),
+        );
         r.register("logbook_checkpoints_signed", "Checkpoints signed and stored", self.checkpoints_signed.clone());
         r.register(
             "logbook_witness_failures",

@@ -18,7 +18,10 @@ use parking_lot::Mutex as SyncMutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::trust::Anchor;
 use crate::{witness, AppendError, Appended, Shared};
+
+mod checks;
 
 struct Submission {
     events: Vec<NewEvent>,
@@ -79,6 +82,11 @@ pub(crate) struct Sequencer {
     /// Set by a storage I/O error: from then on every submission is refused and nothing is
     /// signed, until the process restarts and reloads the log from what is really on disk.
     stopped: Option<String>,
+    /// The newest trusted checkpoint the tree is known to extend (see [`crate::trust`]).
+    anchor: Option<Anchor>,
+    /// Set when the stored tree does not extend a trusted checkpoint: every submission is
+    /// refused and nothing is signed or written to the witness directory, until restart.
+    damaged: Option<String>,
 }
 
 /// How many times a batch is rebuilt after another writer moved the head before giving up.
@@ -99,29 +107,18 @@ impl Sequencer {
             last_checkpoint_at: None,
             health: Arc::new(SyncMutex::new(Ok(()))),
             stopped: None,
+            anchor: None,
+            damaged: None,
         };
         // The checkpoint first, then the head: a checkpoint is stored only after its events, so
         // another writer appending and signing in between cannot make the head look short.
         let latest = shared.store.latest_checkpoint(s.org.id).await?;
         s.reload().await?;
-        if let Some(cp) = latest {
+        if let Some(cp) = &latest {
             s.checkpointed_size = cp.size;
-            if cp.size == s.edge.size() && cp.root != s.edge.root().0 {
-                return Err(AppendError::Damaged(format!(
-                    "the stored tree of {} does not match its latest signed checkpoint (size {}); run `logbook verify`",
-                    s.org.slug, cp.size
-                )));
-            }
-            if cp.size > s.edge.size() {
-                return Err(AppendError::Damaged(format!(
-                    "the log of {} has {} entries but its latest checkpoint commits to {}; run `logbook verify`",
-                    s.org.slug,
-                    s.edge.size(),
-                    cp.size
-                )));
-            }
         }
-        if s.edge.size() > s.checkpointed_size {
+        s.check_at_start(latest).await?;
+        if s.damaged.is_none() && s.edge.size() > s.checkpointed_size {
             s.sign_checkpoint().await;
         }
         let (tx, rx) = mpsc::channel(4096);
@@ -183,14 +180,14 @@ impl Sequencer {
                 self.sign_checkpoint().await;
             }
         }
-        if self.stopped.is_none() && self.edge.size() > self.checkpointed_size {
+        if self.stopped.is_none() && self.damaged.is_none() && self.edge.size() > self.checkpointed_size {
             self.sign_checkpoint().await;
         }
     }
 
     /// When the next checkpoint should be signed, if the log is ahead of its last one.
     fn checkpoint_due(&self) -> Option<Instant> {
-        if self.stopped.is_some() || self.edge.size() <= self.checkpointed_size {
+        if self.stopped.is_some() || self.damaged.is_some() || self.edge.size() <= self.checkpointed_size {
             return None;
         }
         Some(match self.last_checkpoint_at {
@@ -208,6 +205,13 @@ impl Sequencer {
         if let Some(why) = &self.stopped {
             let why = why.clone();
             self.fail_all(batch, why, AppendError::Stopped);
+            return;
+        }
+        if let Some(why) = &self.damaged {
+            // Already logged once, in full, when the damage was found.
+            for s in batch {
+                let _ = s.reply.send(Err(AppendError::Damaged(why.clone())));
+            }
             return;
         }
         let mut refused = Vec::new();
@@ -301,8 +305,10 @@ impl Sequencer {
                         );
                         return;
                     }
-                    if let Err(e) = self.reload().await {
-                        self.fail_all(batch, format!("reloading after the head moved: {e}"), AppendError::Unavailable);
+                    if let Err(e) = self.reload_checked().await {
+                        let answer =
+                            if matches!(e, AppendError::Damaged(_)) { e.same() } else { AppendError::Unavailable };
+                        self.fail_all(batch, format!("reloading after the head moved: {e}"), answer);
                         return;
                     }
                 }
@@ -324,7 +330,7 @@ impl Sequencer {
                     self.shared.metrics.commit_failures.inc();
                     // A commit can fail after it reached the disk (a connection lost at COMMIT):
                     // what counts is what the store holds now.
-                    let landed = match self.reload().await {
+                    let landed = match self.reload_checked().await {
                         Ok(()) => Some(self.edge.size() == next_edge.size() && self.edge.root() == next_edge.root()),
                         Err(re) => {
                             tracing::error!(org = %self.org.slug, error = %re, "cannot reload the log after a failed commit");
@@ -407,10 +413,26 @@ impl Sequencer {
     }
 
     async fn sign_checkpoint(&mut self) {
+        if self.damaged.is_some() || self.stopped.is_some() {
+            return;
+        }
         // Counted as an attempt even if it fails, so a failing signer cannot spin the loop.
         self.last_checkpoint_at = Some(Instant::now());
         let size = self.edge.size();
         let root = self.edge.root();
+        // What else is trusted now: a newer checkpoint another process signed (in the store, or
+        // in a witness directory it shares with this one). The tree must extend those too.
+        let dir_state = match self.newer_trusted(size).await {
+            Ok(Some(d)) => d,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(org = %self.org.slug, error = %e, "cannot read the trusted checkpoints; will retry");
+                return;
+            }
+        };
+        if self.damaged.is_some() {
+            return;
+        }
         let note = match self.shared.signer.sign(&self.origin, size, &root) {
             Ok(n) => n,
             Err(e) => {
@@ -422,14 +444,10 @@ impl Sequencer {
         match self.shared.store.add_checkpoint(self.org.id, &cp).await {
             Ok(stored) => {
                 self.checkpointed_size = size;
+                self.anchor = Some(Anchor { size, root, source: "this process".into() });
                 if stored {
                     self.shared.metrics.checkpoints_signed.inc();
-                    if let Some(dir) = &self.shared.config.witness_dir {
-                        if let Err(e) = witness::publish(dir, &self.org.slug, &note).await {
-                            self.shared.metrics.witness_failures.inc();
-                            tracing::error!(dir = %dir.display(), error = %e, "cannot write the checkpoint to the witness directory");
-                        }
-                    }
+                    self.publish(&note, size, dir_state.0).await;
                 }
                 self.shared.checkpointed.send_modify(|m| {
                     let newest = m.entry(self.org.id).or_default();
@@ -437,6 +455,32 @@ impl Sequencer {
                 });
             }
             Err(e) => tracing::error!(org = %self.org.slug, error = %e, "cannot store a checkpoint; will retry"),
+        }
+    }
+
+    /// Writes a checkpoint just stored to the witness directory, if one is configured.
+    async fn publish(&self, note: &str, size: u64, checked: Option<u64>) {
+        let Some(dir) = self.shared.config.witness_dir.clone() else { return };
+        let (org, origin, key, note) =
+            (self.org.slug.clone(), self.origin.clone(), self.shared.signer.verifier_key().to_owned(), note.to_owned());
+        let written = tokio::task::spawn_blocking(move || {
+            let verifier = logbook_integrity::checkpoint::CheckpointVerifier::new(&key)
+                .map_err(|e| witness::PublishError::Io(std::io::Error::other(e)))?;
+            witness::publish(&dir, &org, &verifier, &origin, &note, size, checked)
+        })
+        .await
+        .map_err(|e| witness::PublishError::Io(std::io::Error::other(e)));
+        let dir = self.shared.config.witness_dir.as_deref().unwrap_or(std::path::Path::new(""));
+        match written.and_then(|r| r) {
+            Ok(_) => {}
+            Err(e @ witness::PublishError::NotChecked { .. }) => {
+                // Another process wrote a newer one meanwhile; the next checkpoint checks it first.
+                tracing::warn!(org = %self.org.slug, dir = %dir.display(), error = %e, "checkpoint not written to the witness directory");
+            }
+            Err(e) => {
+                self.shared.metrics.witness_failures.inc();
+                tracing::error!(dir = %dir.display(), error = %e, "cannot write the checkpoint to the witness directory");
+            }
         }
     }
 }

@@ -48,6 +48,7 @@ async fn fixture(dir: &Path, witness: Option<&Path>, interval: Duration) -> Fixt
         checkpoint_interval: interval,
         max_batch_events: 10_000,
         witness_dir: witness.map(Path::to_owned),
+        ..LogConfig::default()
     };
     let log = LogService::new(store.clone(), clock.clone(), Arc::new(SeededRandom::new(1)), signer, config);
     Fixture { log, clock, store }
@@ -203,6 +204,66 @@ async fn api_tokens_authenticate_until_revoked_and_are_stored_hashed() {
         let raw = std::fs::read(entry.unwrap().path()).unwrap();
         assert!(!raw.windows(needle.len()).any(|w| w == needle), "the token itself is never stored");
     }
+}
+
+#[tokio::test]
+async fn a_head_moved_onto_a_tree_that_does_not_extend_the_signed_one_damages_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let slug = OrgSlug::default_org();
+    let f = fixture(dir.path(), None, Duration::from_millis(20)).await;
+    let org = f.log.org(&slug).await.unwrap();
+    f.log.append(&org, (0..10).map(event).collect(), None).await.unwrap();
+    wait_for_checkpoint(&f, &org, 10).await;
+
+    // While it runs, someone with the file empties the log, and a process that never saw the
+    // signed checkpoint writes another history in its place.
+    let db = rusqlite::Connection::open(dir.path().join(logbook_store_sqlite::FILE_NAME)).unwrap();
+    for t in ["events", "tiles", "checkpoints"] {
+        db.execute_batch(&format!("DROP TRIGGER {t}_append_only_delete; DELETE FROM {t};")).unwrap();
+    }
+    let other = fixture(dir.path(), None, Duration::from_secs(3600)).await;
+    // (Same seed and clock as the first process: without this it would write the same leaves.)
+    other.clock.advance_micros(1_000_000);
+    other.log.append(&org, (100..130).map(event).collect(), None).await.unwrap();
+    other.log.shutdown().await;
+    let forged = f.store.latest_checkpoint(org.id).await.unwrap().unwrap();
+    assert_eq!(forged.size, 30);
+
+    // The next append finds the head moved, reloads, and finds that the tree does not extend
+    // the checkpoint this process signed: refused, and nothing more is signed.
+    let refused = f.log.append(&org, vec![event(1)], None).await;
+    assert!(matches!(&refused, Err(AppendError::Damaged(why)) if why.contains("checkpoint of size 10")), "{refused:?}");
+    assert!(matches!(f.log.append(&org, vec![event(2)], None).await, Err(AppendError::Damaged(_))));
+    assert_eq!(f.log.damaged_logs().len(), 1);
+    assert!(f.log.healthy().await.is_err(), "not ready");
+    assert_eq!(f.log.metrics().logs_damaged.get(), 1);
+    f.log.shutdown().await;
+    assert_eq!(
+        f.store.latest_checkpoint(org.id).await.unwrap().unwrap(),
+        forged,
+        "nothing signed, not even at shutdown"
+    );
+    assert_eq!(f.store.log_head(org.id).await.unwrap().size, 30, "nothing appended on top of it");
+}
+
+#[tokio::test]
+async fn the_self_check_compares_the_store_with_the_witness_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let witness = tempfile::tempdir().unwrap();
+    let f = fixture(dir.path(), Some(witness.path()), Duration::from_millis(20)).await;
+    let org = f.log.org(&OrgSlug::default_org()).await.unwrap();
+    f.log.append(&org, (0..10).map(event).collect(), None).await.unwrap();
+    wait_for_checkpoint(&f, &org, 10).await;
+    let run = f.log.self_check().await;
+    assert!(run.is_ok(), "{run:?}");
+
+    // The checkpoint rows are deleted: the store alone would look merely unsigned.
+    let db = rusqlite::Connection::open(dir.path().join(logbook_store_sqlite::FILE_NAME)).unwrap();
+    db.execute_batch("DROP TRIGGER checkpoints_append_only_delete; DELETE FROM checkpoints;").unwrap();
+    let run = f.log.self_check().await;
+    assert!(!run.is_ok(), "{run:?}");
+    let problems = run.orgs[0].problems.join("; ");
+    assert!(problems.contains("the witness directory holds the checkpoint of size 10"), "{problems}");
 }
 
 /// Waits until the service has signed, stored and (with a witness directory) witnessed a

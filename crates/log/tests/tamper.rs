@@ -63,12 +63,12 @@ fn event(i: u64, rng: &mut Rng) -> NewEvent {
         actor: Actor {
             kind: ActorKind::User,
             id: format!("u{user}"),
-            email: (user % 3 != 0).then(|| format!("user{user}@example.com")),
+            email: (!user.is_multiple_of(3)).then(|| format!("user{user}@example.com")),
         },
-        target: (i % 4 == 0).then(|| Target { kind: "user".into(), id: format!("t{i}"), display: "Bob".into() }),
+        target: i.is_multiple_of(4).then(|| Target { kind: "user".into(), id: format!("t{i}"), display: "Bob".into() }),
         details: format!("event number {i}"),
         fields: [("method".to_string(), "password".to_string()), ("n".to_string(), i.to_string())].into(),
-        outcome: if i % 7 == 0 { Outcome::Failure } else { Outcome::Success },
+        outcome: if i.is_multiple_of(7) { Outcome::Failure } else { Outcome::Success },
         source: Source {
             via: None,
             ip: Some([198, 51, 100, (i % 250) as u8].into()),
@@ -87,6 +87,7 @@ fn service(store: Arc<SqliteStore>, clock: Arc<ManualClock>) -> Arc<LogService> 
         checkpoint_interval: Duration::from_secs(3600),
         max_batch_events: 10_000,
         witness_dir: None,
+        ..LogConfig::default()
     };
     LogService::new(store, clock, Arc::new(SeededRandom::new(1)), signer, config)
 }

@@ -69,6 +69,10 @@ pub enum ApiError {
     /// The log cannot take or serve data right now; the client may retry.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// The stored log does not extend its trusted checkpoints: it takes no appends until an
+    /// operator deals with it (the details are logged).
+    #[error("the log is damaged: {0}")]
+    LogDamaged(String),
     /// A bug or a backend failure: logged in full, answered generically.
     #[error("internal error: {0}")]
     Internal(String),
@@ -112,6 +116,8 @@ impl ApiError {
     }
 }
 
+const LOG_DAMAGED: &str = "the audit log does not match its signed checkpoints, so it takes no new events until an \
+     operator has checked it (`logbook verify`); nothing was stored";
 const SIGN_IN_FAILED: &str = "the email, password or code is not correct";
 
 const QUERY_TIMEOUT: &str = "the query took longer than the server allows and was stopped; narrow the filters (a shorter time range, a user or an action) and retry";
@@ -176,6 +182,10 @@ impl IntoResponse for ApiError {
                 (StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time".into())
             }
             ApiError::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", why.into()),
+            ApiError::LogDamaged(detail) => {
+                tracing::warn!(error = %detail, "append refused: the log is damaged");
+                (StatusCode::SERVICE_UNAVAILABLE, "log_damaged", LOG_DAMAGED.into())
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into())
@@ -226,7 +236,7 @@ impl From<AppendError> for ApiError {
             AppendError::Stopped => ApiError::Unavailable(
                 "the log stopped taking events after a storage I/O error; nothing was stored, retry after it restarts",
             ),
-            AppendError::Damaged(d) => ApiError::Internal(d),
+            AppendError::Damaged(d) => ApiError::LogDamaged(d),
             AppendError::Store(e) => e.into(),
         }
     }

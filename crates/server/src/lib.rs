@@ -42,6 +42,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub witness_dir: Option<PathBuf>,
+    /// Refuse to start when a log does not extend its trusted checkpoints (see
+    /// `logbook_log::LogConfig::refuse_damaged`).
+    pub refuse_damaged: bool,
     /// The checkpoint signing key; default `<data_dir>/checkpoint-signing.key`, made at first start.
     pub signing_key_file: Option<PathBuf>,
     /// Checkpoint origins are `<origin_prefix>/<org>`; the key is named `<origin_prefix>`.
@@ -94,6 +97,7 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir,
             witness_dir: None,
+            refuse_damaged: false,
             signing_key_file: None,
             origin_prefix: "logbook.local".into(),
             checkpoint_interval: Duration::from_secs(1),
@@ -217,6 +221,7 @@ impl Application {
             origin_prefix: settings.origin_prefix.clone(),
             checkpoint_interval: settings.checkpoint_interval,
             witness_dir: settings.witness_dir.clone(),
+            refuse_damaged: settings.refuse_damaged,
             ..LogConfig::default()
         };
         let log = LogService::new(store, clock, random, Arc::new(signer), config);

@@ -570,7 +570,7 @@ pub async fn users_are_listed_distinct_and_sorted(store: SharedStore) {
 /// The details the search tests give event `seq`: a few words that recur with known periods.
 fn details_of(seq: u64) -> String {
     let colour = ["Crimson", "teal", "OCHRE"][(seq % 3) as usize];
-    let extra = if seq % 10 == 0 { " 100% off_sale" } else { "" };
+    let extra = if seq.is_multiple_of(10) { " 100% off_sale" } else { "" };
     format!("Role of {colour} changed (ref {seq:04}){extra} — Zoë")
 }
 

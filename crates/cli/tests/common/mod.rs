@@ -51,7 +51,7 @@ pub fn event(i: u64) -> NewEvent {
             id: format!("u{}", i % 13),
             email: Some(format!("user{}@example.com", i % 13)),
         },
-        target: (i % 3 == 0).then(|| logbook_core::Target {
+        target: i.is_multiple_of(3).then(|| logbook_core::Target {
             kind: "management_user".into(),
             id: format!("t{i}"),
             display: format!("t{i}@example.com"),

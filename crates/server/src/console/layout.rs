@@ -49,6 +49,15 @@ fn integrity_banner(state: &AppState, caller: &Caller, current: &str) -> Markup 
     if !caller.may::<ManageSettings>() || current == "/settings" {
         return html! {};
     }
+    if !state.log.damaged_logs().is_empty() {
+        return html! {
+            p.error.banner role="alert" {
+                strong { "The audit log does not match its signed checkpoints. " }
+                "Entries were removed or changed outside Logbook; new events are refused until it is dealt with. "
+                a href="/settings#integrity" { "See Settings" } "."
+            }
+        };
+    }
     match state.log.self_check_status().last {
         Some(run) if !run.is_ok() => html! {
             p.error.banner role="alert" {

@@ -49,6 +49,7 @@ async fn render_settings(
             div.actions { button type="submit" { "Save settings" } }
         }
         h2 id="integrity" { "Integrity" }
+        (damaged_panel(&state.log.damaged_logs()))
         (self_check_panel(&state.log.self_check_status()))
         div.panel {
             p { "Every entry of the audit log is part of a signed Merkle log. Anyone with the public key can verify it with " code { "logbook verify" } "." }
@@ -63,6 +64,23 @@ async fn render_settings(
         }
     };
     respond(status, page(state, "Settings", auth, &csrf, "/settings", body))
+}
+
+/// The logs that do not extend their trusted checkpoints, if any (see `logbook_log::trust`).
+fn damaged_panel(damaged: &[(logbook_core::OrgId, String)]) -> Markup {
+    html! {
+        @if !damaged.is_empty() {
+            div.panel {
+                p.error role="alert" {
+                    strong { "The audit log does not extend its signed checkpoints. " }
+                    "The stored log is smaller than, or differs from, a checkpoint Logbook signed before (kept in the store or in the witness directory): "
+                    "entries were removed or changed outside Logbook. New events are refused and nothing is signed, so that the change cannot be covered up. "
+                    "Reading and exporting still work. Run " code { "logbook verify" } " and restore the store from a backup that matches the witness copies."
+                }
+                ul { @for (_, why) in damaged { li.mono { (why) } } }
+            }
+        }
+    }
 }
 
 /// The last integrity self-check, as the settings page shows it.

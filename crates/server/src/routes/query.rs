@@ -473,7 +473,7 @@ async fn export_events(
     }
     .event(org, who.actor, who.source, who.recorded_by);
     // Recorded before any byte leaves: an export cut short is still on record.
-    state.log.append(org, vec![event], None).await?;
+    state.log.append_read_record(org, vec![event], None).await?;
 
     let labels = ActionLabels::load(&**state.log.store(), org).await?;
     let mut enc = ExportEncoder::new(format, tz, labels).map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -62,7 +62,7 @@ fn varied_event(i: usize) -> Value {
         "outcome": if i % 5 == 1 { "failure" } else { "success" },
         "source": {"ip": "198.51.100.7", "user_agent": "Mozilla/5.0"}
     });
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         e["target"] =
             json!({"type": "protected_user", "id": format!("pu_{i}"), "display": format!("VIP{i}@Example.com")});
     }
