@@ -19,16 +19,18 @@ pub async fn run(config: &Config, command: WitnessCommand) -> anyhow::Result<Exi
         WitnessCommand::Serve(a) => {
             let shutdown = crate::commands::shutdown_signal("Shutting down: finishing the requests in flight…")?;
             let witness = Witness::open(dir, a.name.name.as_deref(), Arc::new(SystemClock), &OsRandom)?;
-            let listener = tokio::net::TcpListener::bind(a.listen)
-                .await
-                .with_context(|| format!("listening on {}", a.listen))?;
+            let listener =
+                tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("listening on {}", a.listen))?;
             let addr = listener.local_addr()?;
             let logs = witness.state().logs()?;
             println!("Logbook witness is listening on http://{addr}");
             println!("  verifier key: {}", witness.signer().verifier_key());
             println!("  data: {}", dir.display());
             if logs.is_empty() {
-                println!("  no log yet: logbook witness add-log --data-dir {} --origin ORIGIN --key KEY", dir.display());
+                println!(
+                    "  no log yet: logbook witness add-log --data-dir {} --origin ORIGIN --key KEY",
+                    dir.display()
+                );
             }
             for log in &logs {
                 println!("  witnessing {} (cosigned size {})", log.origin, log.size);
@@ -45,10 +47,13 @@ pub async fn run(config: &Config, command: WitnessCommand) -> anyhow::Result<Exi
         WitnessCommand::AddLog(a) => {
             let origin = a.origin.trim();
             if origin.is_empty() || origin.chars().any(char::is_control) {
-                bail!("the origin must be one line of text, as in the log's checkpoints (e.g. logbook.example/default)");
+                bail!(
+                    "the origin must be one line of text, as in the log's checkpoints (e.g. logbook.example/default)"
+                );
             }
-            let key = CheckpointVerifier::new(&a.key)
-                .context("the key must be the log's checkpoint verifier key (name+id+base64), as `logbook serve` prints it")?;
+            let key = CheckpointVerifier::new(&a.key).context(
+                "the key must be the log's checkpoint verifier key (name+id+base64), as `logbook serve` prints it",
+            )?;
             logbook_integrity::keys::create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
             let state = State::open(dir)?;
             if state.add_log(origin, key.key(), SystemClock.now().as_micros())? {

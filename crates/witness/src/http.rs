@@ -53,7 +53,8 @@ async fn key(State(witness): State<Arc<Witness>>) -> Response {
 }
 
 async fn add_checkpoint(State(witness): State<Arc<Witness>>, request: Request<Body>) -> Response {
-    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)).await {
+    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)).await
+    {
         Ok(Ok(b)) => b,
         Ok(Err(_)) => {
             return plain(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {MAX_BODY_BYTES} bytes\n"))
@@ -121,7 +122,8 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| router.clone().oneshot(req.map(Body::new)));
+        let service =
+            hyper::service::service_fn(move |req: Request<Incoming>| router.clone().oneshot(req.map(Body::new)));
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {

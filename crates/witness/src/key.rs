@@ -58,11 +58,9 @@ pub fn load(dir: &Path) -> Result<CosignatureSigner, KeyError> {
 #[cfg(unix)]
 fn check_private(file: &Path) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(file)
-        .map_err(|e| KeyError(format!("reading {}: {e}", file.display())))?
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode =
+        std::fs::metadata(file).map_err(|e| KeyError(format!("reading {}: {e}", file.display())))?.permissions().mode()
+            & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyError(format!(
             "the witness key {} has mode {mode:03o}: its group or others may read it, so it is refused; \
@@ -105,6 +103,12 @@ mod tests {
             let e = load(&dir).unwrap_err().to_string();
             assert!(e.contains("chmod 600") && !e.contains("PRIVATE"), "{e}");
         }
-        assert_eq!(load_or_create(&tmp.path().join("x"), Some("a b"), &logbook_core::OsRandom).unwrap_err().to_string().contains("a b"), true);
+        assert_eq!(
+            load_or_create(&tmp.path().join("x"), Some("a b"), &logbook_core::OsRandom)
+                .unwrap_err()
+                .to_string()
+                .contains("a b"),
+            true
+        );
     }
 }

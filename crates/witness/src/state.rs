@@ -16,8 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 /// The file name inside the data directory.
 pub const STATE_FILE: &str = "witness.db";
 
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE logs (
+const MIGRATIONS: &[&str] = &["CREATE TABLE logs (
         origin TEXT PRIMARY KEY NOT NULL,
         key TEXT NOT NULL,
         size INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0),
@@ -25,8 +24,7 @@ const MIGRATIONS: &[&str] = &[
         checkpoint TEXT,
         added_at INTEGER NOT NULL,
         updated_at INTEGER
-    ) STRICT;",
-];
+    ) STRICT;"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -124,8 +122,11 @@ impl State {
             Some(k) if k == key => Ok(false),
             Some(_) => Err(StateError::KeyConflict(origin.to_owned())),
             None => {
-                tx.execute("INSERT INTO logs (origin, key, added_at) VALUES (?1, ?2, ?3)", params![origin, key, now_micros])
-                    .map_err(|e| self.sqlite(e))?;
+                tx.execute(
+                    "INSERT INTO logs (origin, key, added_at) VALUES (?1, ?2, ?3)",
+                    params![origin, key, now_micros],
+                )
+                .map_err(|e| self.sqlite(e))?;
                 tx.commit().map_err(|e| self.sqlite(e))?;
                 Ok(true)
             }
@@ -146,7 +147,10 @@ impl State {
             .map_err(|e| self.sqlite(e))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, Row { key: r.get(1)?, size: r.get(2)?, root: r.get(3)?, checkpoint: r.get(4)? }))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Row { key: r.get(1)?, size: r.get(2)?, root: r.get(3)?, checkpoint: r.get(4)? },
+                ))
             })
             .map_err(|e| self.sqlite(e))?;
         let mut out = Vec::new();

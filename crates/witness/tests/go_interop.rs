@@ -78,7 +78,10 @@ async fn go_accepts_the_witness_cosignatures_and_refuses_forged_ones() {
         lines = vec![a1.body, a2.body];
         let (ok, out) = check(&exe, log.verifier_key(), &[&w1.verifier_key, &w2.verifier_key], &note);
         assert!(ok, "Go refused our cosigned checkpoint of size {}:\n{note}\n{out}", log.size());
-        assert!(out.contains("cosigned by witness.test/w11 at ") && out.contains("cosigned by witness.test/w12 at "), "{out}");
+        assert!(
+            out.contains("cosigned by witness.test/w11 at ") && out.contains("cosigned by witness.test/w12 at "),
+            "{out}"
+        );
     }
 
     // Negative controls: Go must refuse each of these.
@@ -99,7 +102,11 @@ async fn go_accepts_the_witness_cosignatures_and_refuses_forged_ones() {
     // A valid line moved onto another checkpoint of the same log.
     let mut other = log.fork(log.size(), "other");
     other.grow(1);
-    refused("a line spliced onto another checkpoint", &[&w1.verifier_key], &format!("{}{}", other.checkpoint(), lines[0]));
+    refused(
+        "a line spliced onto another checkpoint",
+        &[&w1.verifier_key],
+        &format!("{}{}", other.checkpoint(), lines[0]),
+    );
     // A witness whose line is missing.
     refused("a missing cosignature", &[&w1.verifier_key, &w2.verifier_key], &format!("{checkpoint}{}", lines[0]));
     // Our line checked as if w2 had made it: the key ID does not match, so it is not w2's.
