@@ -103,12 +103,7 @@ mod tests {
             let e = load(&dir).unwrap_err().to_string();
             assert!(e.contains("chmod 600") && !e.contains("PRIVATE"), "{e}");
         }
-        assert_eq!(
-            load_or_create(&tmp.path().join("x"), Some("a b"), &logbook_core::OsRandom)
-                .unwrap_err()
-                .to_string()
-                .contains("a b"),
-            true
-        );
+        let e = load_or_create(&tmp.path().join("x"), Some("a b"), &logbook_core::OsRandom).unwrap_err().to_string();
+        assert!(e.contains("a b"), "{e}");
     }
 }

@@ -50,6 +50,15 @@ pub struct LogState {
     pub checkpoint: Option<String>,
 }
 
+/// The checkpoint [`State::advance`] stores.
+#[derive(Debug, Clone, Copy)]
+pub struct NewHead<'a> {
+    pub size: u64,
+    pub root: &'a Hash,
+    /// Its signed note as received.
+    pub checkpoint: &'a str,
+}
+
 /// The outcome of [`State::advance`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Advance {
@@ -161,7 +170,7 @@ impl State {
         Ok(out)
     }
 
-    /// Stores `new_size`/`new_root`/`checkpoint` for `origin` if, inside one IMMEDIATE
+    /// Stores `new` for `origin` if, inside one IMMEDIATE
     /// transaction, the row still holds `expected_size` and `expected_root`; commits (durably)
     /// before returning [`Advance::Done`].
     pub fn advance(
@@ -169,20 +178,18 @@ impl State {
         origin: &str,
         expected_size: u64,
         expected_root: Option<&Hash>,
-        new_size: u64,
-        new_root: &Hash,
-        checkpoint: &str,
+        new: NewHead<'_>,
         now_micros: i64,
     ) -> Result<Advance, StateError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.sqlite(e))?;
         let current = read(&tx, origin).map_err(|e| self.sqlite(e))?.ok_or(StateError::Corrupt)?.into_state(origin)?;
-        if current.size != expected_size || current.root.as_ref() != expected_root || new_size < current.size {
+        if current.size != expected_size || current.root.as_ref() != expected_root || new.size < current.size {
             return Ok(Advance::Moved { size: current.size });
         }
         tx.execute(
             "UPDATE logs SET size = ?2, root = ?3, checkpoint = ?4, updated_at = ?5 WHERE origin = ?1",
-            params![origin, to_i64(new_size), &new_root.0[..], checkpoint, now_micros],
+            params![origin, to_i64(new.size), &new.root.0[..], new.checkpoint, now_micros],
         )
         .map_err(|e| self.sqlite(e))?;
         tx.commit().map_err(|e| self.sqlite(e))?;
@@ -233,13 +240,25 @@ mod tests {
         assert_eq!(state.log("nope").unwrap(), None);
 
         let r5 = Hash([5; 32]);
-        assert_eq!(state.advance("o", 0, None, 5, &r5, "cp5", 4).unwrap(), Advance::Done);
+        assert_eq!(
+            state.advance("o", 0, None, NewHead { size: 5, root: &r5, checkpoint: "cp5" }, 4).unwrap(),
+            Advance::Done
+        );
         // A second writer that checked against size 0 loses.
-        assert_eq!(state.advance("o", 0, None, 3, &Hash([3; 32]), "cp3", 5).unwrap(), Advance::Moved { size: 5 });
+        assert_eq!(
+            state.advance("o", 0, None, NewHead { size: 3, root: &Hash([3; 32]), checkpoint: "cp3" }, 5).unwrap(),
+            Advance::Moved { size: 5 }
+        );
         // Same size, other root expected: refused.
-        assert_eq!(state.advance("o", 5, Some(&Hash([9; 32])), 6, &r5, "x", 6).unwrap(), Advance::Moved { size: 5 });
+        assert_eq!(
+            state.advance("o", 5, Some(&Hash([9; 32])), NewHead { size: 6, root: &r5, checkpoint: "x" }, 6).unwrap(),
+            Advance::Moved { size: 5 }
+        );
         // Never backwards, even when the expectation matches.
-        assert_eq!(state.advance("o", 5, Some(&r5), 4, &r5, "x", 6).unwrap(), Advance::Moved { size: 5 });
+        assert_eq!(
+            state.advance("o", 5, Some(&r5), NewHead { size: 4, root: &r5, checkpoint: "x" }, 6).unwrap(),
+            Advance::Moved { size: 5 }
+        );
         drop(state);
 
         let again = State::open(dir.path()).unwrap();

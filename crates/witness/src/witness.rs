@@ -11,7 +11,7 @@ use logbook_integrity::proof::check_consistency;
 use logbook_integrity::witness_protocol::{AddCheckpointRequest, WitnessProtocolError};
 use signed_note::Note;
 
-use crate::state::{Advance, LogState, State, StateError};
+use crate::state::{Advance, LogState, NewHead, State, StateError};
 
 /// Why a checkpoint was not cosigned. Each maps to the status the spec names ([`status`](Self::status)).
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +111,8 @@ impl Witness {
         }
         self.check_extends(&log, &req, cp.size, cp.root)?;
         let now = self.now_micros();
-        match self.state.advance(origin, log.size, log.root.as_ref(), cp.size, &cp.root, &req.checkpoint, now)? {
+        let new = NewHead { size: cp.size, root: &cp.root, checkpoint: &req.checkpoint };
+        match self.state.advance(origin, log.size, log.root.as_ref(), new, now)? {
             Advance::Done => {}
             Advance::Moved { size } => return Err(Refusal::Conflict { size }),
         }
