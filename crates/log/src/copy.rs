@@ -1,6 +1,7 @@
 //! Copies every log from one store to another (`logbook migrate-store`), through the same
 //! commit the sequencer uses: the copy's tiles are rebuilt from the copied leaf hashes, the
-//! checkpoints are copied as signed (with their witnesses' cosignatures), and the caller then audits both and compares roots.
+//! checkpoints are copied as signed (with their witnesses' cosignatures), and the caller then
+//! audits both and compares roots.
 
 use std::sync::Arc;
 
