@@ -31,6 +31,10 @@ pub enum CheckpointError {
     MalformedCheckpoint,
     #[error("no valid signature by {0}")]
     BadSignature(String),
+    #[error("no cosignature by {0}")]
+    MissingCosignature(String),
+    #[error("invalid cosignature by {0}")]
+    BadCosignature(String),
 }
 
 /// A checkpoint whose signature has been checked.

@@ -124,7 +124,8 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Writes a new file readable by its owner only, and makes it durable (file and directory).
-fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
+/// Fails if the file exists. (Also the witness's key file.)
+pub fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         create_private_dir(dir)?;
     }

@@ -5,6 +5,9 @@
 //! - [`proof`]: inclusion and consistency proofs, produced from stored tiles and checked with
 //!   nothing but hashes.
 //! - [`checkpoint`]: C2SP tlog-checkpoint in a C2SP signed note, Ed25519.
+//! - [`cosignature`]: C2SP tlog-cosignature, a witness's Ed25519 `cosignature/v1` line on a
+//!   checkpoint.
+//! - [`witness_protocol`]: the request and answers of C2SP tlog-witness `add-checkpoint`.
 //! - [`keys`]: the signing key's file, read or generated at first use.
 //! - [`audit`]: recomputes a whole log from its stored events and compares every stored tile
 //!   and checkpoint, naming the first bad `seq`.
@@ -15,9 +18,11 @@
 
 pub mod audit;
 pub mod checkpoint;
+pub mod cosignature;
 pub mod keys;
 pub mod proof;
 pub mod tree;
+pub mod witness_protocol;
 
 pub use tlog_tiles::{node_hash, record_hash, Hash, EMPTY_HASH, HASH_SIZE};
 
