@@ -42,6 +42,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub witness_dir: Option<PathBuf>,
+    /// The C2SP witnesses each new checkpoint is sent to for cosigning.
+    pub witnesses: Vec<logbook_log::cosigning::WitnessEndpoint>,
+    /// How many of them must cosign a checkpoint for it to count as witnessed; all when `None`.
+    pub witness_quorum: Option<usize>,
     /// The checkpoint signing key; default `<data_dir>/checkpoint-signing.key`, made at first start.
     pub signing_key_file: Option<PathBuf>,
     /// Checkpoint origins are `<origin_prefix>/<org>`; the key is named `<origin_prefix>`.
@@ -94,6 +98,8 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir,
             witness_dir: None,
+            witnesses: Vec::new(),
+            witness_quorum: None,
             signing_key_file: None,
             origin_prefix: "logbook.local".into(),
             checkpoint_interval: Duration::from_secs(1),
@@ -217,11 +223,14 @@ impl Application {
             origin_prefix: settings.origin_prefix.clone(),
             checkpoint_interval: settings.checkpoint_interval,
             witness_dir: settings.witness_dir.clone(),
+            witnesses: settings.witnesses.clone(),
+            witness_quorum: settings.witness_quorum,
             ..LogConfig::default()
         };
         let log = LogService::new(store, clock, random, Arc::new(signer), config);
         let default_org = log.org(&settings.default_org).await?;
         log.start_all().await?;
+        log.start_witnesses();
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Listen { addr: settings.listen, source })?;
