@@ -64,6 +64,49 @@ pub enum Command {
     /// Print the effective configuration (secrets redacted) and where each value came from.
     /// Takes the flags of `serve`, to show what a `serve` with them would use.
     Config(ConfigArgs),
+    /// Be a witness for other logs (C2SP tlog-witness): cosign their checkpoints after checking
+    /// each extends the last one cosigned. Its key and state are in --data-dir (`witness.key`,
+    /// `witness.db`); it opens no log store.
+    #[command(subcommand)]
+    Witness(WitnessCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WitnessCommand {
+    /// Serve `POST /add-checkpoint`. The witness key is generated at first start.
+    Serve(WitnessServeArgs),
+    /// Print the witness's verifier key (generating the key if there is none yet), for the
+    /// logs' `--witness URL=KEY`.
+    Key(WitnessNameArgs),
+    /// Witness a log: its origin line and its checkpoint verifier key.
+    AddLog(WitnessAddLogArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WitnessServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8091")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub name: WitnessNameArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WitnessNameArgs {
+    /// The witness's name in its cosignatures, conventionally its URL without the scheme
+    /// (e.g. witness.example.com/w1); fixed when the key is generated. [default: logbook-witness]
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WitnessAddLogArgs {
+    /// The log's origin, the first line of its checkpoints (e.g. logbook.example/default).
+    #[arg(long)]
+    pub origin: String,
+    /// The log's checkpoint verifier key (`name+id+base64`, as `logbook serve` prints it).
+    #[arg(long)]
+    pub key: String,
 }
 
 #[derive(Debug, Args)]

@@ -32,7 +32,7 @@ pub fn flags(cli: &Cli) -> Flags {
         Command::Config(a) => (Some(&a.server), Some(&a.key)),
         Command::Verify(a) => (None, Some(&a.key)),
         Command::MigrateStore(a) => (None, Some(&a.key)),
-        Command::Admin(_) | Command::Export(_) | Command::Demo(_) => (None, None),
+        Command::Admin(_) | Command::Export(_) | Command::Demo(_) | Command::Witness(_) => (None, None),
     };
     if let Some(s) = server {
         f.listen = s.listen;
@@ -65,7 +65,7 @@ pub fn flags(cli: &Cli) -> Flags {
 /// it does; a one-shot command prints its result, and only warnings besides.
 pub fn default_log_filter(command: &Command) -> &'static str {
     match command {
-        Command::Serve(_) => "info",
+        Command::Serve(_) | Command::Witness(crate::cli::WitnessCommand::Serve(_)) => "info",
         _ => "warn",
     }
 }
@@ -78,6 +78,7 @@ pub async fn run(cli: Cli, config: Config, figment: Figment) -> anyhow::Result<E
         Command::MigrateStore(a) => migrate_store(&config, a).await,
         Command::Export(a) => crate::export::run(&config, a).await,
         Command::Demo(a) => crate::demo::run(&config, a).await,
+        Command::Witness(a) => crate::witness::run(&config, a).await,
         Command::Config(_) => {
             print!("{}", config.render(&figment));
             Ok(ExitCode::SUCCESS)
@@ -159,7 +160,8 @@ async fn migrate_store(config: &Config, a: crate::cli::MigrateArgs) -> anyhow::R
 async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     let settings = config.server_settings();
     let loc = config.store();
-    let shutdown = shutdown_signal()?;
+    let shutdown =
+        shutdown_signal("Shutting down: finishing requests, committing queued events, signing the final checkpoint…")?;
     let store = store_url::open(&loc).await?;
     let app = Application::build(&settings, store, Arc::new(SystemClock), Arc::new(OsRandom)).await?;
     let addr = app.local_addr();
@@ -184,7 +186,9 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
 /// Completes at the first SIGINT or SIGTERM. The handlers are installed here, before the
 /// server announces itself, so a signal sent right after "listening" is a clean shutdown rather
 /// than the default action (which kills the process without its final checkpoint).
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+pub(crate) fn shutdown_signal(
+    message: &'static str,
+) -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
     let (mut int, mut term) = {
         use tokio::signal::unix::{signal, SignalKind};
@@ -201,7 +205,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-        eprintln!("Shutting down: finishing requests, committing queued events, signing the final checkpoint…");
+        eprintln!("{message}");
     })
 }
 

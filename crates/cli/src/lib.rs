@@ -9,6 +9,7 @@ pub mod demo;
 mod export;
 mod progress;
 mod store_url;
+mod witness;
 
 use std::process::ExitCode;
 

@@ -7,14 +7,18 @@
 //! - [`postgres::fresh_database`]: an empty PostgreSQL database per test;
 //! - [`skip`]: a test that cannot run here says so where a developer and CI see it, or fails
 //!   where it must run (`LOGBOOK_REQUIRE_*`);
-//! - [`wait`]: waiting for the event a test means, with one generous bound, never sleeping.
+//! - [`wait`]: waiting for the event a test means, with one generous bound, never sleeping;
+//! - [`witness`]: a `logbook witness` in-process on port 0, and [`toylog`], a log in memory
+//!   whose checkpoints and proofs it can be sent (or a fork of it).
 
 #![allow(clippy::unwrap_used)]
 
 pub mod app;
 pub mod postgres;
 pub mod skip;
+pub mod toylog;
 pub mod wait;
+pub mod witness;
 
 pub use app::{client, Backend, Session, Spawn, TestApp, USER_AGENT};
 /// The fault-injecting store every [`TestApp`] runs on (it lives beside the `Store` trait it
@@ -22,7 +26,9 @@ pub use app::{client, Backend, Session, Spawn, TestApp, USER_AGENT};
 pub use logbook_store::testing::FaultyStore;
 pub use postgres::fresh_database;
 pub use skip::{skip, Needs};
+pub use toylog::ToyLog;
 pub use wait::{wait_until, within, PATIENCE};
+pub use witness::TestWitness;
 
 /// Runs each named test on both stores: `on_both_stores!(a, b)` makes `a::sqlite` and
 /// `a::postgres`, … Each test is an `async fn a(app: T)` in the calling module; the app comes

@@ -16,8 +16,8 @@
 //!   (`target/debug/`), next to the test binaries.
 //!
 //! Where a skip must not happen (CI), `LOGBOOK_REQUIRE_POSTGRES`, `LOGBOOK_REQUIRE_BROWSER`,
-//! `LOGBOOK_REQUIRE_MOUNT` and `LOGBOOK_REQUIRE_POSTGRES_TLS` (set to anything but `0`) turn it
-//! into a failure.
+//! `LOGBOOK_REQUIRE_MOUNT`, `LOGBOOK_REQUIRE_POSTGRES_TLS` and `LOGBOOK_REQUIRE_GO` (set to
+//! anything but `0`) turn it into a failure.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -34,6 +34,9 @@ pub enum Needs {
     /// PostgreSQL served over TLS with a certificate from the CA that `LOGBOOK_TEST_POSTGRES_CA`
     /// names (`.ci/postgres-tls` sets that up).
     PostgresTls,
+    /// The Go toolchain and `golang.org/x/mod/sumdb/note` in GOPATH mode (Debian's golang-go
+    /// and golang-golang-x-mod-dev), for checking our formats with code that is not ours.
+    Go,
 }
 
 impl Needs {
@@ -44,6 +47,7 @@ impl Needs {
             Needs::Browser => "LOGBOOK_REQUIRE_BROWSER",
             Needs::Mount => "LOGBOOK_REQUIRE_MOUNT",
             Needs::PostgresTls => "LOGBOOK_REQUIRE_POSTGRES_TLS",
+            Needs::Go => "LOGBOOK_REQUIRE_GO",
         }
     }
 
