@@ -23,9 +23,8 @@ fn row(r: &Row) -> StoredCosignature {
 pub(crate) async fn add(c: &impl GenericClient, org: OrgId, cs: &StoredCosignature) -> Result<bool, StoreError> {
     // The foreign key refuses a size with no stored checkpoint; the conflict clause keeps the
     // first cosignature of a witness key for a size.
-    let sql = format!(
-        "INSERT INTO cosignatures (org, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
-    );
+    let sql =
+        format!("INSERT INTO cosignatures (org, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING");
     let n = c
         .execute(
             &sql,
@@ -44,7 +43,11 @@ pub(crate) async fn add(c: &impl GenericClient, org: OrgId, cs: &StoredCosignatu
     Ok(n == 1)
 }
 
-pub(crate) async fn of_size(c: &impl GenericClient, org: OrgId, size: u64) -> Result<Vec<StoredCosignature>, StoreError> {
+pub(crate) async fn of_size(
+    c: &impl GenericClient,
+    org: OrgId,
+    size: u64,
+) -> Result<Vec<StoredCosignature>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM cosignatures WHERE org = $1 AND size = $2 ORDER BY witness, key_id");
     Ok(c.query(&sql, &[&org.0, &i(size)]).await.map_err(pg)?.iter().map(row).collect())
 }

@@ -14,8 +14,8 @@
 
 mod accounts;
 mod checkpoints;
-mod cosignatures;
 mod commit;
+mod cosignatures;
 mod migrate;
 mod rows;
 mod search;

@@ -10,8 +10,8 @@
 
 mod accounts;
 mod checkpoints;
-mod cosignatures;
 mod commit;
+mod cosignatures;
 mod files;
 mod migrate;
 mod rows;

@@ -317,7 +317,10 @@ pub async fn cosignatures_are_kept_with_their_checkpoint(store: SharedStore) {
     again.line = "\u{2014} w1.example other\n".into();
     assert!(!store.add_cosignature(id, &again).await.unwrap(), "one cosignature per witness key and size");
     assert!(store.add_cosignature(id, &cosig(25, "w1.example", 7)).await.is_err(), "no checkpoint of size 25");
-    assert!(store.add_cosignature(other, &cosig(10, "w1.example", 7)).await.is_err(), "the checkpoint is another log's");
+    assert!(
+        store.add_cosignature(other, &cosig(10, "w1.example", 7)).await.is_err(),
+        "the checkpoint is another log's"
+    );
 
     assert_eq!(
         store.cosignatures(id, 20).await.unwrap(),

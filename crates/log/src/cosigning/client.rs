@@ -137,12 +137,8 @@ async fn send(http: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<Answer
         .await
         .map_err(|e| describe(&e))?;
     let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type =
+        resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let mut bytes = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
         bytes.extend_from_slice(&chunk);
@@ -257,10 +253,15 @@ impl LogService {
                     .split_inclusive('\n')
                     .find_map(|line| witness.verifier.verify_line(body, line).ok().map(|t| (line, t)));
                 let Some((line, cosigned_at)) = verified else {
-                    return self.failed(w, org, &witness, format!(
-                        "the witness answered no cosignature of size {} that verifies with its configured key {}",
-                        cp.size, witness.endpoint.key
-                    ));
+                    return self.failed(
+                        w,
+                        org,
+                        &witness,
+                        format!(
+                            "the witness answered no cosignature of size {} that verifies with its configured key {}",
+                            cp.size, witness.endpoint.key
+                        ),
+                    );
                 };
                 let now = self.clock().now();
                 let c = StoredCosignature {
@@ -305,11 +306,16 @@ impl LogService {
                     *witness_size = Some(held);
                     Outcome::Resend
                 }
-                None => self.failed(w, org, &witness, format!(
-                    "409 without a valid {SIZE_CONTENT_TYPE} size ({:?}: {:?})",
-                    answer.content_type,
-                    first_line(&answer.body)
-                )),
+                None => self.failed(
+                    w,
+                    org,
+                    &witness,
+                    format!(
+                        "409 without a valid {SIZE_CONTENT_TYPE} size ({:?}: {:?})",
+                        answer.content_type,
+                        first_line(&answer.body)
+                    ),
+                ),
             },
             422 => {
                 self.alarm(w, org, &witness, format!(
@@ -318,21 +324,33 @@ impl LogService {
                 ));
                 Outcome::Failed
             }
-            403 => self.failed(w, org, &witness, "403: the witness does not accept this log's signature (is the log's public key added to the witness?)".into()),
-            404 => self.failed(w, org, &witness, format!(
-                "404: the witness does not know this log (add its origin {} to the witness)",
-                self.origin(&org.slug)
-            )),
-            status => self.failed(w, org, &witness, format!("the witness answered {status}: {}", first_line(&answer.body))),
+            403 => self.failed(
+                w,
+                org,
+                &witness,
+                "403: the witness does not accept this log's signature (is the log's public key added to the witness?)"
+                    .into(),
+            ),
+            404 => self.failed(
+                w,
+                org,
+                &witness,
+                format!(
+                    "404: the witness does not know this log (add its origin {} to the witness)",
+                    self.origin(&org.slug)
+                ),
+            ),
+            status => {
+                self.failed(w, org, &witness, format!("the witness answered {status}: {}", first_line(&answer.body)))
+            }
         }
     }
 
     fn update_pair<T>(&self, w: usize, org: &Org, f: impl FnOnce(&mut super::PairState) -> T) -> T {
         let mut pairs = self.cosigning.pairs.write();
-        let state = pairs.entry((w, org.id)).or_insert_with(|| super::PairState {
-            org: org.slug.to_string(),
-            ..Default::default()
-        });
+        let state = pairs
+            .entry((w, org.id))
+            .or_insert_with(|| super::PairState { org: org.slug.to_string(), ..Default::default() });
         f(state)
     }
 

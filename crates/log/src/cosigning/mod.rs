@@ -57,7 +57,10 @@ impl WitnessEndpoint {
             return Err(format!("witness URL {:?}: must not have a query or fragment", self.url));
         }
         CosignatureVerifier::new(&self.key).map_err(|e| {
-            format!("witness key {:?} of {}: not a cosignature verifier key (name+keyid+base64): {e}", self.key, self.url)
+            format!(
+                "witness key {:?} of {}: not a cosignature verifier key (name+keyid+base64): {e}",
+                self.key, self.url
+            )
         })
     }
 
@@ -259,8 +262,11 @@ impl LogService {
 
     /// Which configured witnesses cosigned the checkpoint of `org` with `size`.
     pub async fn witnessing(&self, org: &Org, size: u64) -> Result<CheckpointWitnessing, StoreError> {
-        let stored =
-            if self.cosigning.witnesses.is_empty() { Vec::new() } else { self.store().cosignatures(org.id, size).await? };
+        let stored = if self.cosigning.witnesses.is_empty() {
+            Vec::new()
+        } else {
+            self.store().cosignatures(org.id, size).await?
+        };
         Ok(self.witnessing_of(size, &stored))
     }
 
@@ -284,8 +290,11 @@ impl LogService {
         org: &Org,
     ) -> Result<Option<(StoredCheckpoint, CheckpointWitnessing)>, StoreError> {
         let Some(mut cp) = self.latest_checkpoint(org).await? else { return Ok(None) };
-        let stored =
-            if self.cosigning.witnesses.is_empty() { Vec::new() } else { self.store().cosignatures(org.id, cp.size).await? };
+        let stored = if self.cosigning.witnesses.is_empty() {
+            Vec::new()
+        } else {
+            self.store().cosignatures(org.id, cp.size).await?
+        };
         for c in &stored {
             if self.cosigning.witnesses.iter().any(|w| w.signed(c)) {
                 cp.note.push_str(&c.line);

@@ -48,11 +48,8 @@ pub async fn checkpoint(
         .cosigned_checkpoint(&org)
         .await?
         .ok_or_else(|| ApiError::NotFound("the log has no signed checkpoint yet".into()))?;
-    let quorum = format!(
-        "{}; quorum={}",
-        if witnessing.quorum_reached { "reached" } else { "not-reached" },
-        witnessing.quorum
-    );
+    let quorum =
+        format!("{}; quorum={}", if witnessing.quorum_reached { "reached" } else { "not-reached" }, witnessing.quorum);
     let headers = [
         (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
         (header::HeaderName::from_static("logbook-cosignatures"), witnessing.cosigned_by.len().to_string()),

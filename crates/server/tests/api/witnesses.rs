@@ -2,11 +2,11 @@
 //! the real application, each on a fresh store.
 
 use logbook_core::OrgSlug;
-use logbook_store::Store;
 use logbook_integrity::checkpoint::CheckpointVerifier;
 use logbook_integrity::cosignature::CosignatureVerifier;
 use logbook_integrity::witness_protocol::AddCheckpointRequest;
 use logbook_log::cosigning::WitnessEndpoint;
+use logbook_store::Store;
 use logbook_test_support::{on_both_stores, wait_until, Backend, TestApp, TestWitness};
 use reqwest::Method;
 use serde_json::Value;
@@ -118,7 +118,8 @@ async fn cosignatures_are_stored_and_served(app: TestApp) {
     assert_eq!(p["checkpoint"]["size"], size);
     assert_eq!(p["checkpoint"]["quorum"], 2);
     assert_eq!(p["checkpoint"]["quorum_reached"], true);
-    let names: Vec<&str> = p["checkpoint"]["cosigned_by"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        p["checkpoint"]["cosigned_by"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(names, ["witness.test/w1", "witness.test/w2"]);
     let (_, body) = app.get(&format!("/api/v1/proof/consistency?from=10&to={size}")).await;
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["checkpoint"]["quorum_reached"], true);
@@ -140,7 +141,10 @@ async fn cosignatures_are_stored_and_served(app: TestApp) {
         assert!(row["url"].as_str().unwrap().starts_with("http://127.0.0.1:"));
     }
     let m = metrics(&app).await;
-    assert!(m.contains(&format!("logbook_witness_cosigned_size{{witness=\"witness.test/w1\",org=\"default\"}} {size}")), "{m}");
+    assert!(
+        m.contains(&format!("logbook_witness_cosigned_size{{witness=\"witness.test/w1\",org=\"default\"}} {size}")),
+        "{m}"
+    );
     assert!(m.contains("logbook_witness_alarm{witness=\"witness.test/w2\",org=\"default\"} 0"), "{m}");
     let page = app.http.get(app.url("/settings")).header("cookie", &session.cookie).send().await.unwrap();
     let page = page.text().await.unwrap();
