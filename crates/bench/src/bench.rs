@@ -326,6 +326,8 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     println!("`logbook verify` work on the {}-event store above: **{verify_rate:.0} events/s**", a.events + conc);
     println!();
 
+    crate::bench_witness::section(&a, &dir.join("witnesses")).await?;
+
     if let Some(admin) = &a.postgres {
         postgres_section(&a, admin, &rows).await?;
         crate::bench_processes::two_processes(&a, admin, &rows).await?;

@@ -6,6 +6,7 @@
 mod bench;
 mod bench_processes;
 mod bench_query;
+mod bench_witness;
 
 use std::process::ExitCode;
 

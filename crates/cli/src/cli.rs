@@ -161,6 +161,15 @@ pub struct ServerArgs {
     /// export, but takes no appends and signs nothing.
     #[arg(long)]
     pub refuse_damaged: bool,
+    /// A C2SP witness to send every new checkpoint to for cosigning, as URL=VERIFIER_KEY (its
+    /// URL prefix, and the cosignature verifier key `logbook witness key` prints); repeatable.
+    /// Also LOGBOOK_WITNESSES (space-separated) or `[[witness]]` tables in the file.
+    #[arg(long = "witness", value_name = "URL=VERIFIER_KEY")]
+    pub witness: Vec<String>,
+    /// How many witnesses must cosign a checkpoint for it to count as witnessed.
+    /// [default: all configured]
+    #[arg(long, value_name = "K")]
+    pub witness_quorum: Option<usize>,
     /// The console's address as users reach it, for setup and invitation links; an https://
     /// address also marks the session cookie Secure. [default: http://<listen>]
     #[arg(long)]

@@ -38,6 +38,8 @@ pub fn flags(cli: &Cli) -> Flags {
         f.listen = s.listen;
         f.witness_dir = s.witness_dir.clone();
         f.refuse_damaged = s.refuse_damaged.then_some(true);
+        f.witness = (!s.witness.is_empty()).then(|| s.witness.clone());
+        f.witness_quorum = s.witness_quorum;
         f.public_url = s.public_url.clone();
         f.smtp_host = s.smtp_host.clone();
         f.smtp_port = s.smtp_port;

@@ -12,6 +12,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use logbook_accounts::SmtpTls;
 use logbook_integrity::keys::SigningKeyFile;
+use logbook_log::cosigning::WitnessEndpoint;
 use logbook_server::client_addr::{ForwardedHeader, TrustedProxies};
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,9 @@ pub struct Config {
     /// Refuse to serve a log that does not extend its trusted checkpoints (otherwise it is
     /// served read-only).
     pub refuse_damaged: bool,
+    /// The C2SP witnesses (`[[witness]]` tables `url`, `key`; `LOGBOOK_WITNESSES`; `--witness`).
+    pub witness: Witnesses,
+    pub witness_quorum: Option<usize>,
     pub listen: SocketAddr,
     pub public_url: Option<String>,
     pub smtp_host: Option<String>,
@@ -75,6 +79,8 @@ pub const SETTINGS: &[Setting] = &[
     s("public_key", true, false),
     s("witness_dir", true, false),
     s("refuse_damaged", true, false),
+    s("witness", true, false),
+    s("witness_quorum", true, false),
     s("listen", true, false),
     s("public_url", true, false),
     s("smtp_host", true, false),
@@ -96,7 +102,11 @@ pub const SETTINGS: &[Setting] = &[
 ];
 
 pub fn env_name(key: &str) -> String {
-    format!("LOGBOOK_{}", key.to_ascii_uppercase())
+    match key {
+        // One variable holds them all (space-separated), so it is named in the plural.
+        "witness" => "LOGBOOK_WITNESSES".into(),
+        _ => format!("LOGBOOK_{}", key.to_ascii_uppercase()),
+    }
 }
 
 pub fn flag_name(key: &str) -> String {
@@ -116,6 +126,8 @@ impl Default for Config {
             public_key: None,
             witness_dir: None,
             refuse_damaged: false,
+            witness: Witnesses::default(),
+            witness_quorum: None,
             listen: server.listen,
             public_url: None,
             smtp_host: None,
@@ -153,6 +165,11 @@ pub struct Flags {
     pub public_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub witness_dir: Option<PathBuf>,
+    /// `--witness URL=KEY`, each flag one item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witness: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witness_quorum: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refuse_damaged: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -278,6 +295,17 @@ impl Config {
             "export_max_concurrent and export_max_per_user must be at least 1"
         );
         anyhow::ensure!(self.query_timeout >= 1, "query_timeout must be at least 1 second");
+        for w in &self.witness.0 {
+            w.check().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        }
+        if let Some(k) = self.witness_quorum {
+            let n = self.witness.0.len();
+            anyhow::ensure!(n > 0, "configuration: witness_quorum is set but no witness is configured");
+            anyhow::ensure!(
+                (1..=n).contains(&k),
+                "configuration: witness_quorum must be 1 to the number of witnesses ({n}), not {k}"
+            );
+        }
         if let Some(smtp) = self.server_settings().smtp {
             // Credentials over an unencrypted connection are refused here, at load, rather
             // than at the first invitation.
@@ -302,6 +330,8 @@ impl Config {
             origin_prefix: self.origin_prefix.clone(),
             witness_dir: self.witness_dir.clone(),
             refuse_damaged: self.refuse_damaged,
+            witnesses: self.witness.0.clone(),
+            witness_quorum: self.witness_quorum,
             ..logbook_log::LogConfig::default()
         }
     }
@@ -311,6 +341,8 @@ impl Config {
         s.listen = self.listen;
         s.witness_dir = self.witness_dir.clone();
         s.refuse_damaged = self.refuse_damaged;
+        s.witnesses = self.witness.0.clone();
+        s.witness_quorum = self.witness_quorum;
         s.signing_key_file = self.signing_key_file.clone();
         s.origin_prefix = self.origin_prefix.clone();
         s.public_url = self.public_url.clone();
@@ -346,6 +378,11 @@ impl Config {
             "public_key" => self.public_key.as_deref().map(q),
             "witness_dir" => self.witness_dir.as_deref().map(p),
             "refuse_damaged" => Some(self.refuse_damaged.to_string()),
+            "witness" => (!self.witness.0.is_empty()).then(|| {
+                let items: Vec<String> = self.witness.0.iter().map(|w| q(&format!("{}={}", w.url, w.key))).collect();
+                format!("[{}]", items.join(", "))
+            }),
+            "witness_quorum" => self.witness_quorum.map(|k| k.to_string()),
             "listen" => Some(q(&self.listen.to_string())),
             "public_url" => self.public_url.as_deref().map(q),
             "smtp_host" => self.smtp_host.as_deref().map(q),
@@ -509,6 +546,59 @@ impl std::str::FromStr for DatabaseUrl {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(Self(s.to_owned()))
+    }
+}
+
+/// The configured witnesses. Read from `[[witness]]` tables (`url`, `key`), from `URL=KEY`
+/// strings (a list of them, or one string of them separated by spaces, as `LOGBOOK_WITNESSES`
+/// holds), and checked as they are read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Witnesses(pub Vec<WitnessEndpoint>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WitnessItem {
+    Pair(String),
+    Table { url: String, key: String },
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WitnessList {
+    Spaced(String),
+    Items(Vec<WitnessItem>),
+}
+
+impl<'de> Deserialize<'de> for Witnesses {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let items = match WitnessList::deserialize(d)? {
+            WitnessList::Spaced(s) => s.split_whitespace().map(|i| WitnessItem::Pair(i.to_owned())).collect(),
+            WitnessList::Items(items) => items,
+        };
+        items
+            .into_iter()
+            .map(|i| match i {
+                WitnessItem::Pair(p) => WitnessEndpoint::parse(&p),
+                WitnessItem::Table { url, key } => {
+                    let w = WitnessEndpoint { url: url.trim_end_matches('/').to_owned(), key };
+                    w.check().map(|_| w)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Witnesses)
+            .map_err(D::Error::custom)
+    }
+}
+
+impl Serialize for Witnesses {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for w in &self.0 {
+            seq.serialize_element(&format!("{}={}", w.url, w.key))?;
+        }
+        seq.end()
     }
 }
 

@@ -220,3 +220,97 @@ fn smtp_credentials_are_refused_without_tls() {
         Ok(())
     });
 }
+
+fn witness_key(name: &str) -> String {
+    let random = logbook_core::SeededRandom::new(name.len() as u64);
+    logbook_integrity::cosignature::CosignatureSigner::generate(&random, name).unwrap().verifier_key().to_owned()
+}
+
+#[test]
+fn witnesses_from_file_env_and_flags() {
+    Jail::expect_with(|jail| {
+        let (k1, k2, k3) = (witness_key("w1.example"), witness_key("w22.example"), witness_key("w333.example"));
+        let (c, _) = load(None, &Flags::default())?;
+        assert!(c.witness.0.is_empty() && c.witness_quorum.is_none(), "none by default");
+        assert!(c.log_config().witnesses.is_empty());
+
+        jail.create_file(
+            "w.toml",
+            &format!(
+                "witness_quorum = 1\n[[witness]]\nurl = \"https://w1.example/\"\nkey = \"{k1}\"\n[[witness]]\nurl = \"http://127.0.0.1:9/w\"\nkey = \"{k2}\"\n"
+            ),
+        )?;
+        let (c, f) = load(Some("w.toml"), &Flags::default())?;
+        let urls: Vec<&str> = c.witness.0.iter().map(|w| w.url.as_str()).collect();
+        assert_eq!(urls, ["https://w1.example", "http://127.0.0.1:9/w"]);
+        assert_eq!(c.witness.0[1].key, k2);
+        assert_eq!(c.witness_quorum, Some(1));
+        assert_eq!(source_of(&f, "witness"), "file w.toml");
+        let s = c.server_settings();
+        assert_eq!((s.witnesses.len(), s.witness_quorum), (2, Some(1)));
+        assert_eq!(c.log_config().witnesses, c.witness.0);
+        // What `logbook config` prints is itself a configuration that reads back the same.
+        jail.create_file("rendered.toml", &c.render(&f))?;
+        let (again, _) = load(Some("rendered.toml"), &Flags::default())?;
+        assert_eq!(again.witness, c.witness);
+
+        // The environment replaces the file's list: one variable, items separated by spaces.
+        jail.set_env("LOGBOOK_WITNESSES", format!("https://w3.example={k3}  https://w1.example={k1}"));
+        let (c, f) = load(Some("w.toml"), &Flags::default())?;
+        let names: Vec<&str> = c.witness.0.iter().map(|w| w.url.as_str()).collect();
+        assert_eq!(names, ["https://w3.example", "https://w1.example"]);
+        assert_eq!(source_of(&f, "witness"), "environment variable LOGBOOK_WITNESSES");
+
+        // Flags replace both.
+        let flags = Flags {
+            witness: Some(vec![format!("https://w2.example={k2}")]),
+            witness_quorum: Some(1),
+            ..Flags::default()
+        };
+        let (c, f) = load(Some("w.toml"), &flags)?;
+        assert_eq!(c.witness.0.len(), 1);
+        assert_eq!(c.witness.0[0].url, "https://w2.example");
+        assert_eq!(source_of(&f, "witness"), "flag --witness");
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_witnesses_and_quorums_are_clear_errors() {
+    Jail::expect_with(|jail| {
+        let k1 = witness_key("w1.example");
+        for (value, says) in [
+            ("https://w1.example".to_owned(), "URL=VERIFIER_KEY"),
+            (format!("ftp://w1.example={k1}"), "http:// or https://"),
+            (format!("w1.example={k1}"), "witness URL"),
+            ("https://w1.example=w1.example+00000000+AAAA".to_owned(), "not a cosignature verifier key"),
+        ] {
+            jail.set_env("LOGBOOK_WITNESSES", &value);
+            let e = load(None, &Flags::default()).unwrap_err();
+            assert!(e.contains(says) && e.contains("LOGBOOK_WITNESSES"), "{value}: {e}");
+        }
+        // A checkpoint signing key is not a witness key.
+        let log_key = logbook_integrity::checkpoint::CheckpointSigner::generate(
+            &logbook_core::SeededRandom::new(1),
+            "logbook.example",
+        )
+        .unwrap()
+        .verifier_key()
+        .to_owned();
+        jail.set_env("LOGBOOK_WITNESSES", format!("https://w1.example={log_key}"));
+        let e = load(None, &Flags::default()).unwrap_err();
+        assert!(e.contains("not a cosignature verifier key"), "{e}");
+
+        jail.set_env("LOGBOOK_WITNESSES", format!("https://w1.example={k1}"));
+        jail.set_env("LOGBOOK_WITNESS_QUORUM", "2");
+        let e = load(None, &Flags::default()).unwrap_err();
+        assert!(e.contains("witness_quorum must be 1 to the number of witnesses (1), not 2"), "{e}");
+        jail.set_env("LOGBOOK_WITNESS_QUORUM", "0");
+        assert!(load(None, &Flags::default()).unwrap_err().contains("not 0"));
+        jail.set_env("LOGBOOK_WITNESSES", "");
+        jail.set_env("LOGBOOK_WITNESS_QUORUM", "1");
+        let e = load(None, &Flags::default()).unwrap_err();
+        assert!(e.contains("no witness is configured"), "{e}");
+        Ok(())
+    });
+}

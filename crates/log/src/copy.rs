@@ -1,6 +1,7 @@
 //! Copies every log from one store to another (`logbook migrate-store`), through the same
 //! commit the sequencer uses: the copy's tiles are rebuilt from the copied leaf hashes, the
-//! checkpoints are copied as signed, and the caller then audits both and compares roots.
+//! checkpoints are copied as signed (with their witnesses' cosignatures), and the caller then
+//! audits both and compares roots.
 
 use std::sync::Arc;
 
@@ -70,6 +71,10 @@ pub async fn copy_store_with_progress(
         let checkpoints = from.checkpoints(org.id).await?;
         for cp in &checkpoints {
             to.add_checkpoint(dest.id, cp).await?;
+            // The witnesses' cosignatures go with the checkpoint they sign.
+            for c in from.cosignatures(org.id, cp.size).await? {
+                to.add_cosignature(dest.id, &c).await?;
+            }
         }
         for action in from.service_actions(org.id).await? {
             to.import_service_action(dest.id, &action).await?;

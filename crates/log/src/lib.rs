@@ -9,10 +9,13 @@
 //! - [`proofs`] answers inclusion and consistency proofs from stored tiles;
 //! - [`audit`] drives [`logbook_integrity::audit::Auditor`] over a whole store;
 //! - [`selfcheck`]: the periodic check of each log's newest part against its newest checkpoint;
-//! - [`tokens`]: API tokens for the platform's other services.
+//! - [`tokens`]: API tokens for the platform's other services;
+//! - [`cosigning`]: each new checkpoint sent to the configured C2SP witnesses, their
+//!   cosignatures checked and stored with it, and the integrity alarm a refusal raises.
 
 pub mod audit;
 pub mod copy;
+pub mod cosigning;
 mod error;
 pub mod export;
 pub mod metrics;
@@ -52,6 +55,10 @@ pub struct LogConfig {
     /// Refuse to start at all when a log does not extend its trusted checkpoints (otherwise the
     /// log is served read-only: appends refused, nothing signed).
     pub refuse_damaged: bool,
+    /// The C2SP witnesses each new checkpoint is sent to for cosigning ([`cosigning`]).
+    pub witnesses: Vec<cosigning::WitnessEndpoint>,
+    /// How many of them must cosign a checkpoint for it to count as witnessed; all when `None`.
+    pub witness_quorum: Option<usize>,
     /// Test-only and wrong on purpose: answer submitters before their commit, as a
     /// non-durable log would (the negative control of the crash harness).
     #[cfg(feature = "fault-injection")]
@@ -66,6 +73,8 @@ impl Default for LogConfig {
             max_batch_events: 10_000,
             witness_dir: None,
             refuse_damaged: false,
+            witnesses: Vec::new(),
+            witness_quorum: None,
             #[cfg(feature = "fault-injection")]
             ack_before_commit: {
                 let on = std::env::var_os("LOGBOOK_FAULT_ACK_BEFORE_COMMIT").is_some();
@@ -123,6 +132,7 @@ pub struct LogService {
     /// whole run, so that two runs never overlap.
     self_check_verified: Mutex<HashMap<i64, (u64, logbook_integrity::Hash)>>,
     self_check_status: parking_lot::RwLock<selfcheck::SelfCheckStatus>,
+    cosigning: cosigning::Cosigning,
 }
 
 impl LogService {
@@ -133,7 +143,9 @@ impl LogService {
         signer: Arc<CheckpointSigner>,
         config: LogConfig,
     ) -> Arc<Self> {
+        let cosigning = cosigning::Cosigning::new(&config);
         Arc::new(Self {
+            cosigning,
             shared: Arc::new(Shared {
                 store,
                 clock,
@@ -410,6 +422,10 @@ impl LogService {
         let handles: Vec<_> = self.sequencers.lock().await.drain().map(|(_, h)| h).collect();
         for h in handles {
             h.close().await;
+        }
+        // Cosigning is retried by the next start from what the store holds.
+        for t in self.cosigning.tasks.lock().drain(..) {
+            t.abort();
         }
     }
 }

@@ -1,9 +1,18 @@
 //! What the log service counts, in Prometheus form.
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+/// One witness (its key name) and one log (its organization).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WitnessLabels {
+    pub witness: String,
+    pub org: String,
+}
 
 #[derive(Debug, Clone)]
 pub struct LogMetrics {
@@ -23,6 +32,12 @@ pub struct LogMetrics {
     pub self_check_last_run: Gauge,
     pub self_check_last_success: Gauge,
     pub self_check_verified_size: Gauge,
+    pub witness_cosigned_size: Family<WitnessLabels, Gauge>,
+    pub witness_lag_events: Family<WitnessLabels, Gauge>,
+    pub witness_lag_seconds: Family<WitnessLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub witness_errors: Family<WitnessLabels, Counter>,
+    pub witness_alarm: Family<WitnessLabels, Gauge>,
+    pub integrity_alarms: Counter,
 }
 
 impl Default for LogMetrics {
@@ -43,6 +58,12 @@ impl Default for LogMetrics {
             self_check_last_run: Gauge::default(),
             self_check_last_success: Gauge::default(),
             self_check_verified_size: Gauge::default(),
+            witness_cosigned_size: Family::default(),
+            witness_lag_events: Family::default(),
+            witness_lag_seconds: Family::default(),
+            witness_errors: Family::default(),
+            witness_alarm: Family::default(),
+            integrity_alarms: Counter::default(),
         }
     }
 }
@@ -95,6 +116,36 @@ impl LogMetrics {
             "logbook_self_check_verified_size",
             "Entries covered by the checkpoints the last passing self-check verified, over all logs",
             self.self_check_verified_size.clone(),
+        );
+        r.register(
+            "logbook_witness_cosigned_size",
+            "Per witness and log: the largest checkpoint size the witness cosigned",
+            self.witness_cosigned_size.clone(),
+        );
+        r.register(
+            "logbook_witness_lag_events",
+            "Per witness and log: entries of the newest checkpoint the witness has not cosigned",
+            self.witness_lag_events.clone(),
+        );
+        r.register(
+            "logbook_witness_lag_seconds",
+            "Per witness and log: how long the witness has been behind the newest checkpoint",
+            self.witness_lag_seconds.clone(),
+        );
+        r.register(
+            "logbook_witness_errors",
+            "Per witness and log: attempts to get a checkpoint cosigned that failed",
+            self.witness_errors.clone(),
+        );
+        r.register(
+            "logbook_witness_alarm",
+            "Per witness and log: 1 once the witness refused a checkpoint as inconsistent with what it cosigned (a fork or a rollback)",
+            self.witness_alarm.clone(),
+        );
+        r.register(
+            "logbook_integrity_alarms",
+            "Integrity alarms raised since start (see the log and Settings, Integrity)",
+            self.integrity_alarms.clone(),
         );
     }
 }

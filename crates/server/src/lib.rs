@@ -45,6 +45,10 @@ pub struct Settings {
     /// Refuse to start when a log does not extend its trusted checkpoints (see
     /// `logbook_log::LogConfig::refuse_damaged`).
     pub refuse_damaged: bool,
+    /// The C2SP witnesses each new checkpoint is sent to for cosigning.
+    pub witnesses: Vec<logbook_log::cosigning::WitnessEndpoint>,
+    /// How many of them must cosign a checkpoint for it to count as witnessed; all when `None`.
+    pub witness_quorum: Option<usize>,
     /// The checkpoint signing key; default `<data_dir>/checkpoint-signing.key`, made at first start.
     pub signing_key_file: Option<PathBuf>,
     /// Checkpoint origins are `<origin_prefix>/<org>`; the key is named `<origin_prefix>`.
@@ -98,6 +102,8 @@ impl Settings {
             data_dir,
             witness_dir: None,
             refuse_damaged: false,
+            witnesses: Vec::new(),
+            witness_quorum: None,
             signing_key_file: None,
             origin_prefix: "logbook.local".into(),
             checkpoint_interval: Duration::from_secs(1),
@@ -222,11 +228,14 @@ impl Application {
             checkpoint_interval: settings.checkpoint_interval,
             witness_dir: settings.witness_dir.clone(),
             refuse_damaged: settings.refuse_damaged,
+            witnesses: settings.witnesses.clone(),
+            witness_quorum: settings.witness_quorum,
             ..LogConfig::default()
         };
         let log = LogService::new(store, clock, random, Arc::new(signer), config);
         let default_org = log.org(&settings.default_org).await?;
         log.start_all().await?;
+        log.start_witnesses();
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Listen { addr: settings.listen, source })?;

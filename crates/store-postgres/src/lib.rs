@@ -15,6 +15,7 @@
 mod accounts;
 mod checkpoints;
 mod commit;
+mod cosignatures;
 mod migrate;
 mod rows;
 mod search;
@@ -32,7 +33,7 @@ use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
 use logbook_integrity::tree::{TileId, TileRow};
 use logbook_store::{
     ApiToken, CommitBatch, CommitError, EventFilter, EventPage, EventRow, IdempotencyRecord, LogHead, LogLock,
-    MutationOutput, Org, ServiceActionLabel, Store, StoreError, StoredCheckpoint,
+    MutationOutput, Org, ServiceActionLabel, Store, StoreError, StoredCheckpoint, StoredCosignature,
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -271,6 +272,18 @@ impl Store for PgStore {
 
     async fn latest_checkpoint(&self, org: OrgId) -> Result<Option<StoredCheckpoint>, StoreError> {
         checkpoints::latest(&self.client().await?, org).await
+    }
+
+    async fn add_cosignature(&self, org: OrgId, c: &StoredCosignature) -> Result<bool, StoreError> {
+        cosignatures::add(&self.client().await?, org, c).await
+    }
+
+    async fn cosignatures(&self, org: OrgId, size: u64) -> Result<Vec<StoredCosignature>, StoreError> {
+        cosignatures::of_size(&self.client().await?, org, size).await
+    }
+
+    async fn newest_cosignatures(&self, org: OrgId) -> Result<Vec<StoredCosignature>, StoreError> {
+        cosignatures::newest(&self.client().await?, org).await
     }
 
     async fn api_token_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiToken>, StoreError> {

@@ -32,6 +32,18 @@ async fn the_database_itself_refuses_update_delete_and_truncate() {
     let org =
         store.ensure_org(&logbook_core::OrgSlug::default_org(), logbook_core::Timestamp::from_micros(1)).await.unwrap();
     store.commit(org.id, LogWriter::new(org.id, &org.slug).batch(300)).await.unwrap();
+    let signed_at = logbook_core::Timestamp::from_micros(1);
+    let cp = logbook_store::StoredCheckpoint { size: 300, root: [0; 32], note: "n\n".into(), signed_at };
+    store.add_checkpoint(org.id, &cp).await.unwrap();
+    let cosignature = logbook_store::StoredCosignature {
+        size: 300,
+        witness: "w.example".into(),
+        key_id: 1,
+        line: "\u{2014} w.example AAAA\n".into(),
+        cosigned_at: 1,
+        received_at: signed_at,
+    };
+    store.add_cosignature(org.id, &cosignature).await.unwrap();
     let c = raw(&url).await;
     for sql in [
         "UPDATE events SET \"user\" = 'mallory' WHERE seq = 3",
@@ -40,6 +52,9 @@ async fn the_database_itself_refuses_update_delete_and_truncate() {
         "UPDATE tiles SET hashes = '\\x00'",
         "DELETE FROM tiles",
         "TRUNCATE checkpoints",
+        "UPDATE cosignatures SET line = 'x'",
+        "DELETE FROM cosignatures",
+        "TRUNCATE cosignatures",
     ] {
         let err = c.batch_execute(sql).await.expect_err(sql).to_string();
         let detail = c.batch_execute("SELECT 1").await.map(|_| err.clone()).unwrap_or(err);
@@ -63,7 +78,7 @@ async fn a_role_with_only_insert_and_select_runs_logbook_and_cannot_change_histo
              CREATE ROLE {role} LOGIN;
              GRANT CONNECT ON DATABASE {db} TO {role};
              GRANT USAGE ON SCHEMA public TO {role};
-             GRANT SELECT, INSERT ON events, tiles, checkpoints TO {role};
+             GRANT SELECT, INSERT ON events, tiles, checkpoints, cosignatures TO {role};
              GRANT SELECT, INSERT, UPDATE ON orgs, api_tokens, idempotency_keys, search_progress TO {role};
              GRANT SELECT, INSERT ON event_search TO {role};
              GRANT SELECT, INSERT, UPDATE, DELETE ON users, sessions, session_views, invitations, protected_users, settings, sign_in_throttle, pending_sign_ins TO {role};
@@ -181,6 +196,7 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
         "DROP TABLE event_search; DROP TABLE search_progress; DROP TABLE sign_in_throttle; DROP TABLE pending_sign_ins;
          ALTER TABLE sessions DROP COLUMN address, DROP COLUMN user_agent;
          DROP TABLE service_actions; ALTER TABLE api_tokens DROP COLUMN actions;
+         DROP TABLE cosignatures;
          DELETE FROM logbook_migrations WHERE version >= 3",
     )
     .await

@@ -11,6 +11,7 @@
 mod accounts;
 mod checkpoints;
 mod commit;
+mod cosignatures;
 mod files;
 mod migrate;
 mod rows;
@@ -31,7 +32,7 @@ use logbook_core::{ApiTokenId, OrgId, OrgSlug, Timestamp};
 use logbook_integrity::tree::{TileId, TileRow};
 use logbook_store::{
     ApiToken, CommitBatch, CommitError, EventFilter, EventPage, EventRow, IdempotencyRecord, LogHead, LogLock,
-    MutationOutput, NoLock, Org, ServiceActionLabel, Store, StoreError, StoredCheckpoint,
+    MutationOutput, NoLock, Org, ServiceActionLabel, Store, StoreError, StoredCheckpoint, StoredCosignature,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
@@ -301,6 +302,18 @@ impl Store for SqliteStore {
 
     async fn latest_checkpoint(&self, org: OrgId) -> Result<Option<StoredCheckpoint>, StoreError> {
         self.read(move |c| checkpoints::latest(c, org)).await
+    }
+
+    async fn add_cosignature(&self, org: OrgId, c: &StoredCosignature) -> Result<bool, StoreError> {
+        cosignatures::add(self, org, c.clone()).await
+    }
+
+    async fn cosignatures(&self, org: OrgId, size: u64) -> Result<Vec<StoredCosignature>, StoreError> {
+        self.read(move |c| cosignatures::of_size(c, org, size)).await
+    }
+
+    async fn newest_cosignatures(&self, org: OrgId) -> Result<Vec<StoredCosignature>, StoreError> {
+        self.read(move |c| cosignatures::newest(c, org)).await
     }
 
     async fn api_token_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiToken>, StoreError> {

@@ -36,6 +36,20 @@ async fn the_database_itself_refuses_update_and_delete() {
         )
         .await
         .unwrap();
+    store
+        .add_cosignature(
+            org.id,
+            &logbook_store::StoredCosignature {
+                size: 300,
+                witness: "w.example".into(),
+                key_id: 1,
+                line: "\u{2014} w.example AAAA\n".into(),
+                cosigned_at: 1,
+                received_at: logbook_core::Timestamp::from_micros(1),
+            },
+        )
+        .await
+        .unwrap();
 
     // Straight through SQLite, as someone with the file would try.
     let conn = rusqlite::Connection::open(store.path()).unwrap();
@@ -47,6 +61,8 @@ async fn the_database_itself_refuses_update_and_delete() {
         "DELETE FROM tiles",
         "UPDATE checkpoints SET size = 1",
         "DELETE FROM checkpoints",
+        "UPDATE cosignatures SET line = 'x'",
+        "DELETE FROM cosignatures",
     ] {
         let err = conn.execute(sql, []).expect_err(sql).to_string();
         assert!(err.contains("append-only"), "{sql}: {err}");
@@ -86,6 +102,7 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
             "DROP TABLE event_search; DROP TABLE search_progress; DROP TABLE sign_in_throttle; DROP TABLE pending_sign_ins;
              ALTER TABLE sessions DROP COLUMN address; ALTER TABLE sessions DROP COLUMN user_agent;
              DROP TABLE service_actions; ALTER TABLE api_tokens DROP COLUMN actions;
+             DROP TABLE cosignatures;
              PRAGMA user_version = 2;",
         )
         .unwrap();
@@ -95,7 +112,7 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
     logbook_store::contract::upgraded_search_finds_before_and_after_backfill(&store, org.id).await;
     let conn = rusqlite::Connection::open(store.path()).unwrap();
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(v, 7, "every later migration applied");
+    assert_eq!(v, 8, "every later migration applied");
 }
 
 #[tokio::test]

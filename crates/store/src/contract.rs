@@ -16,7 +16,7 @@ use logbook_integrity::tree::TreeEdge;
 
 use crate::{
     CommitBatch, CommitError, EventFilter, EventRow, IdempotencyKey, LogHead, Mutation, MutationEntry, MutationError,
-    MutationOutput, ServiceActionLabel, Store, StoredCheckpoint,
+    MutationOutput, ServiceActionLabel, Store, StoredCheckpoint, StoredCosignature,
 };
 
 pub type SharedStore = Arc<dyn Store>;
@@ -33,6 +33,7 @@ macro_rules! contract_tests {
             tiles_serve_proofs_at_every_size,
             tile_rows_list_every_width,
             checkpoints_only_grow,
+            cosignatures_are_kept_with_their_checkpoint,
             mutations_commit_with_their_events,
             idempotency_keys_are_remembered_once,
             service_actions_are_registered_once,
@@ -284,6 +285,54 @@ pub async fn checkpoints_only_grow(store: SharedStore) {
     assert!(store.add_checkpoint(id, &cp(20)).await.unwrap());
     assert_eq!(store.latest_checkpoint(id).await.unwrap(), Some(cp(20)));
     assert_eq!(store.checkpoints(id).await.unwrap(), vec![cp(10), cp(20)]);
+}
+
+pub async fn cosignatures_are_kept_with_their_checkpoint(store: SharedStore) {
+    let (id, _) = org(&store, "acme").await;
+    let (other, _) = org(&store, "globex").await;
+    let cp = |size: u64| StoredCheckpoint {
+        size,
+        root: [size as u8; 32],
+        note: format!("note {size}\n"),
+        signed_at: Timestamp::from_micros(size as i64),
+    };
+    let cosig = |size: u64, witness: &str, key_id: u32| StoredCosignature {
+        size,
+        witness: witness.into(),
+        key_id,
+        line: format!("\u{2014} {witness} {size}{key_id}\n"),
+        cosigned_at: 1_700_000_000 + size,
+        received_at: Timestamp::from_micros(size as i64 * 10),
+    };
+    for size in [10, 20, 30] {
+        assert!(store.add_checkpoint(id, &cp(size)).await.unwrap());
+    }
+    assert_eq!(store.newest_cosignatures(id).await.unwrap(), vec![]);
+    assert!(store.add_cosignature(id, &cosig(10, "w1.example", 7)).await.unwrap());
+    assert!(store.add_cosignature(id, &cosig(20, "w1.example", 7)).await.unwrap());
+    assert!(store.add_cosignature(id, &cosig(20, "w2.example", 9)).await.unwrap());
+    // The same witness key's name, other key: another witness.
+    assert!(store.add_cosignature(id, &cosig(10, "w2.example", 8)).await.unwrap());
+    let mut again = cosig(20, "w1.example", 7);
+    again.line = "\u{2014} w1.example other\n".into();
+    assert!(!store.add_cosignature(id, &again).await.unwrap(), "one cosignature per witness key and size");
+    assert!(store.add_cosignature(id, &cosig(25, "w1.example", 7)).await.is_err(), "no checkpoint of size 25");
+    assert!(
+        store.add_cosignature(other, &cosig(10, "w1.example", 7)).await.is_err(),
+        "the checkpoint is another log's"
+    );
+
+    assert_eq!(
+        store.cosignatures(id, 20).await.unwrap(),
+        vec![cosig(20, "w1.example", 7), cosig(20, "w2.example", 9)],
+        "the first line stored is kept"
+    );
+    assert_eq!(store.cosignatures(id, 30).await.unwrap(), vec![]);
+    assert_eq!(
+        store.newest_cosignatures(id).await.unwrap(),
+        vec![cosig(20, "w1.example", 7), cosig(10, "w2.example", 8), cosig(20, "w2.example", 9)]
+    );
+    assert_eq!(store.newest_cosignatures(other).await.unwrap(), vec![]);
 }
 
 pub async fn mutations_commit_with_their_events(store: SharedStore) {

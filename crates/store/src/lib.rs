@@ -82,6 +82,25 @@ pub struct StoredCheckpoint {
     pub signed_at: Timestamp,
 }
 
+/// A witness's cosignature of one stored checkpoint (C2SP tlog-cosignature), checked against the
+/// witness's configured key before it is stored, and kept beside the checkpoint it signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCosignature {
+    /// The size of the checkpoint it signs (a checkpoint of the same log with that size is stored).
+    pub size: u64,
+    /// The witness's key name, as in its signature line.
+    pub witness: String,
+    /// The witness key's 4-byte key ID, as in its signature line.
+    pub key_id: u32,
+    /// The signature line exactly as the witness answered it (`— <name> <base64>\n`): appended to
+    /// the checkpoint's note it makes a note with the log's and the witness's signatures.
+    pub line: String,
+    /// When the witness says it cosigned (the cosignature's own timestamp, seconds).
+    pub cosigned_at: u64,
+    /// When Logbook received and stored it.
+    pub received_at: Timestamp,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
     pub id: ApiTokenId,
@@ -270,6 +289,16 @@ pub trait Store: AccountStore + Send + Sync + fmt::Debug + 'static {
     async fn add_checkpoint(&self, org: OrgId, checkpoint: &StoredCheckpoint) -> Result<bool, StoreError>;
     async fn checkpoints(&self, org: OrgId) -> Result<Vec<StoredCheckpoint>, StoreError>;
     async fn latest_checkpoint(&self, org: OrgId) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    /// Stores a witness's cosignature of the stored checkpoint of `org` with its `size`, unless
+    /// that witness key (name and key ID) already cosigned that size; returns whether it was
+    /// stored. A cosignature of a size with no stored checkpoint is refused (an error).
+    async fn add_cosignature(&self, org: OrgId, cosignature: &StoredCosignature) -> Result<bool, StoreError>;
+    /// The cosignatures of the checkpoint of `org` with `size`, by witness name and key ID.
+    async fn cosignatures(&self, org: OrgId, size: u64) -> Result<Vec<StoredCosignature>, StoreError>;
+    /// Per witness key (name and key ID), its cosignature of the largest size of `org`, by
+    /// witness name and key ID: how far each witness has seen the log.
+    async fn newest_cosignatures(&self, org: OrgId) -> Result<Vec<StoredCosignature>, StoreError>;
 
     async fn api_token_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiToken>, StoreError>;
     async fn api_tokens(&self, org: OrgId) -> Result<Vec<ApiToken>, StoreError>;

@@ -145,6 +145,15 @@ impl Store for FaultyStore {
     async fn checkpoints(&self, org: OrgId) -> Result<Vec<StoredCheckpoint>, StoreError> {
         self.inner.checkpoints(org).await
     }
+    async fn add_cosignature(&self, org: OrgId, c: &StoredCosignature) -> Result<bool, StoreError> {
+        self.inner.add_cosignature(org, c).await
+    }
+    async fn cosignatures(&self, org: OrgId, size: u64) -> Result<Vec<StoredCosignature>, StoreError> {
+        self.inner.cosignatures(org, size).await
+    }
+    async fn newest_cosignatures(&self, org: OrgId) -> Result<Vec<StoredCosignature>, StoreError> {
+        self.inner.newest_cosignatures(org).await
+    }
     async fn latest_checkpoint(&self, org: OrgId) -> Result<Option<StoredCheckpoint>, StoreError> {
         let hook = self.before_latest_checkpoint.lock().await.take();
         if let Some(hook) = hook {

@@ -43,30 +43,37 @@ pub fn logo() -> Markup {
 }
 
 /// For those who may manage settings (admins): an alert above every page while the last
-/// integrity self-check failed.
+/// integrity self-check failed, or once an integrity alarm was raised (a witness refused a
+/// checkpoint as inconsistent with what it cosigned).
 fn integrity_banner(state: &AppState, caller: &Caller, current: &str) -> Markup {
     // The settings page shows the details itself.
     if !caller.may::<ManageSettings>() || current == "/settings" {
         return html! {};
     }
-    if !state.log.damaged_logs().is_empty() {
-        return html! {
+    let alarms = state.log.integrity_alarms();
+    html! {
+        @if !state.log.damaged_logs().is_empty() {
             p.error.banner role="alert" {
                 strong { "The audit log does not match its signed checkpoints. " }
                 "Entries were removed or changed outside Logbook; new events are refused until it is dealt with. "
                 a href="/settings#integrity" { "See Settings" } "."
             }
-        };
-    }
-    match state.log.self_check_status().last {
-        Some(run) if !run.is_ok() => html! {
+        }
+        @if let Some(run) = state.log.self_check_status().last.filter(|r| !r.is_ok()) {
             p.error.banner role="alert" {
                 strong { "Integrity self-check failed. " }
                 "At " (run.at.to_rfc3339()) " the audit log did not match its newest signed checkpoint. "
                 a href="/settings#integrity" { "See Settings" } "."
             }
-        },
-        _ => html! {},
+        }
+        @if let Some(a) = alarms.first() {
+            p.error.banner role="alert" {
+                strong { "Integrity alarm. " }
+                "At " (a.at) ", " (a.source) " reported for " (a.org) ": " (a.message) ". "
+                @if alarms.len() > 1 { (alarms.len() - 1) " more. " }
+                a href="/settings#integrity" { "See Settings" } "."
+            }
+        }
     }
 }
 

@@ -51,6 +51,7 @@ async fn render_settings(
         h2 id="integrity" { "Integrity" }
         (damaged_panel(&state.log.damaged_logs()))
         (self_check_panel(&state.log.self_check_status()))
+        (witnesses_panel(state))
         div.panel {
             p { "Every entry of the audit log is part of a signed Merkle log. Anyone with the public key can verify it with " code { "logbook verify" } "." }
             p { strong { "Public key: " } code { (state.log.signer().verifier_key()) } }
@@ -78,6 +79,61 @@ fn damaged_panel(damaged: &[(logbook_core::OrgId, String)]) -> Markup {
                     "Reading and exporting still work. Run " code { "logbook verify" } " and restore the store from a backup that matches the witness copies."
                 }
                 ul { @for (_, why) in damaged { li.mono { (why) } } }
+            }
+        }
+    }
+}
+
+/// The integrity alarms and where each witness stands, as the settings page shows them.
+fn witnesses_panel(state: &AppState) -> Markup {
+    let alarms = state.log.integrity_alarms();
+    let witnesses = state.log.witness_status();
+    let configured = state.log.witnesses();
+    html! {
+        div.panel id="witnesses" {
+            h3 { "Witnesses" }
+            @for a in &alarms {
+                p.error role="alert" {
+                    strong { "Integrity alarm. " }
+                    (a.source) " reported at " (a.at) " for " (a.org) ": " (a.message)
+                    ". Keep the witness's cosigned checkpoint, run " code { "logbook verify" }
+                    " with it, and find out who changed the store."
+                }
+            }
+            @if configured.is_empty() {
+                p.muted {
+                    "No witness is configured. A witness on another host cosigns each checkpoint only if it extends the one it cosigned before, so a rolled-back or rewritten log is caught even by someone who holds the database and the signing key. Configure one with "
+                    code { "--witness URL=KEY" } "."
+                }
+            } @else {
+                p.muted {
+                    "Each new checkpoint is sent to " (configured.len()) " witness(es); a checkpoint counts as witnessed with "
+                    (state.log.witness_quorum()) " cosignature(s)."
+                }
+                table {
+                    thead { tr {
+                        th { "Witness" } th { "URL" } th { "Organization" } th { "Last cosigned size" }
+                        th { "Lag (entries)" } th { "Lag (seconds)" } th { "Last error" } th { "Alarm" }
+                    } }
+                    tbody {
+                        @for w in &witnesses {
+                            tr {
+                                td { code { (w.name) } }
+                                td { (w.url) }
+                                td { (w.org) }
+                                td { @match w.cosigned_size { Some(s) => { (s) } None => { "none yet" } } }
+                                td { (w.lag_events) }
+                                td { (format!("{:.0}", w.lag_seconds)) }
+                                td { @match (&w.last_error, &w.last_error_at) {
+                                    (Some(e), Some(at)) => { (at) ": " (e) }
+                                    _ => { "—" }
+                                } }
+                                td { @match &w.alarm { Some(a) => { strong { "ALARM" } ": " (a) } None => { "none" } } }
+                            }
+                        }
+                    }
+                }
+                @if witnesses.is_empty() { p.muted { "No checkpoint has been sent yet." } }
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Checkpoints, the public key and proofs: open to everyone, since they reveal only hashes.
+//! Checkpoints, the public key and proofs: open to everyone, since they reveal only hashes; and
+//! the witnesses' status, for admins.
 
 use axum::extract::State;
 use axum::http::header;
@@ -8,7 +9,11 @@ use logbook_integrity::proof::{ConsistencyProof, InclusionProof};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use logbook_accounts::permission::ManageSettings;
+use logbook_log::cosigning::CheckpointWitnessing;
+
 use super::resolve_org;
+use crate::auth::Auth;
 use crate::extract::ApiQuery;
 use crate::{ApiError, AppState};
 
@@ -21,9 +26,16 @@ pub struct OrgParam {
     pub org: Option<String>,
 }
 
-/// The latest signed checkpoint (C2SP tlog-checkpoint in a signed note).
+/// The latest signed checkpoint (C2SP tlog-checkpoint in a signed note), with the stored
+/// cosignatures of the configured witnesses appended as further signature lines (C2SP
+/// tlog-cosignature): one note that the log's key and each witness's key verify. The headers
+/// say whether it reached the witness quorum.
 #[utoipa::path(get, path = "/api/v1/checkpoint", tag = "integrity", params(OrgParam), responses(
-    (status = 200, description = "signed note", body = String, content_type = "text/plain"),
+    (status = 200, description = "signed note, with the witnesses' cosignature lines", body = String, content_type = "text/plain",
+        headers(
+            ("Logbook-Cosignatures" = u64, description = "how many configured witnesses' cosignatures the note carries"),
+            ("Logbook-Witness-Quorum" = String, description = "`reached` or `not-reached`, then `; quorum=K` (K is 0 without witnesses)"),
+        )),
     (status = 404, description = "no such organization, or no checkpoint yet"),
     (status = 503, description = "the store cannot be read right now")))]
 pub async fn checkpoint(
@@ -31,12 +43,43 @@ pub async fn checkpoint(
     ApiQuery(q): ApiQuery<OrgParam>,
 ) -> Result<impl IntoResponse, ApiError> {
     let org = resolve_org(&state, q.org.as_deref()).await?;
-    let cp = state
+    let (cp, witnessing) = state
         .log
-        .latest_checkpoint(&org)
+        .cosigned_checkpoint(&org)
         .await?
         .ok_or_else(|| ApiError::NotFound("the log has no signed checkpoint yet".into()))?;
-    Ok((TEXT, cp.note))
+    let quorum =
+        format!("{}; quorum={}", if witnessing.quorum_reached { "reached" } else { "not-reached" }, witnessing.quorum);
+    let headers = [
+        (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+        (header::HeaderName::from_static("logbook-cosignatures"), witnessing.cosigned_by.len().to_string()),
+        (header::HeaderName::from_static("logbook-witness-quorum"), quorum),
+    ];
+    Ok((headers, cp.note))
+}
+
+/// Where each configured witness stands with each log (admins only: the URLs and errors can name
+/// hosts of the internal network; the cosignatures themselves are public in `/api/v1/checkpoint`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WitnessesBody {
+    /// How many cosignatures a checkpoint needs to count as witnessed (0 without witnesses).
+    pub quorum: usize,
+    pub witnesses: Vec<logbook_log::cosigning::WitnessStatus>,
+    /// Integrity alarms raised since start (a witness refusing a checkpoint as inconsistent).
+    pub alarms: Vec<logbook_log::cosigning::IntegrityAlarm>,
+}
+
+#[utoipa::path(get, path = "/api/v1/witnesses", tag = "integrity", security(("session" = [])),
+    responses((status = 200, body = WitnessesBody)))]
+pub async fn witnesses(
+    State(state): State<AppState>,
+    Auth(_auth): Auth<ManageSettings>,
+) -> Result<Json<WitnessesBody>, ApiError> {
+    Ok(Json(WitnessesBody {
+        quorum: state.log.witness_quorum(),
+        witnesses: state.log.witness_status(),
+        alarms: state.log.integrity_alarms(),
+    }))
 }
 
 /// The note verifier key that checks every checkpoint: `name+keyid+base64key`.
@@ -63,10 +106,12 @@ pub struct InclusionProofBody {
     pub leaf_hash: String,
     pub hashes: Vec<String>,
     pub root: String,
+    /// The checkpoint the proof is against (of tree size `size`): which witnesses cosigned it.
+    pub checkpoint: CheckpointWitnessing,
 }
 
-impl From<InclusionProof> for InclusionProofBody {
-    fn from(p: InclusionProof) -> Self {
+impl InclusionProofBody {
+    fn new(p: InclusionProof, checkpoint: CheckpointWitnessing) -> Self {
         use logbook_integrity::to_hex;
         Self {
             seq: p.seq,
@@ -74,6 +119,7 @@ impl From<InclusionProof> for InclusionProofBody {
             leaf_hash: to_hex(&p.leaf_hash),
             hashes: p.hashes.iter().map(to_hex).collect(),
             root: to_hex(&p.root),
+            checkpoint,
         }
     }
 }
@@ -88,7 +134,9 @@ pub async fn inclusion(
     ApiQuery(q): ApiQuery<InclusionParams>,
 ) -> Result<Json<InclusionProofBody>, ApiError> {
     let org = resolve_org(&state, q.org.as_deref()).await?;
-    Ok(Json(state.log.inclusion_proof(&org, q.seq, q.size).await?.into()))
+    let proof = state.log.inclusion_proof(&org, q.seq, q.size).await?;
+    let witnessing = state.log.witnessing(&org, proof.size).await?;
+    Ok(Json(InclusionProofBody::new(proof, witnessing)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -109,10 +157,12 @@ pub struct ConsistencyProofBody {
     pub hashes: Vec<String>,
     pub old_root: String,
     pub new_root: String,
+    /// The checkpoint of size `to` the proof leads to: which witnesses cosigned it.
+    pub checkpoint: CheckpointWitnessing,
 }
 
-impl From<ConsistencyProof> for ConsistencyProofBody {
-    fn from(p: ConsistencyProof) -> Self {
+impl ConsistencyProofBody {
+    fn new(p: ConsistencyProof, checkpoint: CheckpointWitnessing) -> Self {
         use logbook_integrity::to_hex;
         Self {
             from: p.from,
@@ -120,6 +170,7 @@ impl From<ConsistencyProof> for ConsistencyProofBody {
             hashes: p.hashes.iter().map(to_hex).collect(),
             old_root: to_hex(&p.old_root),
             new_root: to_hex(&p.new_root),
+            checkpoint,
         }
     }
 }
@@ -134,5 +185,7 @@ pub async fn consistency(
     ApiQuery(q): ApiQuery<ConsistencyParams>,
 ) -> Result<Json<ConsistencyProofBody>, ApiError> {
     let org = resolve_org(&state, q.org.as_deref()).await?;
-    Ok(Json(state.log.consistency_proof(&org, q.from, q.to).await?.into()))
+    let proof = state.log.consistency_proof(&org, q.from, q.to).await?;
+    let witnessing = state.log.witnessing(&org, proof.to).await?;
+    Ok(Json(ConsistencyProofBody::new(proof, witnessing)))
 }

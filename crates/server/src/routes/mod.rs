@@ -43,6 +43,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrity::public_key))
         .routes(routes!(integrity::inclusion))
         .routes(routes!(integrity::consistency))
+        .routes(routes!(integrity::witnesses))
         .routes(routes!(events::ingest, query::list))
         .routes(routes!(query::export))
         .routes(routes!(query::users_in_log))

@@ -22,4 +22,5 @@ mod self_check;
 mod sessions;
 mod settings;
 mod users;
+mod witnesses;
 mod your_sessions;

@@ -30,6 +30,7 @@ async fn every_route_checks_the_current_role(app: TestApp) {
         (Method::POST, "/api/v1/protected-users", body(json!({"email": "bad", "name": "x"})), [false, true, true]),
         (Method::DELETE, "/api/v1/protected-users/1", None, [false, true, true]),
         (Method::GET, "/api/v1/settings", None, [false, false, true]),
+        (Method::GET, "/api/v1/witnesses", None, [false, false, true]),
         (Method::PATCH, "/api/v1/settings", body(json!({"lockout_minutes": 0})), [false, false, true]),
         (
             Method::PUT,
