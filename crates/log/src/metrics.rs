@@ -21,6 +21,15 @@ pub struct LogMetrics {
     pub self_check_last_run: Gauge,
     pub self_check_last_success: Gauge,
     pub self_check_verified_size: Gauge,
+    pub full_self_check_runs: Counter,
+    pub full_self_check_failures: Counter,
+    pub full_self_check_ok: Gauge,
+    pub full_self_check_last_start: Gauge,
+    pub full_self_check_last_end: Gauge,
+    pub full_self_check_last_success: Gauge,
+    pub full_self_check_checked: Gauge,
+    pub full_self_check_size: Gauge,
+    pub full_self_check_first_bad_seq: Gauge,
 }
 
 impl Default for LogMetrics {
@@ -40,6 +49,15 @@ impl Default for LogMetrics {
             self_check_last_run: Gauge::default(),
             self_check_last_success: Gauge::default(),
             self_check_verified_size: Gauge::default(),
+            full_self_check_runs: Counter::default(),
+            full_self_check_failures: Counter::default(),
+            full_self_check_ok: Gauge::default(),
+            full_self_check_last_start: Gauge::default(),
+            full_self_check_last_end: Gauge::default(),
+            full_self_check_last_success: Gauge::default(),
+            full_self_check_checked: Gauge::default(),
+            full_self_check_size: Gauge::default(),
+            full_self_check_first_bad_seq: Gauge::default(),
         }
     }
 }
@@ -87,6 +105,47 @@ impl LogMetrics {
             "logbook_self_check_verified_size",
             "Entries covered by the checkpoints the last passing self-check verified, over all logs",
             self.self_check_verified_size.clone(),
+        );
+        r.register("logbook_full_self_check_runs", "Full integrity self-checks finished", self.full_self_check_runs.clone());
+        r.register(
+            "logbook_full_self_check_failures",
+            "Full integrity self-checks that found a log not matching its newest signed checkpoint",
+            self.full_self_check_failures.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_ok",
+            "1 if every log's last full self-check passed, 0 if one failed or none finished yet",
+            self.full_self_check_ok.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_last_start_timestamp_seconds",
+            "When the last finished full self-check started (Unix time)",
+            self.full_self_check_last_start.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_last_end_timestamp_seconds",
+            "When the last full self-check finished (Unix time)",
+            self.full_self_check_last_end.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_last_success_timestamp_seconds",
+            "When a full self-check last passed (Unix time)",
+            self.full_self_check_last_success.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_checked_events",
+            "Events the full self-check has read: of the runs under way, else of the last finished runs, over all logs",
+            self.full_self_check_checked.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_log_size",
+            "Entries of the signed checkpoints those full self-check runs check against (coverage = checked / size)",
+            self.full_self_check_size.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_first_bad_seq",
+            "The first bad seq the last full self-checks found, -1 if none",
+            self.full_self_check_first_bad_seq.clone(),
         );
     }
 }

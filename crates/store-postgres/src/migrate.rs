@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("pending.sql"),
     include_str!("sessions_client.sql"),
     include_str!("token_grants.sql"),
+    include_str!("self_check.sql"),
 ];
 
 /// How many schema versions this build applies.

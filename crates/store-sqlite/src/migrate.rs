@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("pending.sql"),
     include_str!("sessions_client.sql"),
     include_str!("token_grants.sql"),
+    include_str!("self_check.sql"),
 ];
 
 /// Applies the pragmas every connection needs. `synchronous=FULL` makes a commit durable.

@@ -95,7 +95,7 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
     logbook_store::contract::upgraded_search_finds_before_and_after_backfill(&store, org.id).await;
     let conn = rusqlite::Connection::open(store.path()).unwrap();
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(v, 7, "every later migration applied");
+    assert_eq!(v, 8, "every later migration applied");
 }
 
 #[tokio::test]

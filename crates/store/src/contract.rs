@@ -33,6 +33,7 @@ macro_rules! contract_tests {
             tiles_serve_proofs_at_every_size,
             tile_rows_list_every_width,
             checkpoints_only_grow,
+            self_check_state_is_kept_per_log,
             mutations_commit_with_their_events,
             idempotency_keys_are_remembered_once,
             service_actions_are_registered_once,
@@ -284,6 +285,18 @@ pub async fn checkpoints_only_grow(store: SharedStore) {
     assert!(store.add_checkpoint(id, &cp(20)).await.unwrap());
     assert_eq!(store.latest_checkpoint(id).await.unwrap(), Some(cp(20)));
     assert_eq!(store.checkpoints(id).await.unwrap(), vec![cp(10), cp(20)]);
+}
+
+pub async fn self_check_state_is_kept_per_log(store: SharedStore) {
+    let (a, _) = org(&store, "acme").await;
+    let (b, _) = org(&store, "globex").await;
+    assert_eq!(store.self_check_state(a).await.unwrap(), None);
+    store.save_self_check_state(a, b"first").await.unwrap();
+    store.save_self_check_state(a, &[0, 255, 7]).await.unwrap();
+    assert_eq!(store.self_check_state(a).await.unwrap(), Some(vec![0, 255, 7]), "replaced, bytes kept as given");
+    assert_eq!(store.self_check_state(b).await.unwrap(), None, "per log");
+    store.save_self_check_state(b, b"other").await.unwrap();
+    assert_eq!(store.self_check_state(a).await.unwrap(), Some(vec![0, 255, 7]));
 }
 
 pub async fn mutations_commit_with_their_events(store: SharedStore) {

@@ -49,15 +49,22 @@ fn integrity_banner(state: &AppState, caller: &Caller, current: &str) -> Markup 
     if !caller.may::<ManageSettings>() || current == "/settings" {
         return html! {};
     }
-    match state.log.self_check_status().last {
-        Some(run) if !run.is_ok() => html! {
-            p.error.banner role="alert" {
-                strong { "Integrity self-check failed. " }
-                "At " (run.at.to_rfc3339()) " the audit log did not match its newest signed checkpoint. "
-                a href="/settings#integrity" { "See Settings" } "."
-            }
-        },
-        _ => html! {},
+    let status = state.log.self_check_status();
+    if !status.alarm() {
+        return html! {};
+    }
+    let failed_full = status.full.orgs.iter().filter_map(|o| o.last.as_ref()).find(|r| !r.is_ok());
+    let at = match (&status.last, failed_full) {
+        (Some(run), _) if !run.is_ok() => run.at,
+        (_, Some(full)) => full.finished,
+        _ => return html! {},
+    };
+    html! {
+        p.error.banner role="alert" {
+            strong { "Integrity self-check failed. " }
+            "At " (at.to_rfc3339()) " the audit log did not match its newest signed checkpoint. "
+            a href="/settings#integrity" { "See Settings" } "."
+        }
     }
 }
 
