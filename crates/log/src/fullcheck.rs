@@ -474,6 +474,26 @@ impl LogService {
         Ok(finished)
     }
 
+    /// The schedule `serve` runs: a run of each log one interval after its last one started (or
+    /// after the schedule first saw the log), and at once if a run was under way when the
+    /// process stopped. Runs until the task is aborted; a run stopped that way resumes from its
+    /// last saved page at the next start.
+    pub async fn full_self_check_schedule(self: Arc<Self>, interval: Duration) {
+        loop {
+            let failed = match self.full_self_check_wait(interval).await {
+                Ok(wait) => {
+                    tokio::time::sleep(wait).await;
+                    self.full_self_check(interval, &|_| false).await.err()
+                }
+                Err(e) => Some(e),
+            };
+            if let Some(e) = failed {
+                tracing::warn!(error = %e, "the full self-check could not read the store; retrying in a minute");
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        }
+    }
+
     fn full_check_finished(&self, org: &Org, run: &FullRun) {
         self.full_check.write().set(org, |o| {
             o.last = Some(run.clone());

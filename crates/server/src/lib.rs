@@ -356,7 +356,7 @@ impl Application {
             })
         });
         let full_check = (!full_self_check_interval.is_zero())
-            .then(|| tokio::spawn(full_self_check(log.clone(), full_self_check_interval)));
+            .then(|| tokio::spawn(log.clone().full_self_check_schedule(full_self_check_interval)));
         let served = serve::serve(listener, router, connections, clients, shutdown).await;
         sweeper.abort();
         for t in [self_check, full_check].into_iter().flatten() {
@@ -365,27 +365,6 @@ impl Application {
         }
         log.shutdown().await;
         served
-    }
-}
-
-/// The schedule of the full self-check: a run of each log one interval after the last one
-/// started (or after the schedule first saw the log), and at once if a run was under way when the
-/// process stopped.
-async fn full_self_check(log: Arc<LogService>, interval: Duration) {
-    loop {
-        match log.full_self_check_wait(interval).await {
-            Ok(wait) => {
-                tokio::time::sleep(wait).await;
-                if let Err(e) = log.full_self_check(interval, &|_| false).await {
-                    tracing::warn!(error = %e, "the full self-check could not read the store; retrying in a minute");
-                    tokio::time::sleep(Duration::from_secs(60)).await;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "the full self-check could not read its schedule; retrying in a minute");
-                tokio::time::sleep(Duration::from_secs(60)).await;
-            }
-        }
     }
 }
 

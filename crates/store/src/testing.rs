@@ -145,6 +145,14 @@ impl Store for FaultyStore {
     async fn checkpoints(&self, org: OrgId) -> Result<Vec<StoredCheckpoint>, StoreError> {
         self.inner.checkpoints(org).await
     }
+    async fn self_check_state(&self, org: OrgId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.self_check_state(org).await
+    }
+
+    async fn save_self_check_state(&self, org: OrgId, state: &[u8]) -> Result<(), StoreError> {
+        self.inner.save_self_check_state(org, state).await
+    }
+
     async fn latest_checkpoint(&self, org: OrgId) -> Result<Option<StoredCheckpoint>, StoreError> {
         let hook = self.before_latest_checkpoint.lock().await.take();
         if let Some(hook) = hook {
