@@ -76,7 +76,7 @@ async fn an_edit_to_the_oldest_of_a_million_events_is_found_by_the_scheduled_ful
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(Timestamp::from_micros(1_764_000_000_000_000)));
     let started = Instant::now();
-    let (store, org) = filled(dir.path(), &clock, N).await;
+    let (store, _) = filled(dir.path(), &clock, N).await;
     eprintln!("filled {N} events in {:.1?}", started.elapsed());
     forge(dir.path(), 0);
 
