@@ -198,13 +198,15 @@ fn edge_of(p: &Progress) -> Option<TreeEdge> {
     if ids.len() != p.edge.len() {
         return None;
     }
-    let tiles = ids.into_iter().zip(&p.edge).map(|(id, h)| Some((id, hex::decode(h).ok()?))).collect::<Option<Vec<_>>>()?;
+    let tiles =
+        ids.into_iter().zip(&p.edge).map(|(id, h)| Some((id, hex::decode(h).ok()?))).collect::<Option<Vec<_>>>()?;
     TreeEdge::restore(p.edge_size, &tiles).ok()
 }
 
 fn save_edge(p: &mut Progress, edge: &TreeEdge) {
     p.edge_size = edge.size();
-    p.edge = TreeEdge::tiles_for(edge.size()).iter().map(|id| hex::encode(bytes_of(edge.edge_entries(id.level)))).collect();
+    p.edge =
+        TreeEdge::tiles_for(edge.size()).iter().map(|id| hex::encode(bytes_of(edge.edge_entries(id.level)))).collect();
 }
 
 fn merge_findings(p: &mut Progress, auditor: &Auditor) {
@@ -265,8 +267,18 @@ impl Ctx<'_> {
         let note = self.log.signer().verifier().verify(&cp.note).map(|v| (v.origin, v.size, v.root));
         match note {
             Ok((o, size, r)) if o == origin && size == n && r.0 == cp.root => {}
-            Ok(_) => return Ok(Err(failed(n, format!("the newest stored checkpoint (size {n}) does not match its signed note")))),
-            Err(e) => return Ok(Err(failed(n, format!("the newest stored checkpoint (size {n}) is not validly signed ({e})")))),
+            Ok(_) => {
+                return Ok(Err(failed(
+                    n,
+                    format!("the newest stored checkpoint (size {n}) does not match its signed note"),
+                )))
+            }
+            Err(e) => {
+                return Ok(Err(failed(
+                    n,
+                    format!("the newest stored checkpoint (size {n}) is not validly signed ({e})"),
+                )))
+            }
         }
         Ok(Ok(Progress {
             started: now,
@@ -369,10 +381,7 @@ fn due(saved: &Saved, interval: Duration) -> Timestamp {
 
 impl LogService {
     fn seal(&self) -> Seal {
-        Seal(logbook_core::keys::derive(
-            self.signer().secret().as_bytes(),
-            logbook_core::keys::label::SELF_CHECK_STATE,
-        ))
+        Seal(logbook_core::keys::derive(self.signer().secret().as_bytes(), logbook_core::keys::label::SELF_CHECK_STATE))
     }
 
     /// How long until a full self-check of some log is due (zero if one is, or a run is to be

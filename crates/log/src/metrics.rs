@@ -106,7 +106,11 @@ impl LogMetrics {
             "Entries covered by the checkpoints the last passing self-check verified, over all logs",
             self.self_check_verified_size.clone(),
         );
-        r.register("logbook_full_self_check_runs", "Full integrity self-checks finished", self.full_self_check_runs.clone());
+        r.register(
+            "logbook_full_self_check_runs",
+            "Full integrity self-checks finished",
+            self.full_self_check_runs.clone(),
+        );
         r.register(
             "logbook_full_self_check_failures",
             "Full integrity self-checks that found a log not matching its newest signed checkpoint",

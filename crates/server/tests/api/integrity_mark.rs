@@ -50,7 +50,10 @@ async fn forge_source_ip(app: &TestApp, org: &Org, seq: u64, ip: &str) {
             tokio::spawn(conn);
             c.batch_execute("ALTER TABLE events DISABLE TRIGGER events_append_only").await.unwrap();
             let n = c
-                .execute("UPDATE events SET leaf = $1 WHERE org = $2 AND seq = $3", &[&forged, &org.id.0, &(seq as i64)])
+                .execute(
+                    "UPDATE events SET leaf = $1 WHERE org = $2 AND seq = $3",
+                    &[&forged, &org.id.0, &(seq as i64)],
+                )
                 .await
                 .unwrap();
             assert_eq!(n, 1);
@@ -99,8 +102,7 @@ async fn an_entry_edited_in_the_database_is_shown_altered_never_verified(app: Te
     assert!(other_row.contains("✓ Verified") && !other_row.contains("Altered"), "{other_row}");
 
     // The API says the same, computed from the same bytes.
-    let resp =
-        app.http.get(app.url("/api/v1/events?limit=100")).header("cookie", &admin.cookie).send().await.unwrap();
+    let resp = app.http.get(app.url("/api/v1/events?limit=100")).header("cookie", &admin.cookie).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     let listed = body["events"].as_array().unwrap();
