@@ -178,7 +178,7 @@ impl Seal {
 
 /// The state read back: valid, absent, or not carrying this server's seal.
 enum Loaded {
-    Valid(Saved),
+    Valid(Box<Saved>),
     Absent,
     Forged,
 }
@@ -187,7 +187,7 @@ async fn load(store: &dyn Store, seal: &Seal, org: &Org) -> Result<Loaded, Store
     Ok(match store.self_check_state(org.id).await? {
         None => Loaded::Absent,
         Some(bytes) => match seal.open(org.id, &bytes) {
-            Some(s) => Loaded::Valid(s),
+            Some(s) => Loaded::Valid(Box::new(s)),
             None => Loaded::Forged,
         },
     })
@@ -393,7 +393,7 @@ impl LogService {
         let mut next: Option<Timestamp> = None;
         for org in self.store().orgs().await? {
             let saved = match load(&**self.store(), &seal, &org).await? {
-                Loaded::Valid(s) => s,
+                Loaded::Valid(s) => *s,
                 // Reported by the run, which is due now.
                 Loaded::Forged => return Ok(Duration::ZERO),
                 Loaded::Absent => {
@@ -432,7 +432,7 @@ impl LogService {
         for org in self.store().orgs().await? {
             let now = self.clock().now();
             let mut saved = match load(&**self.store(), &seal, &org).await? {
-                Loaded::Valid(s) => s,
+                Loaded::Valid(s) => *s,
                 Loaded::Absent => Saved { format: FORMAT, since: now, run: None, last: None },
                 Loaded::Forged => {
                     let run = FullRun {

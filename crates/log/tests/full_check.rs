@@ -39,7 +39,6 @@ fn service(store: Arc<dyn Store>, clock: Arc<ManualClock>) -> Arc<LogService> {
         checkpoint_interval: Duration::from_secs(3600),
         max_batch_events: 20_000,
         witness_dir: None,
-        ..LogConfig::default()
     };
     LogService::new(store, clock, Arc::new(SeededRandom::new(1)), signer, config)
 }

@@ -124,7 +124,7 @@ fn self_check_panel(status: &logbook_log::selfcheck::SelfCheckStatus) -> Markup 
 
 /// The scheduled full self-check: each log's last full run, its coverage and a run under way.
 fn full_check_panel(status: &FullCheckStatus, interval: std::time::Duration) -> Markup {
-    let percent = |checked: u64, size: u64| if size == 0 { 100 } else { (checked.min(size) * 100) / size };
+    let percent = |checked: u64, size: u64| (checked.min(size) * 100).checked_div(size).unwrap_or(100);
     html! {
         div.panel #full-self-check {
             h3 { "Full self-check" }
