@@ -334,6 +334,7 @@ impl Ctx<'_> {
             saved.run = Some(p.clone());
             self.save(org, saved).await?;
             self.log.full_check.write().set(org, |o| o.progress = Some((p.next, p.size)));
+            self.log.publish_full_check();
             if next < p.size && stop(next) {
                 if let Some(t) = pending.take() {
                     t.abort();

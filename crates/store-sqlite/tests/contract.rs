@@ -85,7 +85,7 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
         conn.execute_batch(
             "DROP TABLE event_search; DROP TABLE search_progress; DROP TABLE sign_in_throttle; DROP TABLE pending_sign_ins;
              ALTER TABLE sessions DROP COLUMN address; ALTER TABLE sessions DROP COLUMN user_agent;
-             DROP TABLE service_actions; ALTER TABLE api_tokens DROP COLUMN actions;
+             DROP TABLE service_actions; ALTER TABLE api_tokens DROP COLUMN actions; DROP TABLE self_check;
              PRAGMA user_version = 2;",
         )
         .unwrap();
