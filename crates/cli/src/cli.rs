@@ -201,6 +201,12 @@ pub struct ServerArgs {
     /// off. [default: 300]
     #[arg(long, value_name = "SECONDS")]
     pub self_check_interval: Option<u64>,
+    /// Seconds between two full integrity self-checks (every log recomputed from its first
+    /// entry against its newest signed checkpoint, page by page in the background, resumed
+    /// after a restart; result in /metrics and on the Settings page); 0 turns them off.
+    /// [default: 86400]
+    #[arg(long, value_name = "SECONDS")]
+    pub full_self_check_interval: Option<u64>,
     /// How the connection to the SMTP relay is encrypted: starttls (required, not
     /// opportunistic), tls (SMTPS, port 465) or none (a local relay; never with credentials).
     /// [default: starttls]

@@ -48,6 +48,7 @@ pub fn flags(cli: &Cli) -> Flags {
         f.sign_in_max_failures = s.sign_in_max_failures;
         f.sign_in_window_minutes = s.sign_in_window_minutes;
         f.self_check_interval = s.self_check_interval;
+        f.full_self_check_interval = s.full_self_check_interval;
         f.smtp_tls = s.smtp_tls;
         f.trusted_proxies = s.trusted_proxies.clone();
         f.forwarded_header = s.forwarded_header;

@@ -45,6 +45,8 @@ pub struct Config {
     pub sign_in_window_minutes: u64,
     /// Seconds; 0 turns the self-check off.
     pub self_check_interval: u64,
+    /// Seconds; 0 turns the full self-check off.
+    pub full_self_check_interval: u64,
     pub trusted_proxies: TrustedProxies,
     pub forwarded_header: ForwardedHeader,
     pub max_connections_per_address: usize,
@@ -92,6 +94,7 @@ pub const SETTINGS: &[Setting] = &[
     s("sign_in_max_failures", true, false),
     s("sign_in_window_minutes", true, false),
     s("self_check_interval", true, false),
+    s("full_self_check_interval", true, false),
     s("trusted_proxies", true, false),
     s("forwarded_header", true, false),
     s("max_connections_per_address", true, false),
@@ -139,6 +142,7 @@ impl Default for Config {
             sign_in_max_failures: server.sign_in_throttle.max_failures,
             sign_in_window_minutes: server.sign_in_throttle.minutes(),
             self_check_interval: server.self_check_interval.as_secs(),
+            full_self_check_interval: server.full_self_check_interval.as_secs(),
             trusted_proxies: server.trusted_proxies,
             forwarded_header: server.forwarded_header,
             max_connections_per_address: server.max_connections_per_address,
@@ -192,6 +196,8 @@ pub struct Flags {
     pub sign_in_window_minutes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub self_check_interval: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_self_check_interval: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trusted_proxies: Option<TrustedProxies>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -347,6 +353,7 @@ impl Config {
         s.origin_prefix = self.origin_prefix.clone();
         s.public_url = self.public_url.clone();
         s.self_check_interval = Duration::from_secs(self.self_check_interval);
+        s.full_self_check_interval = Duration::from_secs(self.full_self_check_interval);
         s.smtp = self.smtp_host.as_ref().map(|host| logbook_accounts::SmtpConfig {
             port: self.smtp_port,
             from: self.smtp_from.clone().unwrap_or_else(|| format!("logbook@{host}")),
@@ -398,6 +405,7 @@ impl Config {
             "sign_in_max_failures" => Some(self.sign_in_max_failures.to_string()),
             "sign_in_window_minutes" => Some(self.sign_in_window_minutes.to_string()),
             "self_check_interval" => Some(self.self_check_interval.to_string()),
+            "full_self_check_interval" => Some(self.full_self_check_interval.to_string()),
             "trusted_proxies" => Some(q(&self.trusted_proxies.to_string())),
             "forwarded_header" => Some(q(match self.forwarded_header {
                 ForwardedHeader::XForwardedFor => "x-forwarded-for",

@@ -19,6 +19,9 @@ pub mod label {
     /// The encryption key of the stored TOTP secrets (XChaCha20-Poly1305). Never change it:
     /// secrets sealed under the old key would no longer open.
     pub const TOTP_SECRETS: &str = "logbook totp secret encryption key v1";
+    /// The MAC key that seals the full self-check's saved state in the store, so that whoever
+    /// can write the database cannot move its progress past an edited entry.
+    pub const SELF_CHECK_STATE: &str = "logbook self-check state mac key v1";
 }
 
 /// The 256-bit key for `label`, derived from `secret` with HKDF-SHA256 (no salt: the secret is

@@ -136,6 +136,23 @@ impl Auditor {
         a
     }
 
+    /// Also compares the time of the first event fed with `time`, that of the event before it
+    /// (a resumed audit that remembers where it stopped).
+    pub fn with_last_time(mut self, time: Option<Timestamp>) -> Self {
+        self.last_time = time;
+        self
+    }
+
+    /// The time of the last event fed (of a well-formed leaf).
+    pub fn last_time(&self) -> Option<Timestamp> {
+        self.last_time
+    }
+
+    /// The findings so far (unsorted; [`Auditor::finish`] sorts and trims them).
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
     fn find(&mut self, seq: Option<u64>, problem: impl Into<String>) {
         self.findings.push(Finding { seq, problem: problem.into() });
         if self.findings.len() >= 2 * MAX_FINDINGS {

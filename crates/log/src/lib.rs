@@ -9,6 +9,8 @@
 //! - [`proofs`] answers inclusion and consistency proofs from stored tiles;
 //! - [`audit`] drives [`logbook_integrity::audit::Auditor`] over a whole store;
 //! - [`selfcheck`]: the periodic check of each log's newest part against its newest checkpoint;
+//! - [`fullcheck`]: the scheduled, resumable recomputation of every whole log;
+//! - [`verified`]: the verified mark of entries as shown, re-hashed from their bytes;
 //! - [`tokens`]: API tokens for the platform's other services;
 //! - [`cosigning`]: each new checkpoint sent to the configured C2SP witnesses, their
 //!   cosignatures checked and stored with it, and the integrity alarm a refusal raises.
@@ -18,6 +20,7 @@ pub mod copy;
 pub mod cosigning;
 mod error;
 pub mod export;
+pub mod fullcheck;
 pub mod metrics;
 pub mod proofs;
 pub mod search;
@@ -26,6 +29,7 @@ pub mod sequencer;
 pub mod signing_key;
 pub mod tokens;
 mod trust;
+pub mod verified;
 pub mod witness;
 
 use std::collections::{BTreeMap, HashMap};
@@ -133,6 +137,9 @@ pub struct LogService {
     self_check_verified: Mutex<HashMap<i64, (u64, logbook_integrity::Hash)>>,
     self_check_status: parking_lot::RwLock<selfcheck::SelfCheckStatus>,
     cosigning: cosigning::Cosigning,
+    /// The scheduled full check: every log's last run and progress; held while one runs.
+    full_check: parking_lot::RwLock<fullcheck::FullCheckStatus>,
+    full_check_running: Mutex<()>,
 }
 
 impl LogService {
@@ -163,6 +170,8 @@ impl LogService {
             search_indexer: parking_lot::Mutex::new(None),
             self_check_verified: Mutex::new(HashMap::new()),
             self_check_status: parking_lot::RwLock::new(selfcheck::SelfCheckStatus::default()),
+            full_check: parking_lot::RwLock::new(fullcheck::FullCheckStatus::default()),
+            full_check_running: Mutex::new(()),
         })
     }
 
@@ -370,12 +379,10 @@ impl LogService {
         let secs = run.at.as_micros().div_euclid(1_000_000);
         m.self_check_last_run.set(secs);
         if run.is_ok() {
-            m.self_check_ok.set(1);
             m.self_check_last_success.set(secs);
             m.self_check_verified_size.set(i64::try_from(run.verified_size()).unwrap_or(i64::MAX));
             tracing::debug!(size = run.verified_size(), "self-check passed");
         } else {
-            m.self_check_ok.set(0);
             m.self_check_failures.inc();
             if let Some(e) = &run.error {
                 tracing::error!(error = %e, "integrity self-check failed");
@@ -390,17 +397,30 @@ impl LogService {
                 );
             }
         }
-        let mut status = self.self_check_status.write();
-        if run.is_ok() {
-            status.last_success = Some(run.at);
+        {
+            let mut status = self.self_check_status.write();
+            if run.is_ok() {
+                status.last_success = Some(run.at);
+            }
+            status.last = Some(run.clone());
         }
-        status.last = Some(run.clone());
+        self.publish_alarm();
         run
     }
 
-    /// The last self-check's result (none before the first run).
+    /// The last self-check's result (none before the first run), and the full check's.
     pub fn self_check_status(&self) -> selfcheck::SelfCheckStatus {
-        self.self_check_status.read().clone()
+        let mut status = self.self_check_status.read().clone();
+        status.full = self.full_check.read().clone();
+        status
+    }
+
+    /// `logbook_self_check_ok`: 1 while the last incremental run passed and no log's last full
+    /// run failed.
+    fn publish_alarm(&self) {
+        let status = self.self_check_status();
+        let ok = status.last.as_ref().is_some_and(selfcheck::SelfCheckRun::is_ok) && !status.alarm();
+        self.shared.metrics.self_check_ok.set(i64::from(ok));
     }
 
     /// Whether every sequencer can take appends (false after a failed commit until a

@@ -38,6 +38,15 @@ pub struct LogMetrics {
     pub witness_errors: Family<WitnessLabels, Counter>,
     pub witness_alarm: Family<WitnessLabels, Gauge>,
     pub integrity_alarms: Counter,
+    pub full_self_check_runs: Counter,
+    pub full_self_check_failures: Counter,
+    pub full_self_check_ok: Gauge,
+    pub full_self_check_last_start: Gauge,
+    pub full_self_check_last_end: Gauge,
+    pub full_self_check_last_success: Gauge,
+    pub full_self_check_checked: Gauge,
+    pub full_self_check_size: Gauge,
+    pub full_self_check_first_bad_seq: Gauge,
 }
 
 impl Default for LogMetrics {
@@ -64,6 +73,15 @@ impl Default for LogMetrics {
             witness_errors: Family::default(),
             witness_alarm: Family::default(),
             integrity_alarms: Counter::default(),
+            full_self_check_runs: Counter::default(),
+            full_self_check_failures: Counter::default(),
+            full_self_check_ok: Gauge::default(),
+            full_self_check_last_start: Gauge::default(),
+            full_self_check_last_end: Gauge::default(),
+            full_self_check_last_success: Gauge::default(),
+            full_self_check_checked: Gauge::default(),
+            full_self_check_size: Gauge::default(),
+            full_self_check_first_bad_seq: Gauge::default(),
         }
     }
 }
@@ -146,6 +164,51 @@ impl LogMetrics {
             "logbook_integrity_alarms",
             "Integrity alarms raised since start (see the log and Settings, Integrity)",
             self.integrity_alarms.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_runs",
+            "Full integrity self-checks finished",
+            self.full_self_check_runs.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_failures",
+            "Full integrity self-checks that found a log not matching its newest signed checkpoint",
+            self.full_self_check_failures.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_ok",
+            "1 if every log's last full self-check passed, 0 if one failed or none finished yet",
+            self.full_self_check_ok.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_last_start_timestamp_seconds",
+            "When the last finished full self-check started (Unix time)",
+            self.full_self_check_last_start.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_last_end_timestamp_seconds",
+            "When the last full self-check finished (Unix time)",
+            self.full_self_check_last_end.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_last_success_timestamp_seconds",
+            "When a full self-check last passed (Unix time)",
+            self.full_self_check_last_success.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_checked_events",
+            "Events the full self-check has read: of the runs under way, else of the last finished runs, over all logs",
+            self.full_self_check_checked.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_log_size",
+            "Entries of the signed checkpoints those full self-check runs check against (coverage = checked / size)",
+            self.full_self_check_size.clone(),
+        );
+        r.register(
+            "logbook_full_self_check_first_bad_seq",
+            "The first bad seq the last full self-checks found, -1 if none",
+            self.full_self_check_first_bad_seq.clone(),
         );
     }
 }

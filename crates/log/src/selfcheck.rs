@@ -27,9 +27,9 @@
 //! the new checkpoint extends the old tree, history was not rewritten between runs. A newest
 //! checkpoint smaller than the previously verified one means checkpoints were removed.
 //!
-//! What it does not do: re-read events older than the window (that is `logbook verify`'s job,
-//! over the whole store, with checkpoints kept elsewhere), or detect a store rewritten
-//! consistently with the signing key, which this process holds. A failed run keeps the previous
+//! What it does not do: re-read events older than the window (that is the scheduled full check's
+//! job, [`crate::fullcheck`], and `logbook verify`'s, with checkpoints kept elsewhere), or
+//! detect a store rewritten consistently with the signing key, which this process holds. A failed run keeps the previous
 //! verified checkpoint, so the next run checks the same span again and keeps failing until the
 //! damage is dealt with.
 
@@ -38,7 +38,7 @@ use std::sync::Arc;
 use logbook_core::Timestamp;
 use logbook_integrity::audit::{Auditor, CheckpointClaim};
 use logbook_integrity::checkpoint::CheckpointSigner;
-use logbook_integrity::tree::TreeEdge;
+use logbook_integrity::tree::{TileRow, TreeEdge};
 use logbook_integrity::Hash;
 use logbook_store::{Org, Store, StoreError};
 
@@ -94,11 +94,20 @@ impl SelfCheckRun {
     }
 }
 
-/// What the console shows: the last run, and when one last passed.
+/// What the console shows: the last run, and when one last passed; and the scheduled full
+/// check of the whole log ([`crate::fullcheck`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SelfCheckStatus {
     pub last: Option<SelfCheckRun>,
     pub last_success: Option<Timestamp>,
+    pub full: crate::fullcheck::FullCheckStatus,
+}
+
+impl SelfCheckStatus {
+    /// The integrity alarm: the last incremental run failed, or some log's last full run did.
+    pub fn alarm(&self) -> bool {
+        self.last.as_ref().is_some_and(|r| !r.is_ok()) || self.full.failed()
+    }
 }
 
 /// Checks one log (see the module documentation) with the public key of `signer`. `verified` is the checkpoint (size, root)
@@ -168,20 +177,7 @@ pub(crate) async fn check_org(
         crate::audit::compare_completed(&**store, org, &mut auditor).await?;
         next += PAGE;
     }
-    // The stored rows at the edge of the checked size; wider ones were added by later appends.
-    let size = auditor.size();
-    let mut edge_rows = Vec::new();
-    for level in 0..8u8 {
-        let index = size.checked_shr(8 * (u32::from(level) + 1)).unwrap_or(0);
-        let entries = auditor.edge().edge_entries(level).len();
-        edge_rows.extend(
-            store
-                .tile_rows(org.id, level, index..index + 1)
-                .await?
-                .into_iter()
-                .filter(|r| r.id.width as usize <= entries),
-        );
-    }
+    let edge_rows = edge_rows(&**store, org, auditor.edge()).await?;
     let report = auditor.finish(&edge_rows);
     let check = OrgCheck {
         org: org.slug.to_string(),
@@ -192,4 +188,24 @@ pub(crate) async fn check_org(
     };
     let now_verified = report.is_intact().then_some((n, root));
     Ok((check, now_verified))
+}
+
+/// The stored tile rows at the edge of `edge` (the recomputed tree of a checked size) for
+/// [`Auditor::finish`]; wider rows at the same index were added by later appends and are left
+/// out.
+pub(crate) async fn edge_rows(store: &dyn Store, org: &Org, edge: &TreeEdge) -> Result<Vec<TileRow>, StoreError> {
+    let size = edge.size();
+    let mut rows = Vec::new();
+    for level in 0..8u8 {
+        let index = size.checked_shr(8 * (u32::from(level) + 1)).unwrap_or(0);
+        let entries = edge.edge_entries(level).len();
+        rows.extend(
+            store
+                .tile_rows(org.id, level, index..index + 1)
+                .await?
+                .into_iter()
+                .filter(|r| r.id.width as usize <= entries),
+        );
+    }
+    Ok(rows)
 }

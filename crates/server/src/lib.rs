@@ -93,6 +93,9 @@ pub struct Settings {
     /// How often the integrity self-check audits each log's newest part against its newest
     /// signed checkpoint (`logbook_log::selfcheck`); zero turns it off.
     pub self_check_interval: Duration,
+    /// How often the full self-check recomputes every whole log against its newest signed
+    /// checkpoint (`logbook_log::fullcheck`; resumed after a restart); zero turns it off.
+    pub full_self_check_interval: Duration,
 }
 
 impl Settings {
@@ -119,6 +122,7 @@ impl Settings {
             trusted_proxies: client_addr::TrustedProxies::default(),
             forwarded_header: client_addr::ForwardedHeader::default(),
             self_check_interval: Duration::from_secs(300),
+            full_self_check_interval: Duration::from_secs(86_400),
             export_max_concurrent: 4,
             export_max_per_user: 1,
             query_timeout: Duration::from_secs(30),
@@ -182,6 +186,8 @@ pub(crate) struct AppState {
     pub exports: Arc<export_limit::ExportLimiter>,
     /// `Settings::query_timeout`.
     pub query_timeout: Duration,
+    /// `Settings::full_self_check_interval` (shown in Settings → Integrity).
+    pub full_self_check_interval: Duration,
 }
 
 #[derive(Debug)]
@@ -195,6 +201,7 @@ pub struct Application {
     connections: serve::ConnectionLimits,
     clients: Arc<client_addr::ClientAddrPolicy>,
     self_check_interval: Duration,
+    full_self_check_interval: Duration,
 }
 
 impl Application {
@@ -273,6 +280,7 @@ impl Application {
             )),
             query_timeout: settings.query_timeout,
             metrics,
+            full_self_check_interval: settings.full_self_check_interval,
         };
         let router = routes::router(state);
         let connections = serve::ConnectionLimits {
@@ -294,6 +302,7 @@ impl Application {
             connections,
             clients,
             self_check_interval: settings.self_check_interval,
+            full_self_check_interval: settings.full_self_check_interval,
         })
     }
 
@@ -321,8 +330,18 @@ impl Application {
     /// Serves until `shutdown` completes, then finishes in-flight requests, commits what is
     /// queued, and signs the final checkpoints.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, router, log, accounts, sweep_interval, connections, clients, self_check_interval, .. } =
-            self;
+        let Self {
+            listener,
+            router,
+            log,
+            accounts,
+            sweep_interval,
+            connections,
+            clients,
+            self_check_interval,
+            full_self_check_interval,
+            ..
+        } = self;
         let sweeper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(sweep_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -350,9 +369,12 @@ impl Application {
                 }
             })
         });
+        let full_check = (!full_self_check_interval.is_zero())
+            .then(|| tokio::spawn(log.clone().full_self_check_schedule(full_self_check_interval)));
         let served = serve::serve(listener, router, connections, clients, shutdown).await;
         sweeper.abort();
-        if let Some(t) = self_check {
+        for t in [self_check, full_check].into_iter().flatten() {
+            // A full check stopped mid-run resumes from its last saved page at the next start.
             t.abort();
         }
         log.shutdown().await;

@@ -1,4 +1,5 @@
-//! Signed checkpoints: added only when newer than the newest stored.
+//! Signed checkpoints: added only when newer than the newest stored. And the full self-check's
+//! saved state, kept as given.
 
 use deadpool_postgres::GenericClient;
 use logbook_core::OrgId;
@@ -35,4 +36,19 @@ pub(crate) async fn all(c: &impl GenericClient, org: OrgId) -> Result<Vec<Stored
 pub(crate) async fn latest(c: &impl GenericClient, org: OrgId) -> Result<Option<StoredCheckpoint>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM checkpoints WHERE org = $1 ORDER BY size DESC LIMIT 1");
     c.query_opt(&sql, &[&org.0]).await.map_err(pg)?.as_ref().map(checkpoint_row).transpose()
+}
+
+pub(crate) async fn self_check_state(c: &impl GenericClient, org: OrgId) -> Result<Option<Vec<u8>>, StoreError> {
+    let row = c.query_opt("SELECT state FROM self_check WHERE org = $1", &[&org.0]).await.map_err(pg)?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+pub(crate) async fn save_self_check_state(c: &impl GenericClient, org: OrgId, state: &[u8]) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO self_check (org, state) VALUES ($1, $2) ON CONFLICT (org) DO UPDATE SET state = excluded.state",
+        &[&org.0, &state],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
 }

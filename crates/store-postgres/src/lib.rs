@@ -286,6 +286,14 @@ impl Store for PgStore {
         cosignatures::newest(&self.client().await?, org).await
     }
 
+    async fn self_check_state(&self, org: OrgId) -> Result<Option<Vec<u8>>, StoreError> {
+        checkpoints::self_check_state(&self.client().await?, org).await
+    }
+
+    async fn save_self_check_state(&self, org: OrgId, state: &[u8]) -> Result<(), StoreError> {
+        checkpoints::save_self_check_state(&self.client().await?, org, state).await
+    }
+
     async fn api_token_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiToken>, StoreError> {
         tokens::by_hash(&self.client().await?, token_hash).await
     }

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sessions_client.sql"),
     include_str!("token_grants.sql"),
     include_str!("cosignatures.sql"),
+    include_str!("self_check.sql"),
 ];
 
 /// How many schema versions this build applies.

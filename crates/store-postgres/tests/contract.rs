@@ -196,7 +196,7 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
         "DROP TABLE event_search; DROP TABLE search_progress; DROP TABLE sign_in_throttle; DROP TABLE pending_sign_ins;
          ALTER TABLE sessions DROP COLUMN address, DROP COLUMN user_agent;
          DROP TABLE service_actions; ALTER TABLE api_tokens DROP COLUMN actions;
-         DROP TABLE cosignatures;
+         DROP TABLE cosignatures; DROP TABLE self_check;
          DELETE FROM logbook_migrations WHERE version >= 3",
     )
     .await

@@ -1,4 +1,5 @@
-//! Signed checkpoints: added only when newer than the newest stored.
+//! Signed checkpoints: added only when newer than the newest stored. And the full self-check's
+//! saved state, kept as given.
 
 use logbook_core::OrgId;
 use logbook_store::{StoreError, StoredCheckpoint};
@@ -39,4 +40,16 @@ pub(crate) fn latest(c: &Connection, org: OrgId) -> rusqlite::Result<Option<Stor
         checkpoint_row,
     )
     .optional()
+}
+
+pub(crate) fn self_check_state(c: &Connection, org: OrgId) -> rusqlite::Result<Option<Vec<u8>>> {
+    c.query_row("SELECT state FROM self_check WHERE org = ?1", [org.0], |r| r.get(0)).optional()
+}
+
+pub(crate) fn save_self_check_state(c: &Connection, org: OrgId, state: &[u8]) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO self_check (org, state) VALUES (?1, ?2) ON CONFLICT (org) DO UPDATE SET state = excluded.state",
+        params![org.0, state],
+    )?;
+    Ok(())
 }

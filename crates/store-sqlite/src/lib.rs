@@ -316,6 +316,16 @@ impl Store for SqliteStore {
         self.read(move |c| cosignatures::newest(c, org)).await
     }
 
+    async fn self_check_state(&self, org: OrgId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(move |c| checkpoints::self_check_state(c, org)).await
+    }
+
+    async fn save_self_check_state(&self, org: OrgId, state: &[u8]) -> Result<(), StoreError> {
+        let state = state.to_vec();
+        self.write(move |c: &mut Connection| checkpoints::save_self_check_state(c, org, &state).map_err(store_error))
+            .await
+    }
+
     async fn api_token_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiToken>, StoreError> {
         let h = *token_hash;
         self.read(move |c| tokens::by_hash(c, &h)).await

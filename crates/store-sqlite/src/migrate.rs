@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sessions_client.sql"),
     include_str!("token_grants.sql"),
     include_str!("cosignatures.sql"),
+    include_str!("self_check.sql"),
 ];
 
 /// Applies the pragmas every connection needs. `synchronous=FULL` makes a commit durable.

@@ -102,7 +102,7 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
             "DROP TABLE event_search; DROP TABLE search_progress; DROP TABLE sign_in_throttle; DROP TABLE pending_sign_ins;
              ALTER TABLE sessions DROP COLUMN address; ALTER TABLE sessions DROP COLUMN user_agent;
              DROP TABLE service_actions; ALTER TABLE api_tokens DROP COLUMN actions;
-             DROP TABLE cosignatures;
+             DROP TABLE cosignatures; DROP TABLE self_check;
              PRAGMA user_version = 2;",
         )
         .unwrap();
@@ -112,7 +112,7 @@ async fn a_store_from_before_search_is_upgraded_and_backfilled() {
     logbook_store::contract::upgraded_search_finds_before_and_after_backfill(&store, org.id).await;
     let conn = rusqlite::Connection::open(store.path()).unwrap();
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(v, 8, "every later migration applied");
+    assert_eq!(v, 9, "every later migration applied");
 }
 
 #[tokio::test]

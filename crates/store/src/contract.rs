@@ -34,6 +34,7 @@ macro_rules! contract_tests {
             tile_rows_list_every_width,
             checkpoints_only_grow,
             cosignatures_are_kept_with_their_checkpoint,
+            self_check_state_is_kept_per_log,
             mutations_commit_with_their_events,
             idempotency_keys_are_remembered_once,
             service_actions_are_registered_once,
@@ -333,6 +334,18 @@ pub async fn cosignatures_are_kept_with_their_checkpoint(store: SharedStore) {
         vec![cosig(20, "w1.example", 7), cosig(10, "w2.example", 8), cosig(20, "w2.example", 9)]
     );
     assert_eq!(store.newest_cosignatures(other).await.unwrap(), vec![]);
+}
+
+pub async fn self_check_state_is_kept_per_log(store: SharedStore) {
+    let (a, _) = org(&store, "acme").await;
+    let (b, _) = org(&store, "globex").await;
+    assert_eq!(store.self_check_state(a).await.unwrap(), None);
+    store.save_self_check_state(a, b"first").await.unwrap();
+    store.save_self_check_state(a, &[0, 255, 7]).await.unwrap();
+    assert_eq!(store.self_check_state(a).await.unwrap(), Some(vec![0, 255, 7]), "replaced, bytes kept as given");
+    assert_eq!(store.self_check_state(b).await.unwrap(), None, "per log");
+    store.save_self_check_state(b, b"other").await.unwrap();
+    assert_eq!(store.self_check_state(a).await.unwrap(), Some(vec![0, 255, 7]));
 }
 
 pub async fn mutations_commit_with_their_events(store: SharedStore) {

@@ -299,6 +299,12 @@ pub trait Store: AccountStore + Send + Sync + fmt::Debug + 'static {
     /// Per witness key (name and key ID), its cosignature of the largest size of `org`, by
     /// witness name and key ID: how far each witness has seen the log.
     async fn newest_cosignatures(&self, org: OrgId) -> Result<Vec<StoredCosignature>, StoreError>;
+    /// The saved state of `org`'s scheduled full self-check, as last saved. Opaque to the
+    /// store: the log service seals it (whoever can write the database must not be able to
+    /// forge it), so a backend only keeps the bytes.
+    async fn self_check_state(&self, org: OrgId) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Replaces the saved state of `org`'s full self-check.
+    async fn save_self_check_state(&self, org: OrgId, state: &[u8]) -> Result<(), StoreError>;
 
     async fn api_token_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiToken>, StoreError>;
     async fn api_tokens(&self, org: OrgId) -> Result<Vec<ApiToken>, StoreError>;

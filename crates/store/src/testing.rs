@@ -154,6 +154,14 @@ impl Store for FaultyStore {
     async fn newest_cosignatures(&self, org: OrgId) -> Result<Vec<StoredCosignature>, StoreError> {
         self.inner.newest_cosignatures(org).await
     }
+    async fn self_check_state(&self, org: OrgId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.self_check_state(org).await
+    }
+
+    async fn save_self_check_state(&self, org: OrgId, state: &[u8]) -> Result<(), StoreError> {
+        self.inner.save_self_check_state(org, state).await
+    }
+
     async fn latest_checkpoint(&self, org: OrgId) -> Result<Option<StoredCheckpoint>, StoreError> {
         let hook = self.before_latest_checkpoint.lock().await.take();
         if let Some(hook) = hook {

@@ -114,7 +114,14 @@ impl Spawn {
         for tweak in self.tweaks {
             tweak(&mut settings);
         }
-        let inner = self.backend.open(&data_dir).await?;
+        let (inner, database_url): (Arc<dyn Store>, _) = match self.backend {
+            Backend::Sqlite => (self.backend.open(&data_dir).await?, None),
+            Backend::Postgres => {
+                let url = crate::postgres::fresh_database().await?;
+                let store = PgStore::connect(&url).await.expect("connect to the fresh PostgreSQL database");
+                (Arc::new(store), Some(url))
+            }
+        };
         let store = Arc::new(FaultyStore::new(inner));
         let clock: Arc<dyn Clock> = match &self.clock {
             Some(c) => c.clone(),
@@ -140,6 +147,7 @@ impl Spawn {
             log,
             accounts,
             settings,
+            database_url,
             setup_link,
             clock,
             manual_clock: self.clock,
@@ -177,6 +185,9 @@ pub struct TestApp {
     pub log: Arc<LogService>,
     pub accounts: Arc<Accounts>,
     pub settings: Settings,
+    /// The PostgreSQL database's URL (`None` on SQLite), for tests that act as someone with
+    /// direct access to the database.
+    pub database_url: Option<String>,
     /// The first-admin link an empty store offers.
     pub setup_link: Option<String>,
     pub clock: Arc<dyn Clock>,

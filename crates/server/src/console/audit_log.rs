@@ -8,8 +8,8 @@ use axum::response::Response;
 use logbook_accounts::permission::ReadAuditLog;
 use logbook_accounts::{Authorized, LogRead};
 use logbook_core::{Action, Outcome};
-use logbook_integrity::checkpoint::CheckpointVerifier;
 use logbook_log::export::{ActionLabels, EventView};
+use logbook_log::verified::{EntryCheck, Integrity};
 use logbook_store::ServiceActionLabel;
 use maud::{html, Markup};
 
@@ -246,11 +246,14 @@ fn table(list: &EventList, zone: &str) -> Markup {
                         th scope="col" { "Action" }
                         th scope="col" { "Details" }
                         th scope="col" { "Source" }
+                        th scope="col" { "Integrity" }
                     }
                 }
                 tbody {
-                    @for e in &list.events {
-                        tr.failure[e.outcome == Outcome::Failure] data-seq=(e.seq) {
+                    @for listed in &list.events {
+                        @let e = &listed.event;
+                        @let altered = listed.integrity == Integrity::Altered;
+                        tr.failure[e.outcome == Outcome::Failure].altered[altered] data-seq=(e.seq) {
                             td.nowrap {
                                 a.rowlink href=(format!("/audit-log/events/{}", e.seq)) title=(e.time_local) { (short_time(&e.time_local)) }
                             }
@@ -261,10 +264,22 @@ fn table(list: &EventList, zone: &str) -> Markup {
                             }
                             td { (e.details) }
                             td.source.nowrap { (e.origin) }
+                            td.nowrap { (integrity_badge(listed.integrity)) }
                         }
                     }
                 }
             }
+        }
+    }
+}
+
+/// The mark of a row, re-computed from the bytes the row shows.
+fn integrity_badge(i: Integrity) -> Markup {
+    html! {
+        @match i {
+            Integrity::Verified => span.badge.ok title="This exact content is in the log the server signed" { "✓ Verified" },
+            Integrity::Altered => span.badge.fail.altered title="This content differs from what the server signed: open the entry" { "✗ Altered" },
+            Integrity::NotYetSigned => span.badge title="Not yet covered by a signed checkpoint" { "Pending" },
         }
     }
 }
@@ -373,12 +388,18 @@ async fn render_event(state: &AppState, auth: &Authorized<ReadAuditLog>, seq: u6
     };
     state.accounts.record_view(auth, LogRead::Entry(seq)).await?;
     let labels = ActionLabels::load(&**state.log.store(), org).await?;
-    let e = EventView::from_row(row, &tz, &labels).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let proof = verify_inclusion(state, seq, row.leaf_hash).await;
+    let mut e = EventView::from_row(row, &tz, &labels).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // The mark is computed from the very bytes decoded above.
+    let check = state.log.check_entries(org, std::slice::from_ref(row)).await?.into_iter().next();
+    let Some(check) = check else {
+        return Err(ApiError::Internal("no integrity result for the entry".into()));
+    };
+    e.leaf_hash = logbook_integrity::to_hex(&check.leaf_hash);
+    let stored_hash = hex::encode(row.leaf_hash);
     let body = html! {
         p { a href="/audit-log" { "← Audit Log" } }
         h1 { (e.action_label) " · entry " (e.seq) }
-        (proof_panel(&proof))
+        (proof_panel(seq, &check))
         div.panel {
             table.record {
                 tbody {
@@ -404,7 +425,10 @@ async fn render_event(state: &AppState, auth: &Authorized<ReadAuditLog>, seq: u6
                     (field("Recorded by".into(), &e.recorded_by))
                     (field("Sequence number".into(), &e.seq.to_string()))
                     (field("Event id".into(), &e.id))
-                    tr { th scope="row" { "Leaf hash" } td { code { (e.leaf_hash) } } }
+                    tr { th scope="row" { "Leaf hash (of the content shown)" } td { code { (e.leaf_hash) } } }
+                    @if stored_hash != e.leaf_hash {
+                        tr.altered { th scope="row" { "Leaf hash (stored column)" } td { code { (stored_hash) } } }
+                    }
                 }
             }
         }
@@ -416,58 +440,24 @@ fn field(name: String, value: &str) -> Markup {
     html! { tr { th scope="row" { (name) } td { (value) } } }
 }
 
-/// The result of checking one entry against the latest signed checkpoint.
-enum ProofStatus {
-    Verified {
-        size: u64,
-        signed: String,
-    },
-    /// Not yet covered by a signed checkpoint (it comes within a second or so).
-    Pending,
-    Failed(String),
-}
-
-async fn verify_inclusion(state: &AppState, seq: u64, leaf_hash: [u8; 32]) -> ProofStatus {
-    let org = &state.default_org;
-    let cp = match state.log.latest_checkpoint(org).await {
-        Ok(Some(cp)) => cp,
-        Ok(None) => return ProofStatus::Pending,
-        Err(e) => return ProofStatus::Failed(format!("the checkpoint could not be read ({e})")),
-    };
-    if seq >= cp.size {
-        return ProofStatus::Pending;
-    }
-    // The note is checked with the public key, exactly as an outside verifier would.
-    let verified = match CheckpointVerifier::new(state.log.signer().verifier_key()).and_then(|v| v.verify(&cp.note)) {
-        Ok(v) => v,
-        Err(e) => return ProofStatus::Failed(format!("the checkpoint's signature does not verify ({e})")),
-    };
-    let proof = match state.log.inclusion_proof(org, seq, Some(cp.size)).await {
-        Ok(p) => p,
-        Err(e) => return ProofStatus::Failed(format!("no proof could be built ({e})")),
-    };
-    if proof.leaf_hash.0 != leaf_hash {
-        return ProofStatus::Failed("the stored entry does not hash to the proven leaf".into());
-    }
-    match proof.verify_against(&verified) {
-        Ok(()) => ProofStatus::Verified { size: cp.size, signed: cp.signed_at.to_rfc3339() },
-        Err(e) => ProofStatus::Failed(format!("the inclusion proof does not verify ({e})")),
-    }
-}
-
-fn proof_panel(p: &ProofStatus) -> Markup {
+/// The entry's mark and what it means, in plain words.
+fn proof_panel(seq: u64, check: &EntryCheck) -> Markup {
     html! {
-        @match p {
-            ProofStatus::Verified { size, signed } => {
-                p.notice.verified role="status" {
-                    strong { "✓ Verified" } " — included in the signed checkpoint of " (size) " entries (signed " (signed) "), checked with an inclusion proof and the public key."
+        @match (check.integrity, check.checkpoint) {
+            (Integrity::Verified, Some((size, signed))) => {
+                div.notice.verified role="status" {
+                    p { strong { "✓ Verified" } " — this exact content is entry " (seq) " of the log the server signed (checkpoint of " (size) " entries, signed " (signed.to_rfc3339()) ")." }
+                    p.small { "What this guarantees: the content shown above hashes to the entry at this position of the signed log (checked here with an inclusion proof and the log's public key), so nobody can change it — in the database or anywhere else — without it showing as altered. Anyone can check the same with " code { "logbook verify" } "." }
                 }
             }
-            ProofStatus::Pending => {
+            (Integrity::Verified | Integrity::NotYetSigned, _) => {
                 p.notice role="status" { "Not yet covered by a signed checkpoint; checkpoints are signed within about a second. Reload to verify." }
             }
-            ProofStatus::Failed(why) => {
-                p.error role="alert" { strong { "✗ Verification failed" } " — " (why) ". Run " code { "logbook verify" } " and alert an administrator." }
+            (Integrity::Altered, _) => {
+                div.error.altered role="alert" {
+                    p { strong { "✗ Altered" } " — " (check.problem.as_deref().unwrap_or("the content shown differs from what the server signed")) "." }
+                    p { "The content of this entry differs from what the server signed: do not trust what is shown here. Run " code { "logbook verify" } " on the store, compare this entry with the witness copy of the checkpoints (or a copy of the log kept elsewhere), and contact the operator of this installation." }
+                }
             }
         }
     }

@@ -51,6 +51,13 @@ fn integrity_banner(state: &AppState, caller: &Caller, current: &str) -> Markup 
         return html! {};
     }
     let alarms = state.log.integrity_alarms();
+    let status = state.log.self_check_status();
+    let failed_full = status.full.orgs.iter().filter_map(|o| o.last.as_ref()).find(|r| !r.is_ok());
+    let self_check_failed_at = match (&status.last, failed_full) {
+        (Some(run), _) if !run.is_ok() => Some(run.at),
+        (_, Some(full)) => Some(full.finished),
+        _ => None,
+    };
     html! {
         @if !state.log.damaged_logs().is_empty() {
             p.error.banner role="alert" {
@@ -59,10 +66,10 @@ fn integrity_banner(state: &AppState, caller: &Caller, current: &str) -> Markup 
                 a href="/settings#integrity" { "See Settings" } "."
             }
         }
-        @if let Some(run) = state.log.self_check_status().last.filter(|r| !r.is_ok()) {
+        @if let Some(at) = self_check_failed_at {
             p.error.banner role="alert" {
                 strong { "Integrity self-check failed. " }
-                "At " (run.at.to_rfc3339()) " the audit log did not match its newest signed checkpoint. "
+                "At " (at.to_rfc3339()) " the audit log did not match its newest signed checkpoint. "
                 a href="/settings#integrity" { "See Settings" } "."
             }
         }

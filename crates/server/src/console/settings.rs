@@ -12,6 +12,7 @@ use super::layout::{csrf_field, flash, page, respond, Flash};
 use super::{form_error, notice, see_other, Notice};
 use crate::auth::{Page, PageForm};
 use crate::AppState;
+use logbook_log::fullcheck::FullCheckStatus;
 
 async fn render_settings(
     state: &AppState,
@@ -51,6 +52,7 @@ async fn render_settings(
         h2 id="integrity" { "Integrity" }
         (damaged_panel(&state.log.damaged_logs()))
         (self_check_panel(&state.log.self_check_status()))
+        (full_check_panel(&state.log.self_check_status().full, state.full_self_check_interval))
         (witnesses_panel(state))
         div.panel {
             p { "Every entry of the audit log is part of a signed Merkle log. Anyone with the public key can verify it with " code { "logbook verify" } "." }
@@ -184,6 +186,65 @@ fn self_check_panel(status: &logbook_log::selfcheck::SelfCheckStatus) -> Markup 
                                             ul { @for p in &o.problems { li { (p) } } }
                                         }
                                     }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The scheduled full self-check: each log's last full run, its coverage and a run under way.
+fn full_check_panel(status: &FullCheckStatus, interval: std::time::Duration) -> Markup {
+    let percent = |checked: u64, size: u64| (checked.min(size) * 100).checked_div(size).unwrap_or(100);
+    html! {
+        div.panel #full-self-check {
+            h3 { "Full self-check" }
+            p.muted {
+                @if interval.is_zero() { "Turned off (" code { "--full-self-check-interval 0" } "). " }
+                @else { "Every " (interval.as_secs()) " seconds, " }
+                "each organization's whole log is recomputed from its first entry and compared with its newest signed checkpoint, in the background and page by page; a run stopped by a restart continues where it stopped."
+            }
+            @if status.orgs.is_empty() { p.muted { "No full self-check has run yet." } }
+            @else {
+                table {
+                    thead { tr { th { "Organization" } th { "Last full run" } th { "Coverage" } th { "Result" } th { "Under way" } } }
+                    tbody {
+                        @for o in &status.orgs {
+                            tr {
+                                td { (o.org) }
+                                td {
+                                    @match &o.last {
+                                        Some(r) => {
+                                            "started " (r.started.to_rfc3339()) ", finished " (r.finished.to_rfc3339())
+                                            @if let Some(from) = r.resumed_from { " (resumed at seq " (from) " after a restart)" }
+                                        }
+                                        None => { "none yet" }
+                                    }
+                                }
+                                td {
+                                    @if let Some(r) = &o.last {
+                                        (r.checked) " of " (r.size) " entries checked (" (percent(r.checked, r.size)) "%)"
+                                    }
+                                }
+                                td {
+                                    @match &o.last {
+                                        Some(r) if r.is_ok() => { "intact" }
+                                        Some(r) => {
+                                            p.error role="alert" {
+                                                strong { "Full self-check FAILED: DAMAGED" }
+                                                @if let Some(seq) = r.first_bad_seq { " — first bad seq " (seq) }
+                                                ". Run " code { "logbook verify" } " on the store and compare with the witness copies of the checkpoints."
+                                            }
+                                            ul { @for p in &r.problems { li { (p) } } }
+                                        }
+                                        None => {}
+                                    }
+                                }
+                                td {
+                                    @if let Some((next, size)) = o.progress { (next) " of " (size) " (" (percent(next, size)) "%)" }
                                 }
                             }
                         }

@@ -19,6 +19,7 @@ use axum::Json;
 use jiff::tz::TimeZone;
 use logbook_core::{Actor, EventAction, Source, Timestamp};
 use logbook_log::export::{parse_from, parse_to, seq_range, ActionLabels, EventView, ExportEncoder, ExportFormat};
+use logbook_log::verified::Integrity;
 use logbook_store::{EventFilter, Org};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -346,6 +347,21 @@ impl Filters {
     }
 }
 
+/// One entry of a page: the event as decoded from its stored bytes, and whether those bytes are
+/// what the server signed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListedEvent {
+    #[serde(flatten)]
+    pub event: EventView,
+    /// Re-computed from the bytes shown: `verified` — this exact content is in the log the
+    /// server signed, at this position (its SHA-256 leaf hash, `leaf_hash`, is the one the
+    /// inclusion proof covers, the proof verifies against the newest signed checkpoint, and the
+    /// stored columns agree); `altered` — the content shown differs from what was signed: do not
+    /// trust it, run `logbook verify`; `not_yet_signed` — appended after the newest checkpoint
+    /// (one follows within about a second).
+    pub integrity: Integrity,
+}
+
 /// One page of the audit log.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventList {
@@ -353,8 +369,9 @@ pub struct EventList {
     /// with the platform zone's offset), `user`, `actor` {type, id, email}, `action`,
     /// `action_label`, `target` {type, id, display} (when there is one), `details`, `fields`,
     /// `outcome`, `source` {ip, user_agent}, `recorded_by`, `origin` (the name of the API token
-    /// that recorded it, or `platform`), `leaf_hash` (hex).
-    pub events: Vec<EventView>,
+    /// that recorded it, or `platform`), `leaf_hash` (hex, the hash of the content shown), and
+    /// `integrity` (`verified`, `altered` or `not_yet_signed`).
+    pub events: Vec<ListedEvent>,
     /// Pass as `cursor` (with the same filters) for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
     /// The IANA name of the platform's time zone that `time_local` and date bounds use.
@@ -399,11 +416,18 @@ pub(crate) async fn list_events(state: &AppState, org: &Org, query: ListQuery) -
     let filter = query.filters.filter(state, org).await?;
     let page = state.log.store().query_events_within(org.id, &filter, before, limit, state.query_timeout).await?;
     let labels = ActionLabels::load(&**state.log.store(), org).await?;
+    let checks = state.log.check_entries(org, &page.rows).await?;
     let events = page
         .rows
         .iter()
-        .map(|r| EventView::from_row(r, &tz, &labels).map_err(|e| ApiError::Internal(e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
+        .zip(checks)
+        .map(|(r, check)| {
+            let mut event = EventView::from_row(r, &tz, &labels).map_err(|e| ApiError::Internal(e.to_string()))?;
+            // The hash of the bytes shown, not the stored column beside them.
+            event.leaf_hash = logbook_integrity::to_hex(&check.leaf_hash);
+            Ok(ListedEvent { event, integrity: check.integrity })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let next_cursor = page.next_before.map(|b| state.cursor_key.encode(b, &digest));
     Ok(EventList { events, next_cursor, time_zone: zone_name(&tz) })
 }

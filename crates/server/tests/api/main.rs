@@ -10,6 +10,7 @@ mod api_tokens;
 mod console;
 mod export;
 mod ingest;
+mod integrity_mark;
 mod invitations;
 mod lifecycle;
 mod login_csrf;
