@@ -6,48 +6,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Stdio};
-
-use common::{bin, run, start, stderr, stdout, terminate, wait_until};
+use common::{bin, run, start, start_witness, stderr, stdout, terminate, wait_until};
 use logbook_core::{OrgSlug, OsRandom};
 use logbook_integrity::checkpoint::CheckpointVerifier;
 use logbook_integrity::cosignature::CosignatureVerifier;
 use logbook_store::Store;
-
-struct WitnessProcess {
-    child: Child,
-    base: String,
-    _out: BufReader<std::process::ChildStdout>,
-}
-
-#[allow(clippy::zombie_processes)] // killed and waited for at the end
-fn start_witness(dir: &Path) -> WitnessProcess {
-    let mut child = bin()
-        .args(["witness", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "the witness exited before listening");
-        if let Some(addr) = line.trim().strip_prefix("Logbook witness is listening on ") {
-            return WitnessProcess { child, base: addr.to_owned(), _out: out };
-        }
-    }
-}
 
 struct Installation {
     data: tempfile::TempDir,
     token: String,
     log_key: String,
     witness_key: String,
-    witness: WitnessProcess,
+    witness: common::Server,
 }
 
 /// A data directory with an API token (and so the signing key and a first checkpoint), and a

@@ -5,44 +5,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use common::bin;
+use common::{bin, start_witness as start};
 use logbook_integrity::cosignature::CosignatureVerifier;
 use logbook_integrity::witness_protocol::{parse_size_body, AddCheckpointRequest, SIZE_CONTENT_TYPE};
 use logbook_test_support::witness::{post, Answer};
 use logbook_test_support::ToyLog;
 
 const ORIGIN: &str = "log.test/default";
-
-struct WitnessProcess {
-    child: Child,
-    base: String,
-    _out: BufReader<std::process::ChildStdout>,
-}
-
-/// Starts `logbook witness serve` on port 0 and waits until it says where it listens.
-#[allow(clippy::zombie_processes)] // the caller kills and waits
-fn start(dir: &Path) -> WitnessProcess {
-    let mut child = bin()
-        .args(["witness", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "the witness exited before listening");
-        if let Some(addr) = line.trim().strip_prefix("Logbook witness is listening on ") {
-            return WitnessProcess { child, base: addr.to_owned(), _out: out };
-        }
-    }
-}
 
 fn witness(dir: &Path, args: &[&str]) -> std::process::Output {
     bin().arg("witness").args(args).arg("--data-dir").arg(dir).output().unwrap()

@@ -136,22 +136,29 @@ pub fn start(args: &[&str]) -> Server {
 }
 
 /// [`start`] with extra environment variables.
-#[allow(clippy::zombie_processes)] // the caller kills and waits
 pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut child = bin()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut cmd = bin();
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args).envs(env.iter().copied());
+    spawn_listening(cmd, "Logbook is listening on ")
+}
+
+/// Starts `logbook witness serve --listen 127.0.0.1:0 --data-dir DIR` and waits until it listens.
+pub fn start_witness(dir: &Path) -> Server {
+    let mut cmd = bin();
+    cmd.args(["witness", "serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(dir);
+    spawn_listening(cmd, "Logbook witness is listening on ")
+}
+
+/// Spawns `cmd` and waits for the stdout line `<announce><base URL>`.
+#[allow(clippy::zombie_processes)] // the caller kills and waits
+fn spawn_listening(mut cmd: Command, announce: &str) -> Server {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "server exited before listening");
-        if let Some(addr) = line.trim().strip_prefix("Logbook is listening on ") {
+        assert!(out.read_line(&mut line).unwrap() > 0, "exited before listening ({announce:?})");
+        if let Some(addr) = line.trim().strip_prefix(announce) {
             return Server { child, base: addr.to_owned(), _out: out };
         }
     }
