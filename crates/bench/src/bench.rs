@@ -281,16 +281,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             rate(a.events, raw_run(dir, Raw::Full, &rows, a.batch, &format!("round{round}")).await?)
         };
         let (log, org, store) = service(&dir.join(format!("logbook-{round}"))).await?;
-        // Like the raw loop's rows, the submissions exist before the clock starts.
-        let batches: Vec<Vec<NewEvent>> = (0..a.events)
-            .step_by(a.batch as usize)
-            .map(|i| (i..(i + a.batch).min(a.events)).map(sample_event).collect())
-            .collect();
-        let started = Instant::now();
-        for b in batches {
-            log.append(&org, b, None).await?;
-        }
-        let lb = rate(a.events, started.elapsed());
+        let lb = append_batched(&log, &org, &a).await?;
         println!("| {} | {raw:.0} | {lb:.0} | {:.2} |", round + 1, lb / raw);
         ratios.push(lb / raw);
         if let Some((old, _, _)) = last.replace((log, org, store)) {
@@ -527,4 +518,18 @@ async fn postgres_section(a: &BenchArgs, admin: &str, rows: &[RawRow]) -> anyhow
     drop(store);
     drop_pg_database(admin, &url).await;
     Ok(())
+}
+
+/// Appends `a.events` sample events in batches of `a.batch` and returns the rate (events/s).
+/// Like the raw loop's rows, the submissions exist before the clock starts.
+pub(crate) async fn append_batched(log: &LogService, org: &logbook_store::Org, a: &BenchArgs) -> anyhow::Result<f64> {
+    let batches: Vec<Vec<NewEvent>> = (0..a.events)
+        .step_by(a.batch as usize)
+        .map(|i| (i..(i + a.batch).min(a.events)).map(sample_event).collect())
+        .collect();
+    let started = Instant::now();
+    for b in batches {
+        log.append(org, b, None).await?;
+    }
+    Ok(rate(a.events, started.elapsed()))
 }

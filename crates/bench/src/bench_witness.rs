@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use logbook_core::{NewEvent, OrgSlug, OsRandom, SystemClock};
+use logbook_core::{OrgSlug, OsRandom, SystemClock};
 use logbook_integrity::checkpoint::CheckpointSigner;
 use logbook_log::cosigning::WitnessEndpoint;
 use logbook_log::{LogConfig, LogService};
 use logbook_store::Store;
 use logbook_store_sqlite::SqliteStore;
 
-use crate::bench::{rate, sample_event, BenchArgs};
+use crate::bench::BenchArgs;
 
 /// A witness in this process, on port 0, knowing the log of `key`.
 struct Witness {
@@ -50,15 +50,7 @@ async fn round(a: &BenchArgs, dir: &Path, witnesses: usize) -> anyhow::Result<(f
     let log = LogService::new(store.clone(), Arc::new(SystemClock), Arc::new(OsRandom), signer, config);
     let org = log.org(&OrgSlug::default_org()).await?;
     log.start_witnesses();
-    let batches: Vec<Vec<NewEvent>> = (0..a.events)
-        .step_by(a.batch as usize)
-        .map(|i| (i..(i + a.batch).min(a.events)).map(sample_event).collect())
-        .collect();
-    let started = Instant::now();
-    for b in batches {
-        log.append(&org, b, None).await?;
-    }
-    let r = rate(a.events, started.elapsed());
+    let r = crate::bench::append_batched(&log, &org, a).await?;
     // The last checkpoint, and its cosignatures (the witnesses are on this host: seconds at most).
     let mut signed = log.checkpointed();
     signed.wait_for(|m| m.get(&org.id) >= Some(&a.events)).await?;
